@@ -1,0 +1,425 @@
+"""The sender: drains the outbox under Telegram's limits and through its errors.
+
+Limits are kept here, not by python-telegram-bot's AIORateLimiter, because that limiter
+pauses every chat on one flood wait and does not pace private chats. Here:
+- one global pace (about 30 messages a second, evenly spaced, so no window ever bursts);
+- one pace per chat (1 a second; 20 a minute for groups and channels), and one message in
+  flight per chat, so a chat's messages keep their order;
+- a 429 `retry_after` delays only the chat it names.
+
+Each row is marked sent only after Telegram accepted it (in small batches, a few
+milliseconds apart), so a hard kill can at most resend what was in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+
+from telegram import Bot, LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+
+from bot.clock import Clock
+from bot.config import DeliverySettings
+from bot.delivery.format import format_alert, html_to_plain
+from bot.store import OutboxItem, Store, StoryText
+
+log = logging.getLogger(__name__)
+
+REFILL_BATCH = 5000
+FLUSH_EVERY = 0.05  # seconds between two writes of "sent" marks
+MAX_BACKOFF = 300.0  # seconds between two tries of one message through an outage
+STORY_CACHE = 20_000
+
+# Error texts (lower case) that mean the chat can no longer receive messages from the bot.
+UNREACHABLE = (
+    "chat not found",
+    "bot was blocked",
+    "bot was kicked",
+    "user is deactivated",
+    "not enough rights to send",
+    "have no rights to send",
+    "bot is not a member",
+    "chat_write_forbidden",
+    "need administrator rights",
+    "peer_id_invalid",
+)
+
+# Told when a chat became unreachable (pause its subscriptions) or moved (group upgrade).
+ChatListener = Callable[[int], Awaitable[None]]
+
+
+@dataclass
+class SenderStats:
+    sent: int = 0
+    flood_waits: int = 0
+    retries: int = 0
+    failed: int = 0  # given up after retrying for too long
+    dropped: int = 0  # chat unreachable
+    plain_fallbacks: int = 0  # HTML refused ("can't parse entities"): a bug, sent as text
+    migrated: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+class Sender:
+    def __init__(
+        self,
+        store: Store,
+        bot: Bot,
+        settings: DeliverySettings,
+        clock: Clock,
+        *,
+        link_preview: bool = False,
+        default_zone: str = "UTC",
+        on_unreachable: ChatListener | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.store = store
+        self.bot = bot
+        self.settings = settings
+        self.clock = clock
+        self.link_preview = LinkPreviewOptions(is_disabled=not link_preview)
+        self.default_zone = default_zone
+        self.on_unreachable = on_unreachable
+        self.stats = SenderStats()
+        self.rng = random.Random(seed)
+
+        self._queues: dict[int, deque[OutboxItem]] = {}
+        self._heap: list[tuple[float, int, int]] = []  # (ready at, sequence, chat id)
+        self._scheduled: set[int] = set()  # chats with an entry in the heap
+        self._busy: set[int] = set()  # chats with a message in flight
+        self._next_allowed: dict[int, float] = {}
+        self._next_global = 0.0
+        self._seq = 0
+        self._loaded_max_id = 0
+        self._stories: dict[int, StoryText] = {}
+        self._sent_ids: list[int] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._flush_task: asyncio.Task[None] | None = None
+
+    # --- life cycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name="sender")
+        self._flush_task = asyncio.create_task(self._flush_loop(), name="sender-flush")
+
+    def wake(self) -> None:
+        """New rows are in the outbox: look now rather than at the next periodic refill."""
+        self._wake.set()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Send nothing new; let messages in flight finish (bounded); record what was sent."""
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task:
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        if self._tasks:
+            timeout = self.settings.shutdown_grace_seconds if grace is None else grace
+            _done, pending = await asyncio.wait(list(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._flush_task:
+            self._flush_task.cancel()
+            await asyncio.gather(self._flush_task, return_exceptions=True)
+        await self._flush()
+
+    @property
+    def queued(self) -> int:
+        return sum(len(q) for q in self._queues.values()) + len(self._busy)
+
+    async def drain(self, within: float) -> bool:
+        """Wait until nothing is queued or in flight (tests, benchmarks). True if drained."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while loop.time() < deadline:
+            await self._refill()
+            if not self.queued and not self._tasks:
+                await self._flush()
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
+    # --- scheduling -------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_refill = 0.0
+        while not self._stopping:
+            now = loop.time()
+            if self._wake.is_set() or now - last_refill > 1.0:
+                self._wake.clear()
+                try:
+                    await self._refill()
+                except Exception:
+                    log.exception("event=outbox_refill_failed")
+                last_refill = loop.time()
+                continue
+            if not self._heap:
+                await self._sleep(1.0)
+                continue
+            ready_at, _seq, chat_id = self._heap[0]
+            start_at = max(ready_at, self._next_global)
+            if start_at > now:
+                await self._sleep(start_at - now)
+                continue
+            await self._slots.acquire()
+            if self._stopping:
+                self._slots.release()
+                break
+            heapq.heappop(self._heap)
+            self._scheduled.discard(chat_id)
+            queue = self._queues.get(chat_id)
+            if not queue:
+                self._slots.release()
+                continue
+            item = queue.popleft()
+            now = loop.time()
+            self._next_global = max(now, self._next_global) + 1.0 / self.settings.global_per_second
+            self._next_allowed[chat_id] = now + self._chat_interval(item)
+            self._busy.add(chat_id)
+            task = asyncio.create_task(self._deliver(item))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=min(seconds, 1.0))
+        except TimeoutError:
+            pass
+
+    def _chat_interval(self, item: OutboxItem) -> float:
+        per_chat = 1.0 / self.settings.chat_per_second
+        if item.chat_id < 0 or item.chat_kind != "private":
+            return max(per_chat, 60.0 / self.settings.group_per_minute)
+        return per_chat
+
+    def _schedule(self, chat_id: int, at: float | None = None) -> None:
+        if chat_id in self._scheduled or chat_id in self._busy or not self._queues.get(chat_id):
+            return
+        ready = max(at or 0.0, self._next_allowed.get(chat_id, 0.0))
+        self._seq += 1
+        heapq.heappush(self._heap, (ready, self._seq, chat_id))
+        self._scheduled.add(chat_id)
+
+    async def _refill(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            items = await self.store.outbox.pending_after(self._loaded_max_id, REFILL_BATCH)
+            if not items:
+                return
+            self._loaded_max_id = items[-1].id
+            missing = {i.story_id for i in items if i.story_id and i.story_id not in self._stories}
+            if missing:
+                if len(self._stories) + len(missing) > STORY_CACHE:
+                    self._stories.clear()
+                self._stories.update(await self.store.outbox.stories(sorted(missing)))
+            now_ms = self.clock.now_ms()
+            for item in items:
+                self._queues.setdefault(item.chat_id, deque()).append(item)
+                delay = max(0.0, (item.not_before - now_ms) / 1000)
+                self._schedule(item.chat_id, loop.time() + delay if delay else None)
+            if len(items) < REFILL_BATCH:
+                return
+
+    # --- one message ----------------------------------------------------------------
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        chat_id = item.chat_id
+        try:
+            await self._attempt(item)
+        except Exception:  # a bug here must not kill the sender; the row stays pending
+            log.exception("event=deliver_crashed outbox=%d chat=%d", item.id, chat_id)
+            self._requeue(item, self._backoff(item))
+        finally:
+            self._busy.discard(chat_id)
+            self._slots.release()
+            self._schedule(chat_id)
+            self._wake.set()
+
+    def _render(self, item: OutboxItem) -> str | None:
+        if item.text is not None:
+            return item.text
+        story = self._stories.get(item.story_id or -1)
+        if story is None:
+            return None
+        return format_alert(
+            title=story.title,
+            summary=story.summary,
+            link=story.link,
+            feed_title=story.feed_title,
+            timestamp_id=story.timestamp_id,
+            zone=item.timezone or self.default_zone,
+            keyword=item.keyword,
+        )
+
+    async def _attempt(self, item: OutboxItem, *, plain: bool = False, thread: bool = True) -> None:
+        text = self._render(item)
+        if text is None:  # its story was purged, or is being loaded after a restart
+            missing = await self.store.outbox.stories([item.story_id or -1])
+            if not missing:
+                await self.store.outbox.give_up(item.id, status="dropped", error="story gone")
+                return
+            self._stories.update(missing)
+            text = self._render(item) or ""
+        try:
+            await self.bot.send_message(
+                chat_id=item.chat_id,
+                text=html_to_plain(text) if plain else text,
+                parse_mode=None if plain else ParseMode.HTML,
+                message_thread_id=item.thread_id if thread else None,
+                link_preview_options=self.link_preview,
+            )
+        except RetryAfter as error:
+            wait = _seconds(error.retry_after)
+            self.stats.flood_waits += 1
+            await self._count("flood_wait")
+            log.warning("event=flood_wait chat=%d retry_after=%.0f", item.chat_id, wait)
+            self._requeue(item, wait, count_attempt=False)
+        except ChatMigrated as error:
+            await self._migrate(item, error.new_chat_id)
+        except Forbidden as error:
+            await self._unreachable(item, str(error))
+        except BadRequest as error:
+            await self._bad_request(item, error, plain=plain, thread=thread)
+        except TelegramError as error:  # TimedOut, NetworkError (5xx, connection), others
+            await self._transient(item, error)
+        else:
+            self.stats.sent += 1
+            self._sent_ids.append(item.id)
+
+    async def _bad_request(
+        self, item: OutboxItem, error: BadRequest, *, plain: bool, thread: bool
+    ) -> None:
+        message = str(error).lower()
+        if any(reason in message for reason in UNREACHABLE):
+            await self._unreachable(item, str(error))
+        elif "can't parse entities" in message and not plain:
+            # Our HTML should always be valid: this is a bug. The reader still gets the story.
+            self.stats.plain_fallbacks += 1
+            await self._count("error.parse_entities")
+            log.error(
+                "event=html_refused outbox=%d chat=%d error=%r (bug: sent as plain text)",
+                item.id,
+                item.chat_id,
+                str(error),
+            )
+            await self._attempt(item, plain=True, thread=thread)
+        elif ("thread not found" in message or "topic" in message) and thread and item.thread_id:
+            # The forum topic was deleted or closed: the chat itself still gets the story.
+            log.warning("event=topic_gone chat=%d thread=%s", item.chat_id, item.thread_id)
+            await self._attempt(item, plain=plain, thread=False)
+        else:
+            self.stats.failed += 1
+            await self._count("error.bad_request")
+            log.error(
+                "event=send_refused outbox=%d chat=%d error=%r", item.id, item.chat_id, str(error)
+            )
+            await self.store.outbox.give_up(item.id, status="failed", error=str(error))
+
+    async def _unreachable(self, item: OutboxItem, reason: str) -> None:
+        chat_id = item.chat_id
+        queued = self._queues.pop(chat_id, deque())
+        dropped = await self.store.chats.drop_pending(chat_id)
+        await self.store.chats.set_status(chat_id, "paused")
+        self.stats.dropped += max(dropped, len(queued) + 1)
+        await self._count("error.unreachable")
+        log.warning("event=chat_unreachable chat=%d reason=%r dropped=%d", chat_id, reason, dropped)
+        if self.on_unreachable:
+            await self.on_unreachable(chat_id)
+
+    async def _migrate(self, item: OutboxItem, new_chat_id: int) -> None:
+        old = item.chat_id
+        await self.store.chats.migrate(old, new_chat_id)
+        self.stats.migrated += 1
+        log.info("event=chat_migrated from=%d to=%d", old, new_chat_id)
+        moved = [
+            replace(i, chat_id=new_chat_id, chat_kind="supergroup")
+            for i in [item, *self._queues.pop(old, deque())]
+        ]
+        self._queues.setdefault(new_chat_id, deque()).extendleft(reversed(moved))
+        self._schedule(new_chat_id)
+
+    async def _transient(self, item: OutboxItem, error: TelegramError) -> None:
+        kind = type(error).__name__
+        self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
+        await self._count(f"error.{kind}")
+        age_hours = (self.clock.now_ms() - item.created_at) / 3_600_000
+        if age_hours >= self.settings.retry_hours:
+            self.stats.failed += 1
+            log.error(
+                "event=send_given_up outbox=%d chat=%d after=%.1fh error=%r",
+                item.id,
+                item.chat_id,
+                age_hours,
+                str(error),
+            )
+            await self.store.outbox.give_up(item.id, status="failed", error=str(error))
+            return
+        delay = self._backoff(item)
+        self.stats.retries += 1
+        log.warning(
+            "event=send_retry outbox=%d chat=%d error=%s retry_in=%.1fs",
+            item.id,
+            item.chat_id,
+            kind,
+            delay,
+        )
+        await self.store.outbox.retry_later(
+            item.id, not_before=self.clock.now_ms() + int(delay * 1000), error=str(error)
+        )
+        self._requeue(replace(item, attempts=item.attempts + 1), delay, count_attempt=False)
+
+    def _backoff(self, item: OutboxItem) -> float:
+        """Exponential, with full jitter so a recovering API is not hit by every chat at once."""
+        ceiling = min(MAX_BACKOFF, 1.0 * 2 ** min(item.attempts, 16))
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+    def _requeue(self, item: OutboxItem, delay: float, *, count_attempt: bool = True) -> None:
+        """Put the message back at the head of its chat's queue; the chat waits `delay`."""
+        if count_attempt:
+            item = replace(item, attempts=item.attempts + 1)
+        loop = asyncio.get_running_loop()
+        self._queues.setdefault(item.chat_id, deque()).appendleft(item)
+        self._next_allowed[item.chat_id] = loop.time() + delay
+
+    # --- bookkeeping ------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            try:
+                await self._flush()
+            except Exception:
+                log.exception("event=mark_sent_failed")
+
+    async def _flush(self) -> None:
+        if not self._sent_ids:
+            return
+        ids, self._sent_ids = self._sent_ids, []
+        try:
+            await self.store.outbox.mark_sent(ids, self.clock.now_ms())
+        except BaseException:
+            self._sent_ids[:0] = ids  # try again next time; never forget a delivery
+            raise
+
+    async def _count(self, name: str) -> None:
+        try:
+            await self.store.outbox.bump_counter(name, self.clock.now_ms())
+        except Exception:
+            log.exception("event=counter_failed name=%s", name)
+
+
+def _seconds(value: int | float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)

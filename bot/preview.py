@@ -1,0 +1,60 @@
+"""`news-notifier preview`: the alerts a feed would produce, without Telegram or a database."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bot.config import Settings
+from bot.delivery.format import format_alert
+from bot.feeds.check import parse_and_normalize
+from bot.feeds.fetch import Fetcher, FetchError
+from bot.service import check_url, fetch_error_to_user
+from bot.summary import summarize
+
+
+def read_file(source: str) -> tuple[bytes, str] | None:
+    """(body, file URL) when `source` names a local file rather than a web address."""
+    path = Path(source)
+    if urlsplit(source).scheme in ("http", "https") or not path.is_file():
+        return None
+    return path.read_bytes(), path.resolve().as_uri()
+
+
+async def load(source: str, settings: Settings) -> tuple[bytes, str, str | None]:
+    """(body, url, content type) of a feed given as a URL or a local file."""
+    local = read_file(source)
+    if local:
+        return local[0], local[1], None
+    url = check_url(source)
+    async with Fetcher(settings.fetch) as fetcher:
+        try:
+            result = await fetcher.fetch(url)
+        except FetchError as error:
+            raise fetch_error_to_user(error, url, settings) from None
+    return result.body or b"", result.url, result.content_type
+
+
+async def preview(source: str, settings: Settings, *, limit: int = 3) -> list[str]:
+    body, url, content_type = await load(source, settings)
+    parsed = parse_and_normalize(
+        body, url=url, content_type=content_type, feed_id=0, now_ms=time.time_ns() // 1_000_000
+    )
+    newest = sorted(parsed.entries, key=lambda e: e.timestamp_id, reverse=True)[:limit]
+    feed_title = parsed.feed.title or url
+    return [
+        format_alert(
+            title=entry.title,
+            summary=summarize(
+                entry.lead_html,
+                max_chars=settings.summary.max_chars,
+                max_chars_cjk=settings.summary.max_chars_cjk,
+            ),
+            link=entry.link,
+            feed_title=feed_title,
+            timestamp_id=entry.timestamp_id,
+            zone=settings.digest.timezone,
+        )
+        for entry in newest
+    ]

@@ -1,0 +1,30 @@
+"""Who is alerted about a new story: the feed's instant-mode chats that its keywords let in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.filters import KeywordIndex
+from bot.store import Delivery, NewStory, Recipient
+from bot.store.stories import Router
+
+
+def story_text(title: str, summary: str) -> str:
+    """The text keywords are matched against: the title and the summary."""
+    return f"{title}\n{summary}" if summary else title
+
+
+def make_router(index: KeywordIndex) -> Router:
+    """A Router that scans each story once with every chat's keywords (Aho-Corasick)."""
+
+    def route(story: NewStory, recipients: Sequence[Recipient]) -> list[Delivery]:
+        matches = index.match(story_text(story.entry.title, story.summary))
+        deliveries = []
+        for recipient in recipients:
+            verdict = matches.verdict(recipient.chat_id)
+            if verdict.alert:
+                keyword = verdict.keyword.display() if verdict.keyword else None
+                deliveries.append(Delivery(recipient.chat_id, recipient.thread_id, keyword))
+        return deliveries
+
+    return route

@@ -1,0 +1,58 @@
+"""Storage: all SQL lives below this package, behind `Store`.
+
+Plain SQL, numbered migrations (migrations/NNNN_name.sql) applied at start. The SQL sticks
+to what SQLite and PostgreSQL share where it costs nothing (INSERT … ON CONFLICT … DO
+NOTHING RETURNING), so a PostgreSQL backend can later sit behind the same interface.
+"""
+
+from __future__ import annotations
+
+from bot.store.chats import Chat, ChatStore, Recipient, Subscription
+from bot.store.db import Database, DatabaseLockedError
+from bot.store.feeds import Feed, FeedCheck, FeedStore
+from bot.store.outbox import OutboxItem, OutboxStore, StoryText
+from bot.store.stories import CheckOutcome, Delivery, NewStory, StoryStore
+
+__all__ = [
+    "Chat",
+    "ChatStore",
+    "CheckOutcome",
+    "Database",
+    "DatabaseLockedError",
+    "Delivery",
+    "Feed",
+    "FeedCheck",
+    "FeedStore",
+    "NewStory",
+    "OutboxItem",
+    "OutboxStore",
+    "Recipient",
+    "Store",
+    "StoryStore",
+    "StoryText",
+    "Subscription",
+]
+
+
+class Store:
+    """The bot's one store: a database and the table families on it."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.feeds = FeedStore(db)
+        self.chats = ChatStore(db)
+        self.stories = StoryStore(db)
+        self.outbox = OutboxStore(db)
+
+    @classmethod
+    async def open(cls, path: str, *, exclusive: bool = True) -> Store:
+        return cls(await Database.open(path, exclusive=exclusive))
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

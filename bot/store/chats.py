@@ -1,0 +1,211 @@
+"""Chats, their subscriptions, keyword filters and digest schedules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    id: int
+    kind: str
+    title: str
+    language: str
+    status: str
+    timezone: str | None
+    digest_hour: int | None
+    digest_minute: int | None
+    digest_thread_id: int | None
+    digest_set_at: int | None
+    last_digest_at: int | None
+    next_digest_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: int
+    chat_id: int
+    feed_id: int
+    thread_id: int | None
+    mode: str
+    feed_url: str
+    feed_title: str
+    feed_status: str
+    feed_failures: int
+    feed_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    chat_id: int
+    thread_id: int | None
+    mode: str
+
+
+_CHAT_COLUMNS = (
+    "id, kind, title, language, status, timezone, digest_hour, digest_minute,"
+    " digest_thread_id, digest_set_at, last_digest_at, next_digest_at"
+)
+
+
+class ChatStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def upsert(
+        self, chat_id: int, *, kind: str, title: str, language: str | None, now_ms: int
+    ) -> None:
+        """Remember the chat; the language follows whoever last spoke to the bot there."""
+        await self.db.execute(
+            "INSERT INTO chats (id, kind, title, language, created_at)"
+            " VALUES (?, ?, ?, COALESCE(?, 'en'), ?)"
+            " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, title = excluded.title,"
+            " language = COALESCE(?, chats.language)",
+            (chat_id, kind, title, language, now_ms, language),
+        )
+
+    async def get(self, chat_id: int) -> Chat | None:
+        row = await self.db.fetchone(f"SELECT {_CHAT_COLUMNS} FROM chats WHERE id = ?", (chat_id,))
+        return Chat(*row) if row else None
+
+    async def set_status(self, chat_id: int, status: str) -> bool:
+        """Pause (blocked, removed) or resume a chat. True when the status changed."""
+        changed = await self.db.execute(
+            "UPDATE chats SET status = ? WHERE id = ? AND status != ?", (status, chat_id, status)
+        )
+        return changed > 0
+
+    async def drop_pending(self, chat_id: int) -> int:
+        """Queued messages for a chat that can no longer receive them. Returns how many."""
+        return await self.db.execute(
+            "UPDATE outbox SET status = 'dropped', last_error = 'chat unreachable'"
+            " WHERE chat_id = ? AND status = 'pending'",
+            (chat_id,),
+        )
+
+    async def migrate(self, old_id: int, new_id: int) -> None:
+        """A group became a supergroup: everything of the old id moves to the new one."""
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute("SELECT 1 FROM chats WHERE id = ?", (new_id,))
+            if await cursor.fetchone():
+                # The new id already exists (a message from the supergroup arrived first):
+                # move what it lacks, then drop the old chat.
+                await conn.execute(
+                    "UPDATE OR IGNORE subscriptions SET chat_id = ? WHERE chat_id = ?",
+                    (new_id, old_id),
+                )
+                await conn.execute(
+                    "UPDATE OR IGNORE keywords SET chat_id = ? WHERE chat_id = ?", (new_id, old_id)
+                )
+                await conn.execute("DELETE FROM chats WHERE id = ?", (old_id,))
+            else:
+                await conn.execute(
+                    "UPDATE chats SET id = ?, kind = 'supergroup' WHERE id = ?", (new_id, old_id)
+                )
+            await conn.execute(
+                "UPDATE OR IGNORE outbox SET chat_id = ? WHERE chat_id = ?", (new_id, old_id)
+            )
+
+    # --- subscriptions ---------------------------------------------------------------
+
+    async def subscribe(
+        self, chat_id: int, feed_id: int, *, thread_id: int | None, now_ms: int
+    ) -> bool:
+        """True when the subscription is new, False when the chat already had it."""
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO subscriptions (chat_id, feed_id, thread_id, created_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (chat_id, feed_id) DO NOTHING RETURNING id",
+                (chat_id, feed_id, thread_id, now_ms),
+            )
+            return await cursor.fetchone() is not None
+
+    async def subscriptions(self, chat_id: int) -> list[Subscription]:
+        """The chat's subscriptions in /list order (oldest first; numbers start at 1)."""
+        rows = await self.db.fetchall(
+            "SELECT s.id, s.chat_id, s.feed_id, s.thread_id, s.mode, f.url, f.title, f.status,"
+            " f.consecutive_failures, f.last_error FROM subscriptions s"
+            " JOIN feeds f ON f.id = s.feed_id WHERE s.chat_id = ? ORDER BY s.id",
+            (chat_id,),
+        )
+        return [Subscription(*row) for row in rows]
+
+    async def unsubscribe(self, chat_id: int, subscription_id: int) -> bool:
+        changed = await self.db.execute(
+            "DELETE FROM subscriptions WHERE id = ? AND chat_id = ?", (subscription_id, chat_id)
+        )
+        return changed > 0
+
+    async def set_mode(self, chat_id: int, subscription_id: int, mode: str) -> bool:
+        changed = await self.db.execute(
+            "UPDATE subscriptions SET mode = ? WHERE id = ? AND chat_id = ?",
+            (mode, subscription_id, chat_id),
+        )
+        return changed > 0
+
+    async def count_subscriptions(self, chat_id: int) -> int:
+        row = await self.db.fetchone(
+            "SELECT COUNT(*) FROM subscriptions WHERE chat_id = ?", (chat_id,)
+        )
+        return int(row[0]) if row else 0
+
+    # --- keywords ----------------------------------------------------------------------
+
+    async def keywords(self, chat_id: int) -> list[tuple[str, bool]]:
+        rows = await self.db.fetchall(
+            "SELECT text, exclude FROM keywords WHERE chat_id = ? ORDER BY position", (chat_id,)
+        )
+        return [(row[0], bool(row[1])) for row in rows]
+
+    async def all_keywords(self) -> dict[int, list[tuple[str, bool]]]:
+        rows = await self.db.fetchall(
+            "SELECT chat_id, text, exclude FROM keywords ORDER BY chat_id, position"
+        )
+        result: dict[int, list[tuple[str, bool]]] = {}
+        for chat_id, text, exclude in rows:
+            result.setdefault(chat_id, []).append((text, bool(exclude)))
+        return result
+
+    async def set_keywords(self, chat_id: int, keywords: list[tuple[str, bool]]) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute("DELETE FROM keywords WHERE chat_id = ?", (chat_id,))
+            await conn.executemany(
+                "INSERT INTO keywords (chat_id, position, text, exclude) VALUES (?, ?, ?, ?)",
+                [(chat_id, i, text, int(exclude)) for i, (text, exclude) in enumerate(keywords)],
+            )
+
+    # --- digest ------------------------------------------------------------------------
+
+    async def set_digest(
+        self,
+        chat_id: int,
+        *,
+        hour: int | None,
+        minute: int | None,
+        timezone: str | None,
+        thread_id: int | None,
+        now_ms: int,
+    ) -> None:
+        await self.db.execute(
+            "UPDATE chats SET digest_hour = ?, digest_minute = ?,"
+            " timezone = COALESCE(?, timezone), digest_thread_id = ?, digest_set_at = ?"
+            " WHERE id = ?",
+            (hour, minute, timezone, thread_id, now_ms, chat_id),
+        )
+
+    async def with_digest(self) -> list[Chat]:
+        rows = await self.db.fetchall(
+            f"SELECT {_CHAT_COLUMNS} FROM chats WHERE digest_hour IS NOT NULL AND status = 'active'"
+        )
+        return [Chat(*row) for row in rows]
+
+    async def recipients(self, feed_id: int) -> list[Recipient]:
+        """Active chats subscribed to a feed, with the topic and mode of each subscription."""
+        rows = await self.db.fetchall(
+            "SELECT s.chat_id, s.thread_id, s.mode FROM subscriptions s JOIN chats c"
+            " ON c.id = s.chat_id WHERE s.feed_id = ? AND c.status = 'active'",
+            (feed_id,),
+        )
+        return [Recipient(*row) for row in rows]

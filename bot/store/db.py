@@ -1,0 +1,197 @@
+"""The one owner of the SQLite connection: open, lock, migrate, serialize, close.
+
+aiosqlite runs one connection on one thread. Coroutines that shared it freely could
+interleave their statements inside each other's transactions, so every use goes through
+`transaction()` or `read()`, which take one asyncio lock. A second process on the same
+database is refused with an exclusive lock on a side file (fcntl), released by the kernel
+even after kill -9.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import re
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import IO
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+class DatabaseLockedError(Exception):
+    """Another news-notifier process holds this database."""
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(number, name, sql) of every migration shipped in bot/store/migrations, in order."""
+    found = []
+    for item in resources.files("bot.store").joinpath("migrations").iterdir():
+        match = MIGRATION_NAME.match(item.name)
+        if match:
+            found.append((int(match.group(1)), item.name, item.read_text(encoding="utf-8")))
+    found.sort()
+    numbers = [number for number, _, _ in found]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise RuntimeError(f"migrations must be numbered 0001, 0002, … without gaps: {numbers}")
+    return found
+
+
+class Database:
+    """Open with `await Database.open(path)`; always `await db.close()` (or `async with`)."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str, lock_file: IO[bytes] | None):
+        self._conn = conn
+        self.path = path
+        self._lock_file = lock_file
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: str, *, exclusive: bool = True, read_only: bool = False) -> Database:
+        """Open (creating the file and its folder), take the process lock, run migrations.
+
+        exclusive=False skips the process lock (the healthcheck reads beside a running bot).
+        """
+        lock_file = None
+        if path != ":memory:":
+            if not read_only:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if exclusive:
+                lock_file = _take_process_lock(path)
+        try:
+            if read_only:
+                conn = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
+            else:
+                conn = await aiosqlite.connect(path, isolation_level=None)
+        except BaseException:
+            if lock_file:
+                lock_file.close()
+            raise
+        db = cls(conn, path, lock_file)
+        try:
+            await db._configure(read_only)
+            if not read_only:
+                await db._migrate()
+        except BaseException:
+            await db.close()
+            raise
+        return db
+
+    async def _configure(self, read_only: bool) -> None:
+        conn = self._conn
+        conn.row_factory = aiosqlite.Row
+        await conn.execute("PRAGMA busy_timeout = 5000")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        if not read_only:
+            # WAL: readers (healthcheck, backups) never block the bot; NORMAL sync is
+            # durable across a process kill, which is the crash this bot must survive.
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+
+    async def _migrate(self) -> None:
+        async with self.transaction() as conn:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            cursor = await conn.execute("SELECT COALESCE(MAX(number), 0) FROM schema_migrations")
+            (current,) = await cursor.fetchone()  # type: ignore[misc]
+            for number, name, sql in migrations():
+                if number <= current:
+                    continue
+                log.info("event=migration number=%d name=%s", number, name)
+                for statement in _statements(sql):
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (number, name, applied_at)"
+                    " VALUES (?, ?, datetime('now'))",
+                    (number, name),
+                )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on any error)."""
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Reads that must not run inside another coroutine's open transaction."""
+        async with self._lock:
+            yield self._conn
+
+    async def fetchall(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        async with self.read() as conn:
+            cursor = await conn.execute(sql, params)
+            return list(await cursor.fetchall())
+
+    async def fetchone(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+        async with self.read() as conn:
+            cursor = await conn.execute(sql, params)
+            return await cursor.fetchone()
+
+    async def execute(self, sql: str, params: tuple | dict = ()) -> int:
+        """One statement in its own transaction; returns the number of rows changed."""
+        async with self.transaction() as conn:
+            cursor = await conn.execute(sql, params)
+            return cursor.rowcount
+
+    async def close(self) -> None:
+        """Close the connection (its thread too, so the process can exit) and the lock."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._conn.close()
+        finally:
+            if self._lock_file:
+                self._lock_file.close()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _take_process_lock(path: str) -> IO[bytes]:
+    lock_path = f"{path}.lock"
+    handle = open(lock_path, "a+b")  # noqa: SIM115 - held open for the process's lifetime
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().decode(errors="replace").strip() or "another process"
+        handle.close()
+        raise DatabaseLockedError(
+            f"database {path} is in use by another news-notifier ({owner}); "
+            "stop it first, or give this one its own NEWS_NOTIFIER_DATABASE"
+        ) from None
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()}".encode())
+    handle.flush()
+    return handle
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration file into statements (no triggers with inner ';' are used)."""
+    without_comments = "\n".join(
+        line for line in sql.splitlines() if not line.lstrip().startswith("--")
+    )
+    return [part.strip() for part in without_comments.split(";") if part.strip()]

@@ -1,0 +1,203 @@
+"""Feeds: one row per feed URL, with its fetch state and schedule."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import aiosqlite
+
+from bot.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    id: int
+    url: str
+    title: str
+    site_url: str
+    status: str
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    hint_seconds: int | None
+    next_check_at: int
+    last_checked_at: int | None
+    last_success_at: int | None
+    consecutive_failures: int
+    failing_since: int | None
+    last_error: str | None
+    primed_at: int | None
+    newest_timestamp_id: int | None
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.url
+
+
+_COLUMNS = (
+    "id, url, title, site_url, status, etag, last_modified, body_hash, hint_seconds,"
+    " next_check_at, last_checked_at, last_success_at, consecutive_failures, failing_since,"
+    " last_error, primed_at, newest_timestamp_id"
+)
+
+
+def _feed(row: sqlite3.Row) -> Feed:
+    return Feed(*row)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedCheck:
+    """What a successful check writes to its feed row."""
+
+    now_ms: int
+    next_check_at: int
+    hint_seconds: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    title: str | None = None
+    site_url: str | None = None
+    new_body: bool = False  # False: 304 or identical body, validators kept as they were
+
+
+async def apply_success(conn: aiosqlite.Connection, feed_id: int, check: FeedCheck) -> bool:
+    """Write a successful check; returns True when the feed had been paused (it recovered)."""
+    cursor = await conn.execute("SELECT status FROM feeds WHERE id = ?", (feed_id,))
+    row = await cursor.fetchone()
+    was_paused = bool(row and row[0] == "paused")
+    await conn.execute(
+        "UPDATE feeds SET last_checked_at = :now, last_success_at = :now,"
+        " next_check_at = :next, hint_seconds = :hint, consecutive_failures = 0,"
+        " failing_since = NULL, last_error = NULL,"
+        " status = CASE WHEN status = 'paused' THEN 'active' ELSE status END,"
+        " etag = CASE WHEN :new THEN :etag ELSE etag END,"
+        " last_modified = CASE WHEN :new THEN :lm ELSE last_modified END,"
+        " body_hash = CASE WHEN :new THEN :hash ELSE body_hash END,"
+        " title = CASE WHEN :title IS NOT NULL AND :title != '' THEN :title ELSE title END,"
+        " site_url = COALESCE(:site, site_url)"
+        " WHERE id = :id",
+        {
+            "now": check.now_ms,
+            "next": check.next_check_at,
+            "hint": check.hint_seconds,
+            "new": check.new_body,
+            "etag": check.etag,
+            "lm": check.last_modified,
+            "hash": check.body_hash,
+            "title": check.title,
+            "site": check.site_url,
+            "id": feed_id,
+        },
+    )
+    return was_paused
+
+
+class FeedStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, feed_id: int) -> Feed | None:
+        row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM feeds WHERE id = ?", (feed_id,))
+        return _feed(row) if row else None
+
+    async def by_url(self, url: str) -> Feed | None:
+        row = await self.db.fetchone(f"SELECT {_COLUMNS} FROM feeds WHERE url = ?", (url,))
+        return _feed(row) if row else None
+
+    async def add(self, url: str, *, title: str, site_url: str, now_ms: int) -> int:
+        """The feed's id, creating the row when the URL is new."""
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO feeds (url, title, site_url, next_check_at, created_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (url) DO NOTHING RETURNING id",
+                (url, title, site_url, now_ms, now_ms),
+            )
+            row = await cursor.fetchone()
+            if row:
+                return int(row[0])
+            cursor = await conn.execute("SELECT id FROM feeds WHERE url = ?", (url,))
+            (feed_id,) = await cursor.fetchone()  # type: ignore[misc]
+            return int(feed_id)
+
+    async def due(self, now_ms: int, limit: int) -> list[Feed]:
+        """Active feeds with subscribers whose next check time has come, most overdue first."""
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM feeds WHERE status = 'active' AND next_check_at <= ?"
+            " AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.feed_id = feeds.id)"
+            " ORDER BY next_check_at LIMIT ?",
+            (now_ms, limit),
+        )
+        return [_feed(row) for row in rows]
+
+    async def next_due_at(self) -> int | None:
+        row = await self.db.fetchone(
+            "SELECT MIN(next_check_at) FROM feeds WHERE status = 'active'"
+            " AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.feed_id = feeds.id)"
+        )
+        return row[0] if row else None
+
+    async def record_success(self, feed_id: int, check: FeedCheck) -> bool:
+        """A check that answered (304, identical body, or parsed). True when it had been paused."""
+        async with self.db.transaction() as conn:
+            return await apply_success(conn, feed_id, check)
+
+    async def record_failure(
+        self, feed_id: int, *, error: str, now_ms: int, next_check_at: int, pause_after_ms: int
+    ) -> bool:
+        """Count one failure. Returns True when this failure paused the feed."""
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE feeds SET last_checked_at = ?, next_check_at = ?, last_error = ?,"
+                " consecutive_failures = consecutive_failures + 1,"
+                " failing_since = COALESCE(failing_since, ?) WHERE id = ?"
+                " RETURNING failing_since, status",
+                (now_ms, next_check_at, error[:500], now_ms, feed_id),
+            )
+            row = await cursor.fetchone()
+            if not row or row[1] != "active" or now_ms - row[0] < pause_after_ms:
+                return False
+            await conn.execute("UPDATE feeds SET status = 'paused' WHERE id = ?", (feed_id,))
+            return True
+
+    async def mark_gone(self, feed_id: int, *, now_ms: int) -> None:
+        await self.db.execute(
+            "UPDATE feeds SET status = 'gone', last_checked_at = ?, last_error = 'HTTP 410 Gone'"
+            " WHERE id = ?",
+            (now_ms, feed_id),
+        )
+
+    async def resume(self, feed_id: int, *, now_ms: int) -> bool:
+        """A paused feed answered again (checked by hand or by /subscribe): make it active."""
+        changed = await self.db.execute(
+            "UPDATE feeds SET status = 'active', consecutive_failures = 0, failing_since = NULL,"
+            " last_error = NULL, next_check_at = ? WHERE id = ? AND status != 'active'",
+            (now_ms, feed_id),
+        )
+        return changed > 0
+
+    async def change_url(self, feed_id: int, new_url: str) -> bool:
+        """Follow a permanent redirect, unless another feed row already has that URL."""
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute("SELECT 1 FROM feeds WHERE url = ?", (new_url,))
+            if await cursor.fetchone():
+                return False
+            await conn.execute("UPDATE feeds SET url = ? WHERE id = ?", (new_url, feed_id))
+            return True
+
+    async def paused_due_for_probe(self, now_ms: int, limit: int) -> list[Feed]:
+        """Paused feeds are still probed now and then (backoff cap) to notice recovery."""
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM feeds WHERE status = 'paused' AND next_check_at <= ?"
+            " ORDER BY next_check_at LIMIT ?",
+            (now_ms, limit),
+        )
+        return [_feed(row) for row in rows]
+
+    async def subscriber_languages(self, feed_id: int) -> list[tuple[int, int | None, str]]:
+        rows = await self.db.fetchall(
+            "SELECT c.id, s.thread_id, c.language FROM subscriptions s JOIN chats c"
+            " ON c.id = s.chat_id WHERE s.feed_id = ? AND c.status = 'active'",
+            (feed_id,),
+        )
+        return [(row[0], row[1], row[2]) for row in rows]

@@ -1,0 +1,140 @@
+"""The outbox: every message owed to a chat, from the moment it is owed until Telegram took it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.store.db import Database
+
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    chat_id: int
+    thread_id: int | None
+    kind: str  # alert, digest, notice
+    story_id: int | None
+    keyword: str | None
+    text: str | None
+    attempts: int
+    created_at: int
+    not_before: int
+    chat_kind: str
+    language: str
+    timezone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryText:
+    """What an alert shows of its story."""
+
+    title: str
+    link: str
+    summary: str
+    feed_title: str
+    timestamp_id: int
+
+
+_ITEM = (
+    "o.id, o.chat_id, o.thread_id, o.kind, o.story_id, o.keyword, o.text, o.attempts,"
+    " o.created_at, o.not_before, COALESCE(c.kind, 'private'), COALESCE(c.language, 'en'),"
+    " c.timezone"
+)
+
+
+class OutboxStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def pending_after(self, after_id: int, limit: int) -> list[OutboxItem]:
+        """Pending rows with an id above `after_id`, oldest first (the sender's refill)."""
+        rows = await self.db.fetchall(
+            f"SELECT {_ITEM} FROM outbox o LEFT JOIN chats c ON c.id = o.chat_id"
+            " WHERE o.status = 'pending' AND o.id > ? ORDER BY o.id LIMIT ?",
+            (after_id, limit),
+        )
+        return [OutboxItem(*row) for row in rows]
+
+    async def stories(self, story_ids: Sequence[int]) -> dict[int, StoryText]:
+        result: dict[int, StoryText] = {}
+        for start in range(0, len(story_ids), 900):
+            chunk = list(story_ids[start : start + 900])
+            marks = ",".join("?" * len(chunk))
+            rows = await self.db.fetchall(
+                "SELECT s.id, s.title, s.link, s.summary, COALESCE(NULLIF(f.title, ''), f.url),"
+                f" s.timestamp_id FROM stories s JOIN feeds f ON f.id = s.feed_id"
+                f" WHERE s.id IN ({marks})",
+                chunk,
+            )
+            for row in rows:
+                result[row[0]] = StoryText(*row[1:])
+        return result
+
+    async def mark_sent(self, ids: Sequence[int], now_ms: int) -> None:
+        if not ids:
+            return
+        async with self.db.transaction() as conn:
+            await conn.executemany(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1"
+                " WHERE id = ? AND status = 'pending'",
+                [(now_ms, i) for i in ids],
+            )
+
+    async def retry_later(self, item_id: int, *, not_before: int, error: str) -> None:
+        await self.db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, not_before = ?, last_error = ?"
+            " WHERE id = ?",
+            (not_before, error[:500], item_id),
+        )
+
+    async def give_up(self, item_id: int, *, status: str, error: str) -> None:
+        """Stop trying one row: 'failed' (errors for too long) or 'dropped' (undeliverable)."""
+        await self.db.execute(
+            "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
+            (status, error[:500], item_id),
+        )
+
+    async def enqueue_text(
+        self, chat_id: int, thread_id: int | None, *, kind: str, texts: Sequence[str], now_ms: int
+    ) -> None:
+        """Queue ready-made messages (digest parts, notices) in order."""
+        async with self.db.transaction() as conn:
+            await conn.executemany(
+                "INSERT INTO outbox (chat_id, thread_id, kind, text, not_before, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(chat_id, thread_id, kind, text, now_ms, now_ms) for text in texts],
+            )
+
+    async def depth(self) -> int:
+        row = await self.db.fetchone("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
+        return int(row[0]) if row else 0
+
+    async def count(self, *, status: str, since_ms: int) -> int:
+        row = await self.db.fetchone(
+            "SELECT COUNT(*) FROM outbox WHERE status = ? AND COALESCE(sent_at, created_at) >= ?",
+            (status, since_ms),
+        )
+        return int(row[0]) if row else 0
+
+    async def purge(self, *, older_than_ms: int) -> int:
+        """Forget delivered or abandoned rows after the duplicate window has passed."""
+        return await self.db.execute(
+            "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", (older_than_ms,)
+        )
+
+    async def bump_counter(self, name: str, now_ms: int, by: int = 1) -> None:
+        await self.db.execute(
+            "INSERT INTO counters (name, hour, count) VALUES (?, ?, ?)"
+            " ON CONFLICT (name, hour) DO UPDATE SET count = count + excluded.count",
+            (name, now_ms - now_ms % HOUR_MS, by),
+        )
+
+    async def counters(self, since_ms: int) -> dict[str, int]:
+        rows = await self.db.fetchall(
+            "SELECT name, SUM(count) FROM counters WHERE hour >= ? GROUP BY name",
+            (since_ms - since_ms % HOUR_MS,),
+        )
+        return {row[0]: int(row[1]) for row in rows}

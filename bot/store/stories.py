@@ -1,0 +1,271 @@
+"""Stories (the seen set) and the one transaction that turns a feed check into alerts.
+
+`record_check` is the heart of "never lose, never repeat": in one transaction it inserts
+the batch's entries if absent (one INSERT … ON CONFLICT DO NOTHING RETURNING per chunk
+decides what is new), refreshes presence of the rest, updates the feed row, and writes one
+outbox row per chat owed each new story. A crash before COMMIT leaves nothing; after it,
+the outbox holds every message owed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import aiosqlite
+
+from bot.models import Entry, Story
+from bot.store.chats import Recipient
+from bot.store.db import Database
+from bot.store.feeds import FeedCheck, apply_success
+
+# SQLite allows 32,766 bound parameters per statement; 9 columns × 1,000 rows stays below.
+CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class NewStory:
+    id: int
+    entry: Entry
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One alert owed: this chat (in this topic) gets this story, because of this keyword."""
+
+    chat_id: int
+    thread_id: int | None
+    keyword: str | None
+
+
+# Decides, for one new story and the feed's instant-mode recipients, who is alerted.
+Router = Callable[[NewStory, Sequence[Recipient]], list[Delivery]]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    entries: int  # entries in the document
+    inserted: int  # entries never seen before (recorded as seen)
+    fresh: int  # of those, news (not the first fetch, not archive)
+    queued: int  # alerts written to the outbox
+    duplicates_skipped: int  # alerts not written: the chat had the story from another feed
+    recovered: bool  # the feed had been paused and answered again
+
+
+class StoryStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def known_identities(self, feed_id: int, identities: Sequence[str]) -> set[str]:
+        """Which of these identities the feed has already seen (to summarize only the rest)."""
+        known: set[str] = set()
+        async with self.db.read() as conn:
+            for start in range(0, len(identities), CHUNK):
+                chunk = list(identities[start : start + CHUNK])
+                marks = ",".join("?" * len(chunk))
+                cursor = await conn.execute(
+                    f"SELECT identity FROM stories WHERE feed_id = ? AND identity IN ({marks})",
+                    (feed_id, *chunk),
+                )
+                known.update(row[0] for row in await cursor.fetchall())
+        return known
+
+    async def record_check(
+        self,
+        feed_id: int,
+        entries: Sequence[Entry],
+        summaries: dict[str, str],
+        check: FeedCheck,
+        *,
+        archive_window_ms: int,
+        duplicate_window_ms: int,
+        router: Router,
+    ) -> CheckOutcome:
+        now = check.now_ms
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT primed_at, newest_timestamp_id FROM feeds WHERE id = ?", (feed_id,)
+            )
+            primed_at, newest = await cursor.fetchone()  # type: ignore[misc]
+            entries = _unique(entries)
+            inserted = await _insert_if_absent(conn, feed_id, entries, summaries, now)
+            await _mark_present(conn, feed_id, [e.identity for e in entries], now)
+
+            fresh = [
+                story
+                for story in inserted
+                if primed_at is not None
+                and (newest is None or story.entry.timestamp_id >= newest - archive_window_ms)
+            ]
+            batch_newest = max((e.timestamp_id for e in entries), default=None)
+            recovered = await apply_success(conn, feed_id, check)
+            await conn.execute(
+                "UPDATE feeds SET primed_at = COALESCE(primed_at, ?), newest_timestamp_id ="
+                " CASE WHEN ? IS NULL THEN newest_timestamp_id"
+                " ELSE MAX(COALESCE(newest_timestamp_id, ?), ?) END WHERE id = ?",
+                (now, batch_newest, batch_newest, batch_newest, feed_id),
+            )
+            queued = skipped = 0
+            if fresh:
+                recipients = await _instant_recipients(conn, feed_id)
+                if recipients:
+                    for story in fresh:
+                        deliveries = router(story, recipients)
+                        if not deliveries:
+                            continue
+                        q, s = await _enqueue_alerts(
+                            conn, story, deliveries, now, now - duplicate_window_ms
+                        )
+                        queued += q
+                        skipped += s
+            return CheckOutcome(
+                entries=len(entries),
+                inserted=len(inserted),
+                fresh=len(fresh),
+                queued=queued,
+                duplicates_skipped=skipped,
+                recovered=recovered,
+            )
+
+    async def window(
+        self, chat_id: int, *, since_ms: int, until_ms: int, by: str = "timestamp"
+    ) -> list[Story]:
+        """Stories of the chat's subscriptions (any mode) in [since, until).
+
+        by="timestamp": by publication time (timestamp id); by="seen": by when the bot
+        found them (first_seen_at), which is what the daily digest uses so a story found
+        just after one digest lands in the next one.
+        """
+        column = "st.timestamp_id" if by == "timestamp" else "st.first_seen_at"
+        rows = await self.db.fetchall(
+            "SELECT st.id, st.feed_id, COALESCE(NULLIF(f.title, ''), f.url), st.timestamp_id,"
+            " st.title, st.link, st.summary FROM subscriptions s"
+            " JOIN stories st ON st.feed_id = s.feed_id JOIN feeds f ON f.id = s.feed_id"
+            f" WHERE s.chat_id = ? AND {column} >= ? AND {column} < ?"
+            " ORDER BY st.timestamp_id DESC",
+            (chat_id, since_ms, until_ms),
+        )
+        return [Story(*row) for row in rows]
+
+    async def purge(self, *, older_than_ms: int) -> int:
+        """Forget stories that left their feed long ago (never one still in its feed)."""
+        return await self.db.execute(
+            "DELETE FROM stories WHERE last_present_at < ?"
+            " AND id NOT IN (SELECT story_id FROM outbox WHERE status = 'pending'"
+            " AND story_id IS NOT NULL)",
+            (older_than_ms,),
+        )
+
+
+def _unique(entries: Sequence[Entry]) -> list[Entry]:
+    """A feed listing the same item twice (same guid) holds one story, not two."""
+    seen: set[str] = set()
+    unique = []
+    for entry in entries:
+        if entry.identity not in seen:
+            seen.add(entry.identity)
+            unique.append(entry)
+    return unique
+
+
+async def _insert_if_absent(
+    conn: aiosqlite.Connection,
+    feed_id: int,
+    entries: Sequence[Entry],
+    summaries: dict[str, str],
+    now: int,
+) -> list[NewStory]:
+    by_identity = {entry.identity: entry for entry in entries}
+    inserted: list[NewStory] = []
+    for start in range(0, len(entries), CHUNK):
+        chunk = entries[start : start + CHUNK]
+        values = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        params: list[object] = []
+        for e in chunk:
+            params += [
+                feed_id,
+                e.identity,
+                e.timestamp_id,
+                e.title,
+                e.link,
+                summaries.get(e.identity, ""),
+                e.link_key,
+                e.title_key,
+                now,
+                now,
+            ]
+        cursor = await conn.execute(
+            "INSERT INTO stories (feed_id, identity, timestamp_id, title, link, summary,"
+            f" link_key, title_key, first_seen_at, last_present_at) VALUES {values}"
+            " ON CONFLICT (feed_id, identity) DO NOTHING RETURNING id, identity",
+            params,
+        )
+        for story_id, identity in await cursor.fetchall():
+            entry = by_identity[identity]
+            inserted.append(NewStory(story_id, entry, summaries.get(identity, "")))
+    # RETURNING order is unspecified; alerts go out oldest first.
+    inserted.sort(key=lambda s: (s.entry.timestamp_id, s.id))
+    return inserted
+
+
+async def _mark_present(
+    conn: aiosqlite.Connection, feed_id: int, identities: list[str], now: int
+) -> None:
+    for start in range(0, len(identities), CHUNK):
+        chunk = identities[start : start + CHUNK]
+        marks = ",".join("?" * len(chunk))
+        await conn.execute(
+            f"UPDATE stories SET last_present_at = ? WHERE feed_id = ? AND identity IN ({marks})"
+            " AND last_present_at < ?",
+            (now, feed_id, *chunk, now),
+        )
+
+
+async def _instant_recipients(conn: aiosqlite.Connection, feed_id: int) -> list[Recipient]:
+    cursor = await conn.execute(
+        "SELECT s.chat_id, s.thread_id, s.mode FROM subscriptions s JOIN chats c"
+        " ON c.id = s.chat_id WHERE s.feed_id = ? AND c.status = 'active'"
+        " AND s.mode = 'instant' ORDER BY s.id",
+        (feed_id,),
+    )
+    return [Recipient(*row) for row in await cursor.fetchall()]
+
+
+async def _enqueue_alerts(
+    conn: aiosqlite.Connection,
+    story: NewStory,
+    deliveries: Sequence[Delivery],
+    now: int,
+    duplicate_since: int,
+) -> tuple[int, int]:
+    """Write the story's alerts, skipping chats that got the same story from another feed."""
+    already: set[int] = set()
+    entry = story.entry
+    if entry.link_key or entry.title_key:
+        cursor = await conn.execute(
+            "SELECT DISTINCT o.chat_id FROM stories s JOIN outbox o ON o.story_id = s.id"
+            " WHERE s.feed_id != ? AND o.kind = 'alert' AND o.status IN ('pending', 'sent')"
+            " AND s.first_seen_at >= ?"
+            " AND ((? != '' AND s.link_key = ?) OR (? != '' AND s.title_key = ?))",
+            (
+                entry.feed_id,
+                duplicate_since,
+                entry.link_key,
+                entry.link_key,
+                entry.title_key,
+                entry.title_key,
+            ),
+        )
+        already = {row[0] for row in await cursor.fetchall()}
+    rows = [
+        (d.chat_id, d.thread_id, story.id, d.keyword, now, now)
+        for d in deliveries
+        if d.chat_id not in already
+    ]
+    await conn.executemany(
+        "INSERT INTO outbox (chat_id, thread_id, kind, story_id, keyword, not_before, created_at)"
+        " VALUES (?, ?, 'alert', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        rows,
+    )
+    return len(rows), len(deliveries) - len(rows)

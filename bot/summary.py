@@ -1,0 +1,700 @@
+"""Lead paragraph → summary: the first real paragraph of a story's HTML as one line of text.
+
+A feed entry's body is whatever its publisher's CMS emitted: full HTML, a plain-text blurb,
+HTML escaped twice, broken markup, or a whole page. Readers of an alert want the story's
+first paragraph, not the date line, the photo caption, the byline or the "Comments" link
+that many feeds put first, so the body is cut into paragraphs in document order and each
+is judged:
+
+- never usable: date lines, captions and credits, bylines, link-only and "Read more" blocks;
+- weak (used only when nothing better exists): headings and very short fragments;
+- good: everything else. The first good paragraph is the lead.
+
+The lead is then cut to the summary budget at a sentence end (no "…"), or, when even the
+first sentence is too long, at a clause or word boundary with "…".
+
+The text returned is plain and unescaped: the message formatter escapes it.
+"""
+
+from __future__ import annotations
+
+import html as html_entities
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+# Work caps: a lead paragraph lives near the top of a story, so a 5 MB body is looked at
+# only through its first 64 K characters and its first blocks.
+MAX_INPUT_CHARS = 65_536
+MAX_BLOCKS = 200
+
+ELLIPSIS = "…"
+
+
+def _word_set(words: str) -> frozenset[str]:
+    """A set written as space-separated words (long vocabularies stay readable)."""
+    return frozenset(words.split())
+
+
+# --- HTML structure -------------------------------------------------------------------------
+
+# Elements whose start and end break a paragraph (rendered as blocks by browsers).
+_BLOCK_TAGS = _word_set(
+    "address article aside blockquote body caption center dd details dialog dir div dl dt "
+    "fieldset figcaption figure footer form h1 h2 h3 h4 h5 h6 header hgroup hr html legend "
+    "li listing main menu nav ol p plaintext pre section summary table tbody td tfoot th "
+    "thead tr ul xmp"
+)
+_HEADING_TAGS = _word_set("h1 h2 h3 h4 h5 h6")
+# Content that has no text worth reading anywhere (also not for html_to_text).
+_NON_TEXT_TAGS = _word_set("script style template head title noscript")
+# Subtrees that are not the story's prose: media, captions, navigation, forms. The first
+# group stands apart from the text around it, so it also ends a paragraph; the rest can sit
+# inside a sentence ("<p>Hello <script>…</script> world</p>") and is just dropped.
+_NOT_STORY_BLOCK_TAGS = _word_set(
+    "aside audio canvas embed figcaption iframe nav object picture svg video"
+)
+_NOT_STORY_TAGS = (
+    _NON_TEXT_TAGS
+    | _NOT_STORY_BLOCK_TAGS
+    | _word_set("button map math select source textarea track")
+)
+# Containers whose class says they hold a caption, credit or byline (WordPress and most
+# CMS themes mark them this way); only these tags are checked, to keep the walk cheap.
+_CLASS_CHECKED_TAGS = _word_set("div p span small")
+_NOT_STORY_CLASS = re.compile(r"caption|credit|byline", re.IGNORECASE)
+
+_TEXT_NODE = "-text"
+
+# A tag-like "<x", "</", "<!" or "<?": the input is markup, not plain text.
+_REAL_TAG = re.compile(r"<[A-Za-z!/?]")
+# An HTML tag escaped once more ("&lt;p&gt;"): some feeds escape their bodies twice.
+_ESCAPED_TAG = re.compile(r"&lt;/?[A-Za-z][A-Za-z0-9]*(?:\s[^&]{0,200}?)?/?&gt;", re.IGNORECASE)
+# In plain text, a blank line or a Chinese paragraph indent (two ideographic spaces) starts
+# a new paragraph.
+_PLAIN_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*|\u3000{2,}")
+
+# --- text clean-up --------------------------------------------------------------------------
+
+# Control characters (other than whitespace, which is collapsed), zero-width junk that
+# feeds leak from CMS editors, and lone surrogates (broken decoding; they cannot be sent as
+# UTF-8). Joiners (U+200C/U+200D) and direction marks stay: they change how Persian, Indic
+# and emoji text renders.
+_INVISIBLE = dict.fromkeys(
+    [c for c in range(0x20) if chr(c) not in "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"]
+    + list(range(0x7F, 0x85))
+    + list(range(0x86, 0xA0))
+    + [0x00AD, 0x180E, 0x200B, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF, 0xFFFE]
+    + list(range(0xD800, 0xE000))
+)
+
+
+def _clean(text: str) -> str:
+    """Remove invisible characters and collapse every kind of whitespace to single spaces."""
+    return " ".join(text.translate(_INVISIBLE).split())
+
+
+# --- scripts --------------------------------------------------------------------------------
+
+_CJK = re.compile(
+    "[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]"
+)
+_LETTER = re.compile(r"[^\W\d_]")
+_WORD_CHAR = re.compile(r"[^\W_]")
+
+
+def _is_mainly_cjk(text: str) -> bool:
+    """True when more than half of the letters are Chinese, Japanese or Korean."""
+    cjk = len(_CJK.findall(text))
+    return cjk > 0 and cjk * 2 > len(_LETTER.findall(text))
+
+
+# --- paragraphs out of the tree -------------------------------------------------------------
+
+
+@dataclass
+class _Line:
+    """Text between two single <br>s, with where its letters sat (plain, link, <small>)."""
+
+    parts: list[str] = field(default_factory=list)
+    plain: bool = False
+    linked: bool = False
+    small: bool = False
+
+    def add(self, text: str, in_link: bool, in_small: bool) -> None:
+        self.parts.append(text)
+        if _WORD_CHAR.search(text) is None:
+            return
+        if in_small:
+            self.small = True
+        elif in_link:
+            self.linked = True
+        else:
+            self.plain = True
+
+    @property
+    def has_words(self) -> bool:
+        return self.plain or self.linked or self.small
+
+
+@dataclass
+class _Paragraph:
+    lines: list[_Line]
+    heading: bool
+
+
+class _ParagraphBuilder:
+    """Collects text into paragraphs; a paragraph ends at a block boundary or a double <br>."""
+
+    def __init__(self) -> None:
+        self.lines: list[_Line] = [_Line()]
+        self.heading = False
+        self.after_br = False  # only whitespace since the last <br>
+        self.link_depth = 0
+        self.small_depth = 0
+
+    def text(self, text: str) -> None:
+        self.lines[-1].add(text, self.link_depth > 0, self.small_depth > 0)
+        if not text.isspace():
+            self.after_br = False
+
+    def br(self) -> _Paragraph | None:
+        if self.after_br:
+            return self.close()  # <br><br>: the paragraph ends here
+        self.lines.append(_Line())
+        self.after_br = True
+        return None
+
+    def close(self) -> _Paragraph | None:
+        """End the current paragraph; returns it when it holds any letter or digit."""
+        lines = [line for line in self.lines if line.has_words]
+        paragraph = _Paragraph(lines, self.heading) if lines else None
+        self.lines = [_Line()]
+        self.after_br = False
+        return paragraph
+
+
+def _parse(html: str) -> LexborNode | None:
+    """First top-level node of the fragment (fragment mode keeps text before any tag)."""
+    return LexborHTMLParser(html, is_fragment=True).root
+
+
+def _walk(
+    root: LexborNode | None, skip: frozenset[str], *, story_only: bool
+) -> Iterator[_Paragraph]:
+    """Yield paragraphs in document order, lazily, so the caller can stop at the lead.
+
+    Iterative (an explicit stack of open elements) because feed HTML can nest deeper than
+    Python's recursion limit.
+    """
+    builder = _ParagraphBuilder()
+    open_elements: list[tuple[LexborNode, str]] = []
+    node = root
+    while True:
+        if node is None:
+            if not open_elements:
+                break
+            parent, tag = open_elements.pop()
+            if tag in _BLOCK_TAGS:
+                if (paragraph := builder.close()) is not None:
+                    yield paragraph
+                builder.heading = False
+            elif tag == "a":
+                builder.link_depth -= 1
+            elif tag == "small":
+                builder.small_depth -= 1
+            node = parent.next
+            continue
+        tag = node.tag or ""
+        if tag == _TEXT_NODE:
+            builder.text(node.text_content or "")
+            node = node.next
+            continue
+        if tag.startswith(("-", "_", "!")):  # comments, doctype
+            node = node.next
+            continue
+        if tag == "br":
+            if (paragraph := builder.br()) is not None:
+                yield paragraph
+            node = node.next
+            continue
+        skipped = tag in skip or (
+            story_only
+            and tag in _CLASS_CHECKED_TAGS
+            and _NOT_STORY_CLASS.search(node.attrs.sget("class")) is not None
+        )
+        breaks = tag in _BLOCK_TAGS or (skipped and tag in _NOT_STORY_BLOCK_TAGS)
+        if breaks:
+            if (paragraph := builder.close()) is not None:
+                yield paragraph
+            builder.heading = tag in _HEADING_TAGS
+        child = None if skipped else node.child
+        if child is None:
+            if breaks:
+                builder.heading = False
+            node = node.next
+            continue
+        if tag == "a":
+            builder.link_depth += 1
+        elif tag == "small":
+            builder.small_depth += 1
+        open_elements.append((node, tag))
+        node = child
+    if (paragraph := builder.close()) is not None:
+        yield paragraph
+
+
+def _prepare(html: str) -> tuple[str, bool]:
+    """Cap the input and undo a second layer of escaping ("&lt;p&gt;" bodies).
+
+    Returns the text and whether it is markup (False: plain text, entities already decoded).
+    """
+    html = html[:MAX_INPUT_CHARS]
+    if _REAL_TAG.search(html) is not None:
+        return html, True
+    if "&" not in html:
+        return html, False
+    if _ESCAPED_TAG.search(html) is not None:
+        return html_entities.unescape(html), True
+    return html_entities.unescape(html), False
+
+
+def _plain_paragraphs(text: str) -> Iterator[_Paragraph]:
+    """Paragraphs of plain text: blank lines and "　　" indents separate them (HTML would
+    read both as spaces, but in plain text they are the writer's paragraph breaks)."""
+    for chunk in _PLAIN_PARAGRAPH_BREAK.split(text):
+        line = _Line()
+        line.add(chunk, in_link=False, in_small=False)
+        if line.has_words:
+            yield _Paragraph([line], heading=False)
+
+
+def _paragraphs(html: str) -> Iterator[_Paragraph]:
+    """The body's paragraphs in document order."""
+    text, is_markup = _prepare(html)
+    if not is_markup:
+        return _plain_paragraphs(text)
+    return _walk(_parse(text), _NOT_STORY_TAGS, story_only=True)
+
+
+def html_to_text(html: str) -> str:
+    """All text of an HTML fragment (or plain text that may contain entities), whitespace
+    collapsed to single spaces, stripped. Used for titles that carry HTML and for keyword
+    matching.
+
+    Script, style and similar non-text elements are dropped; blocks and <br> become spaces
+    so that "<p>One</p><p>Two</p>" reads "One Two", while inline tags join ("<b>J</b>ohn").
+    """
+    html = html[:MAX_INPUT_CHARS]
+    if _REAL_TAG.search(html) is None:
+        # No markup: entities are all there is to decode; a parser would add nothing.
+        return _clean(html_entities.unescape(html) if "&" in html else html)
+    paragraphs = _walk(_parse(html), _NON_TEXT_TAGS, story_only=False)
+    return _clean(" ".join(_paragraph_text(p.lines) for p in paragraphs))
+
+
+def _line_text(line: _Line) -> str:
+    return _clean("".join(line.parts))
+
+
+def _paragraph_text(lines: Sequence[_Line]) -> str:
+    return " ".join(_line_text(line) for line in lines)
+
+
+# --- what a block of text is ----------------------------------------------------------------
+
+
+class _Kind(IntEnum):
+    GOOD = 0  # a paragraph of the story
+    WEAK = 1  # a heading or a fragment: only when nothing better is there
+    NEVER = 2  # date, caption, credit, byline, link-only: never the summary
+
+
+_DATE_WORDS = _word_set(
+    # English, German, French, Spanish, Portuguese months and weekdays, with the small
+    # words and zones that date lines carry ("Posted on Wed, 26 Feb 2025 at 17:30 GMT").
+    """
+    january february march april may june july august september october november december
+    jan feb mar apr jun jul aug sep sept oct nov dec
+    monday tuesday wednesday thursday friday saturday sunday
+    mon tue tues wed thu thur thurs fri sat sun
+    januar februar märz maerz mai juni juli oktober dezember
+    montag dienstag mittwoch donnerstag freitag samstag sonntag
+    janvier février fevrier mars avril juin juillet août aout septembre octobre novembre
+    décembre decembre lundi mardi mercredi jeudi vendredi samedi dimanche
+    enero febrero marzo abril mayo junio julio agosto septiembre setiembre octubre
+    noviembre diciembre lunes martes miércoles miercoles jueves viernes sábado sabado domingo
+    janeiro fevereiro março marco maio junho julho setembro outubro novembro dezembro
+    segunda terça terca quarta quinta sexta feira
+    gmt utc z t est edt cst cdt mst mdt pst pdt bst cet cest eet eest ist jst kst hkt sgt
+    am pm a p m h st nd rd th er e o
+    at on of the de del di du le la el um am à a en
+    updated update published posted last modified date time
+    aktualisiert veröffentlicht stand uhr publié mis jour actualizado publicado atualizado
+    """
+)
+_CJK_DATE = re.compile(
+    r"\d+\s*[年月日号號时時点點分秒]|(?:星期|礼拜|禮拜|周|週)[一二三四五六日天]"
+    r"|[（(][月火水木金土日一二三四五六][）)]|[月火水木金土日]曜日?"
+    r"|上午|下午|晚上|凌晨|中午|早上|午前|午後|发布时间|發布時間|更新时间|更新時間|日期|时间|時間"
+    r"|发布|發布|更新|发表于|發表於|于|於"
+)
+_DIGIT = re.compile(r"\d")
+_LETTER_RUN = re.compile(r"[^\W\d_]+")
+
+
+def _is_date_line(text: str) -> bool:
+    """A block that is only a date or time: "Wed, 26 Feb 2025 17:30:53 GMT", "2月26日 星期三"."""
+    if len(text) > 80 or _DIGIT.search(text) is None:
+        return False
+    rest = _CJK_DATE.sub(" ", text)
+    return all(word.lower() in _DATE_WORDS for word in _LETTER_RUN.findall(rest))
+
+
+_CREDIT_PREFIX = re.compile(
+    r"^(?:资料照片?|資料照片?|资料图片?|資料圖片?|图片来源|圖片來源|图片|圖片|图源|圖源|图|圖|照片|摄影|攝影"
+    r"|视频截图|視頻截圖|写真|画像|提供"
+    r"|file photo|photo(?:graph)?s?|image|picture|pictured|credits?|source|foto|fotos|bild"
+    r"|bildquelle|imagem|illustration)"
+    r"\s*(?:[:：/／|｜]|by\b|$)"
+    r"|^(?:©|\(c\)|copyright\b)",
+    re.IGNORECASE,
+)
+_BRACKETS = {"(": ")", "（": "）", "[": "]", "【": "】"}
+_CREDIT_WORDS = re.compile(
+    r"getty|reuters|\bafp\b|\bap\b|\bepa\b|photo|image|credit|©|shutterstock|istock|alamy"
+    r"|xinhua|新华社|新華社|图|圖|摄|攝|照|写真",
+    re.IGNORECASE,
+)
+_BYLINE_LATIN = re.compile(
+    r"^(?:(?:guest\s+)?(?:post|story|article|column|text|words|report)\s+)?"
+    r"(?:(?:posted|written|published|reported|contributed)\s+)?"
+    r"(?:by|von|par|por|di|door|av|af|przez|od)\s+(.+)$",
+    re.IGNORECASE,
+)
+# Reddit's "submitted by /u/name to /r/group" under every post.
+_SUBMITTED_BY = re.compile(r"^submitted by\s+\S+\s+to\s+\S+$", re.IGNORECASE)
+_BYLINE_JOINERS = _word_set("and und et e y & , of the de van von la le da del di du")
+# "记者 王明" needs no separator, but "作者从台湾…" is a sentence: the other labels need one.
+# Either way a byline is short and has no sentence punctuation ("记者从市教育局获悉，…").
+_BYLINE_OTHER = re.compile(
+    r"^(?:本报|本報|本台|本网|本網|特约|特約)*(?:记者|記者|通讯员|通訊員)(?!从|從|获悉|獲悉|了解|注意|发现|發現)"
+    r"|^(?:作者|编辑|編輯|责任编辑|責任編輯|撰稿|撰文|编译|編譯|整理|摄影|攝影|文|来源|來源"
+    r"|取材|撮影|執筆)\s*[：:/／|｜=＝]"
+    r"|^كتب\s*[-–—_ـ:]"
+)
+_SENTENCE_PUNCTUATION = re.compile(r"[，。！？；]")
+_READ_MORE = re.compile(
+    r"^(?:read more|read the (?:full|whole) (?:story|article)|continue reading|continue|more"
+    r"|comments?|\d+ comments?|full story|click here|view (?:more|full)|see more|learn more"
+    r"|阅读全文|閱讀全文|查看全文|全文|更多|阅读更多|閱讀更多|続きを読む|続き|weiterlesen|mehr"
+    r"|lire la suite|leia mais|leer más|ver más|المزيد|اقرأ المزيد)"
+    r"[\s.…:>»›→\-–—]*$"
+    r"|^(?:related|see also|also read|read also|more on this|recommended"
+    r"|related (?:stories|articles?)"
+    r"|相关阅读|相關閱讀|相关新闻|相關新聞|相关文章|相關文章|相关|相關|延伸阅读|延伸閱讀|推荐阅读|推薦閱讀"
+    r"|lesen sie auch|voir aussi|à lire aussi|leia também|veja também)\s*[:：]",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[^\W_]\S*")  # a spaced word: from its first letter or digit on
+_MIN_WORDS = 5  # fewer spaced words than this (and few CJK characters) is a fragment
+_MIN_CJK = 12
+
+
+def _is_byline(text: str) -> bool:
+    """Is this a byline: "By John Smith and Jane Doe, Reuters", "记者 王明", "كتب - محمد"?"""
+    if len(text) > 80:
+        return False
+    if _BYLINE_OTHER.match(text) is not None:
+        return len(text) <= 40 and _SENTENCE_PUNCTUATION.search(text) is None
+    if _SUBMITTED_BY.match(text) is not None:
+        return True
+    match = _BYLINE_LATIN.match(text)
+    if match is None:
+        return False
+    # "By Tuesday, officials said …" is a sentence: a byline is only names (and maybe when).
+    words = match.group(1).replace(",", " , ").split()
+    return 0 < len(words) <= 12 and all(_is_byline_word(word) for word in words)
+
+
+def _is_byline_word(word: str) -> bool:
+    lowered = word.lower().strip(".")
+    return (
+        word[0].isupper()
+        or lowered in _BYLINE_JOINERS
+        or lowered in _DATE_WORDS
+        or _DIGIT.search(word) is not None
+    )
+
+
+def _is_credit(text: str) -> bool:
+    """Image captions and credits written as text: "资料照：…", "Photo: …", "(Getty Images)"."""
+    if _CREDIT_PREFIX.match(text) is not None:
+        return True
+    return len(text) <= 120 and _is_parenthesized(text) and _CREDIT_WORDS.search(text) is not None
+
+
+def _is_parenthesized(text: str) -> bool:
+    """Is the whole text one aside in brackets: "(Getty Images)" but not "(CNN) A Marine…"?"""
+    opener = text[:1]
+    closer = _BRACKETS.get(opener)
+    if closer is None or not text.endswith(closer):
+        return False
+    depth = 0
+    for index, char in enumerate(text):
+        if char == opener:
+            depth += 1
+        elif char == closer:
+            depth -= 1
+            if depth == 0:
+                return index == len(text) - 1
+    return False
+
+
+def _is_fragment(text: str) -> bool:
+    """Too short to be a paragraph of a story ("HOWEVER!", "Here is a thing:")."""
+    for count, _word in enumerate(_WORD.finditer(text), start=1):
+        if count >= _MIN_WORDS:
+            return False  # stop counting: long paragraphs are the common case
+    return len(_CJK.findall(text)) < _MIN_CJK
+
+
+def _text_kind(text: str) -> _Kind:
+    if _is_date_line(text) or _is_credit(text) or _is_byline(text) or _READ_MORE.match(text):
+        return _Kind.NEVER
+    if _is_fragment(text) or _is_parenthesized(text):
+        return _Kind.WEAK
+    return _Kind.GOOD
+
+
+def _line_kind(line: _Line, text: str) -> _Kind:
+    if not line.plain:
+        # Every letter sits in a link (a "Comments" link, a nav table) or in <small>
+        # (a caption): not prose of the story.
+        if line.small or _is_fragment(text):
+            return _Kind.NEVER
+        return max(_Kind.WEAK, _text_kind(text))
+    return _text_kind(text)
+
+
+def _judge(paragraph: _Paragraph) -> tuple[_Kind, str]:
+    """The paragraph's kind and its text without the lines around the prose.
+
+    Lines (split by single <br>s) that are a date, byline, caption or link go at either end
+    ("<p><i>date</i><br>Text…</p>" is the text), and so do short label lines in front of a
+    real one (Google News puts the headline link and the publisher's name above the text).
+    """
+    lines = paragraph.lines
+    texts = [_line_text(line) for line in lines]
+    kinds = [_line_kind(line, text) for line, text in zip(lines, texts, strict=True)]
+
+    def around(index: int) -> bool:
+        return kinds[index] is _Kind.NEVER or not lines[index].plain
+
+    start, end = 0, len(lines)
+    while start < end and around(start):
+        start += 1
+    while end > start and around(end - 1):
+        end -= 1
+    if start == end:
+        # Nothing but links and captions; a long link text can still stand in as a fallback.
+        weak = [text for kind, text in zip(kinds, texts, strict=True) if kind is _Kind.WEAK]
+        return (_Kind.WEAK, weak[0]) if weak else (_Kind.NEVER, "")
+    while kinds[start] is _Kind.WEAK and _Kind.GOOD in kinds[start + 1 : end]:
+        start += 1
+    text = _strip_byline_prefix(" ".join(texts[start:end]))
+    kind = kinds[start] if end - start == 1 else _text_kind(text)
+    if paragraph.heading and kind is _Kind.GOOD:
+        kind = _Kind.WEAK
+    return kind, text
+
+
+# "By Girish Gupta and Andrew Cawthorne CARACAS (Reuters) - …": a byline run into the
+# dateline; the capitalised names end where the all-caps place name begins.
+_BYLINE_PREFIX = re.compile(
+    r"^By\s+[A-Z][\w'’.-]*(?:,?\s+(?:and\s+)?[A-Z][\w'’.-]*){0,7}?\s+"
+    r"(?=[A-Z]{2,}(?:[\s-][A-Z]{2,})*,?\s*[,(—–-])"
+)
+
+
+def _strip_byline_prefix(text: str) -> str:
+    return _BYLINE_PREFIX.sub("", text, count=1)
+
+
+def _lead(html: str) -> str:
+    """The lead paragraph's text, "" when the body has no usable text."""
+    fallback = ""
+    for count, paragraph in enumerate(_paragraphs(html)):
+        kind, text = _judge(paragraph)
+        if kind is _Kind.GOOD:
+            return text
+        if kind is _Kind.WEAK and not fallback:
+            fallback = text
+        if count >= MAX_BLOCKS:
+            break
+    return fallback
+
+
+# --- cutting to the budget ------------------------------------------------------------------
+
+_CLOSERS = "”’」』）)]】》〉»\"'"
+_SENTENCE_END = re.compile(r"[。！？!?.．]+[" + re.escape(_CLOSERS) + r"]*")
+_CJK_TERMINATORS = frozenset("。！？．")
+# Words that end with a period without ending the sentence (checked case-sensitively, so
+# "Mass." in "FOXBOROUGH, Mass. (AP)" is an abbreviation but "mass." ends a sentence).
+_ABBREVIATIONS = _word_set(
+    """
+    Mr Mrs Ms Mx Dr Prof Sr Sra Jr St Ste Mt Ft Rev Hon Gen Gov Sen Rep Pres Lt Col Capt Cmdr
+    Sgt Maj Adm Brig Supt Insp Det Atty Msgr Fr Br
+    Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec
+    Mon Tue Tues Wed Thu Thur Thurs Fri Sat Sun
+    Inc Ltd Co Corp Bros Assn Dept Univ Ave Blvd Rd Hwy
+    No Nos Nr Vol Vols Fig Figs Ch Sec Art Op Ed Eds Ps
+    vs v ca approx cf al esp etc viz incl est
+    Ala Ariz Ark Calif Colo Conn Del Fla Ga Ill Ind Kan Kans Ky La Md Mass Mich Minn Miss Mo
+    Mont Neb Nev Okla Ore Pa Penn Tenn Tex Va Vt Wash Wis Wyo
+    Bd Bzw bzw Abs Hr Hrn Mio Mrd ggf usw Mme Mlle Mgr Sr Sras Dra Profa
+    """
+)
+_TOKEN_BEFORE = re.compile(r"(\S+)$")
+_DOTTED_ACRONYM = re.compile(r"(?:^|[^\w])(?:\w\.)+\w$")
+
+
+def _is_abbreviation(before: str) -> bool:
+    """Does the text before a period end with an abbreviation ("Mr", "U.S", "J")?"""
+    match = _TOKEN_BEFORE.search(before)
+    if match is None:
+        return False
+    token = match.group(1).lstrip("([{\"'“‘«")
+    if token in _ABBREVIATIONS:
+        return True
+    if len(token) == 1 and token.isalpha() and token.isupper():
+        return True  # an initial: "John F. Kennedy", "Richard M. Stallman"
+    return _DOTTED_ACRONYM.search(token) is not None  # "U.S", "z.B", "a.m"
+
+
+def _is_sentence_end(text: str, match: re.Match[str]) -> bool:
+    marks = match.group().rstrip(_CLOSERS)
+    after = match.end()
+    if any(mark in _CJK_TERMINATORS for mark in marks):
+        return True  # 。！？ end a sentence whatever follows
+    if marks.startswith(".."):
+        return False  # an ellipsis marks an omission more often than an end
+    if after < len(text):
+        following = text[after]
+        if not following.isspace():
+            # "3.5", "example.com", "U.S.-made" go on; a CJK character after "!" does not.
+            return _CJK.match(following) is not None
+        next_word = text[after:].lstrip()[:1]
+        if next_word and next_word.islower():
+            return False  # "… how ... fans", "“Really?” he asked"
+    return not (marks == "." and _is_abbreviation(text[: match.start()]))
+
+
+def _last_sentence_end(text: str, limit: int) -> int:
+    """Index just after the last sentence end (closers included) at or before limit, or 0."""
+    best = 0
+    for match in _SENTENCE_END.finditer(text):
+        if match.end() > limit:
+            break  # a closing quote past the budget goes with its sentence, or neither fits
+        if _is_sentence_end(text, match):
+            best = match.end()
+    return best
+
+
+_CLAUSE_BREAK = re.compile(r"[，、；：]|[,;:](?=\s)")
+_TRAILING_JUNK = " \t,;:，、；：-–—(（[【「『“‘\"'"
+
+
+def _last_clause_break(text: str, limit: int) -> int:
+    best = 0
+    for match in _CLAUSE_BREAK.finditer(text, 0, limit):
+        best = match.start()
+    return best
+
+
+def _last_word_break(text: str, limit: int) -> int:
+    cut = text.rfind(" ", 0, limit + 1)
+    return max(cut, 0)
+
+
+def _hard_cut(text: str, limit: int) -> int:
+    """Cut at limit without splitting a character from its combining marks."""
+    while limit > 0 and unicodedata.combining(text[limit]):
+        limit -= 1
+    return limit
+
+
+def _cut(text: str, budget: int) -> str:
+    """Fit text into budget characters, the "…" included."""
+    if len(text) <= budget:
+        return text
+    end = _last_sentence_end(text, budget)
+    if end > 0:
+        return text[:end].rstrip()
+    limit = budget - len(ELLIPSIS)
+    if limit <= 0:
+        return ELLIPSIS[:budget]
+    clause = _last_clause_break(text, limit)
+    word = _last_word_break(text, limit)
+    # A clause boundary reads best, unless it would throw away most of the budget.
+    if clause >= limit // 2:
+        cut = clause
+    elif word >= limit // 2:
+        cut = word
+    else:
+        cut = max(clause, word) or _hard_cut(text, limit)
+    head = text[:cut].rstrip(_TRAILING_JUNK)
+    if not head:
+        head = text[: _hard_cut(text, limit)].rstrip()
+    return head + ELLIPSIS
+
+
+def summarize(html: str, *, max_chars: int = 300, max_chars_cjk: int = 150) -> str:
+    """The lead paragraph as plain text (NOT escaped), cut to the budget; "" when the story
+    has no text.
+
+    max_chars is the budget for Latin (and other spaced) scripts, max_chars_cjk for text that
+    is mainly Chinese, Japanese or Korean, where one character carries about a word.
+    """
+    lead = _lead(html)
+    if not lead:
+        return ""
+    budget = max_chars_cjk if _is_mainly_cjk(lead) else max_chars
+    return _cut(lead, max(budget, 1))
+
+
+def _text_size(html: str) -> int:
+    """How much story text a body carries (non-space characters), to compare content with
+    description. Lexbor's own text extraction is used: several times faster than the
+    paragraph walk, and exact spacing does not matter for a size."""
+    if not html:
+        return 0
+    text, is_markup = _prepare(html)
+    if is_markup:
+        tree = LexborHTMLParser(text, is_fragment=True)
+        tree.strip_tags(list(_NON_TEXT_TAGS))
+        text = tree.text(deep=True, separator="")
+    return sum(len(word) for word in text.split())
+
+
+def pick_body(contents: Sequence[str], description: str | None) -> str:
+    """The story's HTML body: content (content:encoded / Atom content; possibly several) wins
+    over the description/summary when it is richer (more text); returns "" when there is none.
+
+    On a tie the description is kept: feedparser copies content into the summary when a
+    feed has no description, and a publisher's own blurb is as good a source otherwise.
+    """
+    best, best_size = "", -1
+    for content in contents:
+        size = _text_size(content)
+        if content and size > best_size:
+            best, best_size = content, size
+    if description and (not best or _text_size(description) >= best_size):
+        return description
+    return best

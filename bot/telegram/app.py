@@ -1,0 +1,281 @@
+"""Wiring: the store, fetcher, poller, sender and handlers around one python-telegram-bot
+Application, and the run loop with a clean stop on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from telegram import Bot, BotCommand, Chat
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.delivery.sender import Sender
+from bot.delivery.transport import AiohttpRequest
+from bot.feeds.check import FeedChecker
+from bot.feeds.fetch import Fetcher
+from bot.feeds.poller import Poller
+from bot.filters import KeywordIndex
+from bot.routing import make_router
+from bot.service import Service
+from bot.store import Feed, Store
+from bot.telegram import handlers
+from bot.telegram.i18n import COMMANDS, language_of, t
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = ["message", "channel_post", "callback_query", "my_chat_member"]
+COMMAND_UPDATES = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
+HOUSEKEEPING_SECONDS = 3600
+
+
+def file_url(base_url: str) -> str:
+    """python-telegram-bot's base_file_url beside a base_url: …/bot → …/file/bot."""
+    return base_url[: -len("/bot")] + "/file/bot" if base_url.endswith("/bot") else base_url
+
+
+@dataclass
+class BotRuntime:
+    """Everything the handlers and jobs share, reachable as bot_data["runtime"]."""
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    fetcher: Fetcher
+    keyword_index: KeywordIndex
+    service: Service
+    poller: Poller
+    sender: Sender
+    admins: handlers.AdminCache
+    executor: ThreadPoolExecutor
+    known_chats: dict[int, str] = field(default_factory=dict)
+
+    async def remember_chat(self, chat: Chat, language_code: str | None) -> str:
+        """Store the chat (once per process, or when its language changes); its language."""
+        language = language_of(language_code) if language_code else self.known_chats.get(chat.id)
+        if language is None:
+            stored = await self.store.chats.get(chat.id)
+            language = stored.language if stored else "en"
+        if self.known_chats.get(chat.id) != language:
+            title = chat.title or chat.full_name or chat.username or ""
+            await self.store.chats.upsert(
+                chat.id,
+                kind=str(chat.type),
+                title=title,
+                language=language,
+                now_ms=self.clock.now_ms(),
+            )
+            self.known_chats[chat.id] = language
+        return language
+
+    async def on_feed_health(self, feed: Feed, failing: bool) -> None:
+        """Tell a feed's subscribers, once, that it was paused or gone, or that it recovered."""
+        current = await self.store.feeds.get(feed.id) or feed
+        if failing:
+            key = "notice.feed_gone" if current.status == "gone" else "notice.feed_paused"
+        else:
+            key = "notice.feed_recovered"
+        for chat_id, thread_id, language in await self.store.feeds.subscriber_languages(feed.id):
+            text = t(
+                language,
+                key,
+                title=current.display_title,
+                url=current.url,
+                error=current.last_error or "?",
+            )
+            await self.store.outbox.enqueue_text(
+                chat_id, thread_id, kind="notice", texts=[text], now_ms=self.clock.now_ms()
+            )
+        self.sender.wake()
+
+    async def on_chat_unreachable(self, chat_id: int) -> None:
+        self.known_chats.pop(chat_id, None)
+
+    async def load_keywords(self) -> None:
+        from bot.filters import Keyword
+
+        for chat_id, keywords in (await self.store.chats.all_keywords()).items():
+            self.keyword_index.set_chat(chat_id, [Keyword(text, ex) for text, ex in keywords])
+
+
+def build_runtime(
+    settings: Settings, store: Store, sender_bot: Bot, clock: Clock | None = None
+) -> BotRuntime:
+    clock = clock or SystemClock()
+    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")
+    fetcher = Fetcher(settings.fetch)
+    index = KeywordIndex()
+    checker = FeedChecker(store, fetcher, settings, clock, make_router(index), executor)
+    sender = Sender(
+        store,
+        sender_bot,
+        settings.delivery,
+        clock,
+        link_preview=settings.telegram.link_preview,
+        default_zone=settings.digest.timezone,
+    )
+    poller = Poller(store, checker, settings, clock, on_queued=sender.wake)
+    service = Service(store, checker, settings, clock, on_queued=sender.wake)
+    runtime = BotRuntime(
+        settings=settings,
+        store=store,
+        clock=clock,
+        fetcher=fetcher,
+        keyword_index=index,
+        service=service,
+        poller=poller,
+        sender=sender,
+        admins=handlers.AdminCache(settings.telegram.admin_cache_seconds),
+        executor=executor,
+    )
+    poller.on_health = runtime.on_feed_health
+    sender.on_unreachable = runtime.on_chat_unreachable
+    return runtime
+
+
+def add_handlers(app: Application) -> None:
+    commands = {
+        ("start",): handlers.start,
+        ("help",): handlers.help_,
+        ("subscribe", "sub"): handlers.subscribe,
+        ("unsubscribe", "unsub"): handlers.unsubscribe,
+        ("list",): handlers.list_,
+        ("mode",): handlers.mode,
+    }
+    for names, callback in commands.items():
+        app.add_handler(CommandHandler(list(names), callback, filters=COMMAND_UPDATES))
+    app.add_handler(CallbackQueryHandler(handlers.unsubscribe_button, pattern=r"^unsub:"))
+    app.add_handler(ChatMemberHandler(handlers.chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
+    app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, handlers.migrated))
+    app.add_handler(MessageHandler(filters.COMMAND & COMMAND_UPDATES, handlers.unknown), group=1)
+    app.add_error_handler(handlers.on_error)
+
+
+def telegram_request(
+    settings: Settings, *, pool: int, read_timeout: float = 10.0
+) -> AiohttpRequest:
+    return AiohttpRequest(
+        connection_pool_size=pool,
+        read_timeout=read_timeout,
+        write_timeout=20.0,
+        connect_timeout=10.0,
+        pool_timeout=5.0,
+    )
+
+
+def build_application(settings: Settings) -> Application:
+    tg = settings.telegram
+    return (
+        ApplicationBuilder()
+        .token(tg.token)
+        .base_url(tg.api_base_url)
+        .base_file_url(file_url(tg.api_base_url))
+        .request(telegram_request(settings, pool=16))
+        .get_updates_request(
+            telegram_request(settings, pool=1, read_timeout=float(tg.polling_timeout) + 10)
+        )
+        # Replies to commands only: alerts go through the Sender's own Bot and limits.
+        .rate_limiter(AIORateLimiter(max_retries=2))
+        .concurrent_updates(8)
+        .build()
+    )
+
+
+def build_sender_bot(settings: Settings) -> Bot:
+    tg = settings.telegram
+    pool = settings.delivery.max_in_flight + 4
+    return Bot(
+        tg.token,
+        base_url=tg.api_base_url,
+        base_file_url=file_url(tg.api_base_url),
+        request=telegram_request(settings, pool=pool),
+    )
+
+
+async def poll_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
+    await context.application.bot_data["runtime"].poller.tick()
+
+
+async def housekeeping(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Forget what no promise needs any more (old seen stories, old outbox rows)."""
+    rt: BotRuntime = context.application.bot_data["runtime"]
+    now = rt.clock.now_ms()
+    stories = await rt.store.stories.purge(
+        older_than_ms=now - int(rt.settings.dedupe.retention_days * 86_400_000)
+    )
+    keep_ms = max(7 * 86_400_000, int(rt.settings.delivery.duplicate_title_hours * 3_600_000))
+    rows = await rt.store.outbox.purge(older_than_ms=now - keep_ms)
+    log.info("event=housekeeping stories_forgotten=%d outbox_rows_forgotten=%d", stories, rows)
+
+
+async def register_commands(bot: Bot) -> None:
+    for language, entries in COMMANDS.items():
+        commands = [BotCommand(name, description) for name, description in entries]
+        await bot.set_my_commands(commands, language_code=None if language == "en" else language)
+
+
+async def run(
+    settings: Settings,
+    store: Store,
+    *,
+    clock: Clock | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the bot until SIGINT/SIGTERM (or `stop` is set), then stop cleanly.
+
+    Order on stop: stop taking updates, stop starting feed checks, let checks and sends in
+    flight finish (bounded), record what was sent; the caller closes the database.
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+            pass
+
+    app = build_application(settings)
+    sender_bot = build_sender_bot(settings)
+    runtime = build_runtime(settings, store, sender_bot, clock)
+    app.bot_data["runtime"] = runtime
+    add_handlers(app)
+    async with runtime.fetcher, sender_bot, app:
+        await runtime.load_keywords()
+        await register_commands(app.bot)
+        await runtime.sender.start()
+        await app.start()
+        assert app.updater is not None and app.job_queue is not None
+        await app.updater.start_polling(
+            allowed_updates=ALLOWED_UPDATES,
+            timeout=settings.telegram.polling_timeout,
+            drop_pending_updates=False,
+        )
+        app.job_queue.run_repeating(poll_tick, interval=1.0, first=0.0, name="poll")
+        app.job_queue.run_repeating(
+            housekeeping, interval=HOUSEKEEPING_SECONDS, first=60.0, name="housekeeping"
+        )
+        log.info("event=started bot=@%s", app.bot.username)
+        await stop.wait()
+        log.info("event=stopping")
+        await app.updater.stop()
+        grace = settings.delivery.shutdown_grace_seconds
+        await runtime.poller.stop(grace)
+        await runtime.sender.stop(grace)
+        await app.stop()
+    runtime.executor.shutdown(wait=False, cancel_futures=True)
+    log.info("event=stopped")

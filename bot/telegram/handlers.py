@@ -1,0 +1,359 @@
+"""Command handlers: parse the arguments, call one service function, reply.
+
+Every handler answers: a wrong argument gets a text that shows the right form (UserError →
+the user's language), and an unexpected failure gets a short apology, never silence.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from telegram import (
+    Chat,
+    ChatMemberUpdated,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    Update,
+)
+from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot.errors import UserError
+from bot.telegram.i18n import language_of, t
+
+if TYPE_CHECKING:
+    from bot.telegram.app import BotRuntime
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
+ADMIN_STATUSES = {ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR}
+MAX_ARGUMENT_CHARS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What a handler needs to know about one command."""
+
+    chat_id: int
+    thread_id: int | None
+    language: str
+    args: list[str]
+    text: str  # everything after the command, as typed
+    message: Message
+
+
+def runtime(context: ContextTypes.DEFAULT_TYPE) -> BotRuntime:
+    return context.application.bot_data["runtime"]
+
+
+def argument_text(message: Message) -> str:
+    text = message.text or message.caption or ""
+    parts = text.split(maxsplit=1)
+    return parts[1].strip() if len(parts) > 1 else ""
+
+
+def thread_of(message: Message) -> int | None:
+    return message.message_thread_id if message.is_topic_message else None
+
+
+async def reply(message: Message, text: str, **kwargs: object) -> Message | None:
+    try:
+        return await message.reply_text(text, parse_mode=ParseMode.HTML, do_quote=False, **kwargs)  # type: ignore[arg-type]
+    except TelegramError as error:  # the user can't be told; the log must say so
+        log.warning("event=reply_failed chat=%d error=%r", message.chat_id, str(error))
+        return None
+
+
+class AdminCache:
+    """Who administers which group, asked with getChatMember and kept a few minutes."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._seen: dict[tuple[int, int], tuple[float, bool]] = {}
+
+    async def is_admin(
+        self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int
+    ) -> bool:
+        key = (chat_id, user_id)
+        hit = self._seen.get(key)
+        now = time.monotonic()
+        if hit and now - hit[0] < self.ttl:
+            return hit[1]
+        member = await context.bot.get_chat_member(chat_id, user_id)
+        admin = member.status in ADMIN_STATUSES
+        if len(self._seen) > 10_000:
+            self._seen.clear()
+        self._seen[key] = (now, admin)
+        return admin
+
+
+async def may_change(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Private chats: the user. Groups: administrators only. Channels: posts are by admins."""
+    chat = update.effective_chat
+    message = update.effective_message
+    if chat is None or chat.type in (ChatType.PRIVATE, ChatType.CHANNEL):
+        return True
+    if message and message.sender_chat and message.sender_chat.id == chat.id:
+        return True  # an anonymous administrator posting as the group
+    user = update.effective_user
+    if user is None:
+        return False
+    return await runtime(context).admins.is_admin(context, chat.id, user.id)
+
+
+def command(*, changes: bool = False) -> Callable[[Callable[..., Awaitable[None]]], Handler]:
+    """Wrap a handler: allowed users, chat remembered, admin check, errors answered."""
+
+    def wrap(handler: Callable[..., Awaitable[None]]) -> Handler:
+        async def run(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            message = update.effective_message
+            chat = update.effective_chat
+            if message is None or chat is None:
+                return
+            rt = runtime(context)
+            user = update.effective_user
+            language = await rt.remember_chat(chat, user.language_code if user else None)
+            if (
+                rt.settings.telegram.allowed_users
+                and (user is None or user.id not in rt.settings.telegram.allowed_users)
+                and chat.type != ChatType.CHANNEL
+            ):
+                await reply(message, t(language, "auth.not_allowed"))
+                return
+            text = argument_text(message)
+            request = Request(
+                chat.id, thread_of(message), language, list(context.args or []), text, message
+            )
+            try:
+                if len(text) > MAX_ARGUMENT_CHARS:
+                    raise UserError("error.argument_too_long", length=len(text))
+                if changes and not await may_change(update, context):
+                    await reply(message, t(language, "auth.not_admin"))
+                    return
+                await handler(request, context)
+            except UserError as error:
+                await reply(message, t(language, error.key, **error.values))
+            except Exception:
+                log.exception("event=handler_crashed handler=%s chat=%d", handler.__name__, chat.id)
+                await reply(message, t(language, "error.internal"))
+
+        run.__name__ = handler.__name__
+        return run
+
+    return wrap
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+@command()
+async def start(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+    rt = runtime(context)
+    resumed = await rt.store.chats.set_status(request.chat_id, "active")
+    if resumed:
+        count = await rt.store.chats.count_subscriptions(request.chat_id)
+        await reply(request.message, t(request.language, "start.resumed", count=count))
+    await reply(request.message, t(request.language, "help"))
+
+
+@command()
+async def help_(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await reply(request.message, t(request.language, "help"))
+
+
+@command(changes=True)
+async def subscribe(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not request.text:
+        raise UserError("subscribe.usage")
+    if len(request.args) > 1:
+        raise UserError("feed.invalid_url", given=request.text[:200])
+    result = await runtime(context).service.subscribe(
+        request.chat_id, request.text, thread_id=request.thread_id
+    )
+    key = "subscribe.done" if result.created else "subscribe.already"
+    await reply(request.message, t(request.language, key, title=result.title, count=result.entries))
+
+
+@command(changes=True)
+async def unsubscribe(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+    rt = runtime(context)
+    if not request.text:
+        subscriptions = await rt.store.chats.subscriptions(request.chat_id)
+        if not subscriptions:
+            await reply(request.message, t(request.language, "list.empty"))
+            return
+        buttons = [
+            [
+                InlineKeyboardButton(
+                    f"{n}. {s.feed_title or s.feed_url}"[:60], callback_data=f"unsub:{s.id}"
+                )
+            ]
+            for n, s in enumerate(subscriptions[:50], start=1)
+        ]
+        buttons.append(
+            [
+                InlineKeyboardButton(
+                    t(request.language, "unsubscribe.cancel"), callback_data="unsub:cancel"
+                )
+            ]
+        )
+        await reply(
+            request.message,
+            t(request.language, "unsubscribe.choose"),
+            reply_markup=InlineKeyboardMarkup(buttons),
+        )
+        return
+    if len(request.args) > 1:
+        raise UserError("unsubscribe.usage")
+    removed = await rt.service.unsubscribe(request.chat_id, request.text)
+    await reply(
+        request.message,
+        t(request.language, "unsubscribe.done", title=removed.feed_title or removed.feed_url),
+    )
+
+
+async def unsubscribe_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    chat = update.effective_chat
+    if query is None or chat is None or not query.data:
+        return
+    rt = runtime(context)
+    language = language_of(query.from_user.language_code if query.from_user else None)
+    if not await may_change(update, context):
+        await query.answer(t(language, "auth.not_admin")[:200], show_alert=True)
+        return
+    choice = query.data.removeprefix("unsub:")
+    if choice == "cancel":
+        await query.answer()
+        await query.edit_message_text(t(language, "unsubscribe.cancelled"))
+        return
+    subscriptions = {s.id: s for s in await rt.store.chats.subscriptions(chat.id)}
+    chosen = subscriptions.get(int(choice)) if choice.isdigit() else None
+    await query.answer()
+    if chosen is None:
+        await query.edit_message_text(t(language, "unsubscribe.cancelled"))
+        return
+    await rt.store.chats.unsubscribe(chat.id, chosen.id)
+    await query.edit_message_text(
+        t(language, "unsubscribe.done", title=chosen.feed_title or chosen.feed_url),
+        parse_mode=ParseMode.HTML,
+    )
+
+
+@command()
+async def list_(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+    subscriptions = await runtime(context).store.chats.subscriptions(request.chat_id)
+    if not subscriptions:
+        await reply(request.message, t(request.language, "list.empty"))
+        return
+    lang = request.language
+    lines = [t(lang, "list.header", count=len(subscriptions))]
+    for number, s in enumerate(subscriptions, start=1):
+        lines.append(
+            t(
+                lang,
+                "list.item",
+                number=number,
+                title=s.feed_title or s.feed_url,
+                url=s.feed_url,
+                mode=t(lang, f"mode.{s.mode}"),
+            )
+        )
+        if s.feed_status == "gone":
+            lines.append(t(lang, "list.gone"))
+        elif s.feed_status == "paused":
+            lines.append(t(lang, "list.paused", error=s.feed_error or "?"))
+        elif s.feed_failures:
+            lines.append(
+                t(lang, "list.failing", error=s.feed_error or "?", failures=s.feed_failures)
+            )
+    for part in split_lines(lines):
+        await reply(
+            request.message, part, link_preview_options=LinkPreviewOptions(is_disabled=True)
+        )
+
+
+def split_lines(lines: list[str], limit: int = 4000) -> list[str]:
+    """Join lines into messages under Telegram's limit, splitting between lines."""
+    parts: list[str] = []
+    current = ""
+    for line in lines:
+        if current and len(current) + len(line) + 1 > limit:
+            parts.append(current)
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    if current:
+        parts.append(current)
+    return parts
+
+
+@command(changes=True)
+async def mode(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+    subscription, chosen = await runtime(context).service.set_mode(request.chat_id, request.args)
+    await reply(
+        request.message,
+        t(
+            request.language,
+            "mode.done",
+            title=subscription.feed_title or subscription.feed_url,
+            mode=t(request.language, f"mode.{chosen}"),
+        ),
+    )
+
+
+async def unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A command the bot does not have: answered in private chats and when addressed to it."""
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None or not message.text:
+        return
+    first = message.text.split(maxsplit=1)[0]
+    addressed = (
+        "@" in first and first.split("@", 1)[1].lower() == (context.bot.username or "").lower()
+    )
+    if chat.type == ChatType.PRIVATE or addressed:
+        user = update.effective_user
+        await reply(
+            message, t(language_of(user.language_code if user else None), "unknown_command")
+        )
+
+
+async def chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The bot was blocked, removed or added back: pause or resume the chat."""
+    change: ChatMemberUpdated | None = update.my_chat_member
+    if change is None:
+        return
+    rt = runtime(context)
+    status = change.new_chat_member.status
+    chat: Chat = change.chat
+    if status in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT):
+        if await rt.store.chats.set_status(chat.id, "paused"):
+            dropped = await rt.store.chats.drop_pending(chat.id)
+            log.info("event=chat_paused chat=%d reason=%s dropped=%d", chat.id, status, dropped)
+    elif status in (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR):
+        await rt.remember_chat(chat, change.from_user.language_code if change.from_user else None)
+        if await rt.store.chats.set_status(chat.id, "active"):
+            log.info("event=chat_resumed chat=%d", chat.id)
+
+
+async def migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A service message: the group became a supergroup."""
+    message = update.effective_message
+    if message is None:
+        return
+    rt = runtime(context)
+    if message.migrate_to_chat_id:
+        await rt.store.chats.migrate(message.chat_id, message.migrate_to_chat_id)
+        log.info("event=chat_migrated from=%d to=%d", message.chat_id, message.migrate_to_chat_id)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    log.error("event=update_failed error=%r", context.error, exc_info=context.error)

@@ -1,0 +1,347 @@
+"""Every text the bot shows to people, in English and Chinese, in one place.
+
+Texts are Telegram HTML: values are escaped by `t()` unless their name ends in `_html`
+(already-safe markup built by the caller). Chinese is used for `zh*` language codes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.delivery.format import escape
+
+TEXTS: dict[str, dict[str, str]] = {
+    # --- /start, /help -----------------------------------------------------------------
+    "help": {
+        "en": (
+            "<b>News Notifier</b> watches news feeds (RSS, Atom) and tells this chat about "
+            "new stories, each with a short summary of its lead paragraph.\n\n"
+            "<b>Feeds</b>\n"
+            "/subscribe <code>URL</code> — follow a feed, e.g. "
+            "<code>/subscribe https://feeds.bbci.co.uk/news/rss.xml</code>\n"
+            "/unsubscribe <code>URL or NUMBER</code> — stop following one (no argument: buttons)\n"
+            "/list — this chat's feeds, numbered\n"
+            "/mode <code>NUMBER instant|digest</code> — alerts as they come, or digest only\n\n"
+            "<b>Keywords</b>\n"
+            "/keywords — show the filter\n"
+            "/keywords add <code>WORD...</code> — only stories with these words alert; "
+            "<code>-WORD</code> excludes, <code>\"two words\"</code> is a phrase\n"
+            "/keywords remove <code>WORD...</code>, /keywords clear\n\n"
+            "<b>Digest</b>\n"
+            "/digest — the last 24 hours now\n"
+            "/digest at <code>HH:MM [Area/City]</code> — every day, e.g. "
+            "<code>/digest at 08:00 Europe/Berlin</code>\n"
+            "/digest off — stop the daily digest\n\n"
+            "/export, /import — your feeds as an OPML file"
+        ),
+        "zh": (
+            "<b>新闻提醒机器人</b>关注新闻订阅源（RSS、Atom），有新报道时通知本聊天，"
+            "并附上导语段落的简短摘要。\n\n"
+            "<b>订阅源</b>\n"
+            "/subscribe <code>网址</code> — 订阅，例如 "
+            "<code>/subscribe https://feeds.bbci.co.uk/zhongwen/simp/rss.xml</code>\n"
+            "/unsubscribe <code>网址或编号</code> — 取消订阅（不带参数时显示按钮）\n"
+            "/list — 本聊天的订阅列表（带编号）\n"
+            "/mode <code>编号 instant|digest</code> — 即时提醒，或只进每日摘要\n\n"
+            "<b>关键词</b>\n"
+            "/keywords — 查看过滤条件\n"
+            "/keywords add <code>词...</code> — 只提醒含这些词的报道；"
+            "<code>-词</code> 表示排除，<code>\"两个 词\"</code> 表示短语\n"
+            "/keywords remove <code>词...</code>，/keywords clear\n\n"
+            "<b>每日摘要</b>\n"
+            "/digest — 立即发送过去 24 小时的摘要\n"
+            "/digest at <code>HH:MM [地区/城市]</code> — 每天定时发送，例如 "
+            "<code>/digest at 08:00 Asia/Shanghai</code>\n"
+            "/digest off — 停止每日摘要\n\n"
+            "/export、/import — 以 OPML 文件导出、导入订阅"
+        ),
+    },
+    "start.resumed": {
+        "en": "Welcome back: this chat's {count} subscription(s) are active again.",
+        "zh": "欢迎回来：本聊天的 {count} 个订阅已恢复。",
+    },
+    # --- permissions -----------------------------------------------------------------
+    "auth.not_admin": {
+        "en": "Sorry, only this chat's administrators can change its settings. "
+              "Anyone can use /list, /keywords and /digest.",
+        "zh": "抱歉，只有本群管理员可以修改设置。所有人都可以使用 /list、/keywords 和 /digest。",
+    },
+    "auth.not_allowed": {
+        "en": "Sorry, this bot is private: its operator has not allowed your account.",
+        "zh": "抱歉，这是私人机器人：运营者没有允许你的账号使用。",
+    },
+    "auth.operators_only": {
+        "en": "This command is for the bot's operators only.",
+        "zh": "此命令仅供机器人运营者使用。",
+    },
+    # --- /subscribe ------------------------------------------------------------------
+    "subscribe.usage": {
+        "en": "Send the feed's address after the command, for example:\n"
+              "<code>/subscribe https://example.com/feed.xml</code>",
+        "zh": "请在命令后附上订阅源地址，例如：\n<code>/subscribe https://example.com/feed.xml</code>",
+    },
+    "subscribe.checking": {"en": "Checking {url} …", "zh": "正在检查 {url} …"},
+    "subscribe.done": {
+        "en": "Subscribed to <b>{title}</b>. New stories will arrive here; "
+              "the {count} already in the feed are not sent.",
+        "zh": "已订阅<b>{title}</b>。之后的新报道会发到这里；订阅源中已有的 {count} 篇不会发送。",
+    },
+    "subscribe.already": {
+        "en": "This chat is already subscribed to <b>{title}</b>.",
+        "zh": "本聊天已经订阅了<b>{title}</b>。",
+    },
+    "subscribe.too_many": {
+        "en": "This chat has {limit} subscriptions, the most allowed. Remove one with /unsubscribe first.",
+        "zh": "本聊天已有 {limit} 个订阅，已达上限。请先用 /unsubscribe 取消一个。",
+    },
+    # --- why a feed could not be used (FetchErrorKind, NotAFeed) ---------------------
+    "feed.invalid_url": {
+        "en": "That is not a web address I can use: <code>{given}</code>\n"
+              "Send a full address starting with http:// or https://, for example "
+              "<code>/subscribe https://example.com/feed.xml</code>",
+        "zh": "这不是可用的网址：<code>{given}</code>\n请发送以 http:// 或 https:// 开头的完整地址，"
+              "例如 <code>/subscribe https://example.com/feed.xml</code>",
+    },
+    "feed.bad_scheme": {
+        "en": "Only http:// and https:// feeds are supported, not <code>{given}</code>.",
+        "zh": "只支持 http:// 和 https:// 的订阅源，不支持 <code>{given}</code>。",
+    },
+    "feed.address_not_allowed": {
+        "en": "That address points to a private or local network, which this bot may not fetch from.",
+        "zh": "该地址指向私有或本地网络，本机器人不允许从那里获取内容。",
+    },
+    "feed.dns": {
+        "en": "The site's name could not be found (DNS). Check the address for typos.",
+        "zh": "找不到该网站的域名（DNS）。请检查地址是否有误。",
+    },
+    "feed.connection": {
+        "en": "The site could not be reached (connection failed). Try again later.",
+        "zh": "无法连接到该网站，请稍后再试。",
+    },
+    "feed.tls": {
+        "en": "The site's secure connection (HTTPS certificate) is broken.",
+        "zh": "该网站的安全连接（HTTPS 证书）有问题。",
+    },
+    "feed.timeout": {
+        "en": "The site did not answer in time. Try again later.",
+        "zh": "该网站没有及时响应，请稍后再试。",
+    },
+    "feed.too_large": {
+        "en": "The feed is too large (over {limit_mb} MB).",
+        "zh": "订阅源太大（超过 {limit_mb} MB）。",
+    },
+    "feed.too_many_redirects": {
+        "en": "The address redirects too many times (or in a loop).",
+        "zh": "该地址重定向次数过多（或形成循环）。",
+    },
+    "feed.http_status": {
+        "en": "The site answered HTTP {status} instead of a feed.",
+        "zh": "网站返回了 HTTP {status}，而不是订阅源。",
+    },
+    "feed.gone": {
+        "en": "The site says this feed is gone for good (HTTP 410).",
+        "zh": "网站表示该订阅源已永久删除（HTTP 410）。",
+    },
+    "feed.not_a_feed": {
+        "en": "That address does not give a news feed (RSS, Atom or RDF): it is {detail}. "
+              "Look for an RSS or Atom link on the site.",
+        "zh": "该地址不是新闻订阅源（RSS、Atom 或 RDF）：它是{detail}。请在网站上寻找 RSS 或 Atom 链接。",
+    },
+    # --- /unsubscribe, /list, /mode --------------------------------------------------
+    "list.empty": {
+        "en": "This chat has no subscriptions yet. Add one with <code>/subscribe URL</code>.",
+        "zh": "本聊天还没有订阅。用 <code>/subscribe 网址</code> 添加一个。",
+    },
+    "list.header": {"en": "<b>Subscriptions</b> ({count})", "zh": "<b>订阅列表</b>（{count}）"},
+    "list.item": {
+        "en": "{number}. <b>{title}</b> — {mode}\n{url}",
+        "zh": "{number}. <b>{title}</b> — {mode}\n{url}",
+    },
+    "list.failing": {
+        "en": "   ⚠️ failing: {error} ({failures} checks in a row)",
+        "zh": "   ⚠️ 获取失败：{error}（连续 {failures} 次）",
+    },
+    "list.paused": {
+        "en": "   ⏸ paused after failing for days: {error}",
+        "zh": "   ⏸ 连续多日失败，已暂停：{error}",
+    },
+    "list.gone": {"en": "   ⛔ gone (HTTP 410)", "zh": "   ⛔ 已失效（HTTP 410）"},
+    "mode.instant": {"en": "instant", "zh": "即时"},
+    "mode.digest": {"en": "digest only", "zh": "仅摘要"},
+    "unsubscribe.usage": {
+        "en": "Send the feed's number from /list or its address, for example "
+              "<code>/unsubscribe 2</code>.",
+        "zh": "请发送 /list 中的编号或订阅源地址，例如 <code>/unsubscribe 2</code>。",
+    },
+    "unsubscribe.choose": {
+        "en": "Which feed should this chat stop following?",
+        "zh": "要取消哪个订阅？",
+    },
+    "unsubscribe.done": {"en": "Unsubscribed from <b>{title}</b>.", "zh": "已取消订阅<b>{title}</b>。"},
+    "unsubscribe.cancel": {"en": "Cancel", "zh": "取消"},
+    "unsubscribe.cancelled": {"en": "Nothing changed.", "zh": "没有改动。"},
+    "sub.unknown_number": {
+        "en": "There is no subscription number {given}: this chat has {count}. See /list.",
+        "zh": "没有编号为 {given} 的订阅：本聊天共有 {count} 个。请查看 /list。",
+    },
+    "sub.unknown_url": {
+        "en": "This chat is not subscribed to {given}. See /list.",
+        "zh": "本聊天没有订阅 {given}。请查看 /list。",
+    },
+    "mode.usage": {
+        "en": "Send a number from /list and a mode, for example <code>/mode 2 digest</code> "
+              "(instant: alerts as they come; digest: only in the daily digest).",
+        "zh": "请发送 /list 中的编号和模式，例如 <code>/mode 2 digest</code>"
+              "（instant：即时提醒；digest：只进每日摘要）。",
+    },
+    "mode.done": {"en": "<b>{title}</b>: {mode}.", "zh": "<b>{title}</b>：{mode}。"},
+    # --- /keywords -------------------------------------------------------------------
+    "keywords.none": {
+        "en": "No keyword filter: every new story alerts this chat.\n"
+              "Add some with <code>/keywords add WORD...</code> (<code>-WORD</code> excludes, "
+              "<code>\"two words\"</code> is a phrase).",
+        "zh": "没有关键词过滤：每篇新报道都会提醒。\n用 <code>/keywords add 词...</code> 添加"
+              "（<code>-词</code> 表示排除，<code>\"两个 词\"</code> 表示短语）。",
+    },
+    "keywords.show": {
+        "en": "<b>Keyword filter</b>\nAlert only on: {includes}\nNever alert on: {excludes}",
+        "zh": "<b>关键词过滤</b>\n只提醒包含：{includes}\n从不提醒包含：{excludes}",
+    },
+    "keywords.any": {"en": "(any story)", "zh": "（所有报道）"},
+    "keywords.nothing": {"en": "(nothing)", "zh": "（无）"},
+    "keywords.usage": {
+        "en": "Use <code>/keywords</code>, <code>/keywords add WORD...</code>, "
+              "<code>/keywords remove WORD...</code> or <code>/keywords clear</code>.",
+        "zh": "用法：<code>/keywords</code>、<code>/keywords add 词...</code>、"
+              "<code>/keywords remove 词...</code> 或 <code>/keywords clear</code>。",
+    },
+    "keywords.added": {"en": "Added: {added}", "zh": "已添加：{added}"},
+    "keywords.removed": {"en": "Removed: {removed}", "zh": "已删除：{removed}"},
+    "keywords.not_found": {
+        "en": "Not in the filter: {missing}", "zh": "过滤条件中没有：{missing}",
+    },
+    "keywords.cleared": {
+        "en": "Keyword filter cleared: every new story alerts this chat again.",
+        "zh": "已清除关键词过滤：每篇新报道都会再次提醒。",
+    },
+    "keywords.too_many": {
+        "en": "A chat can have at most {limit} keywords. Remove some first.",
+        "zh": "每个聊天最多 {limit} 个关键词，请先删除一些。",
+    },
+    "keywords.too_long": {
+        "en": "Keywords can be at most {limit} characters long: {keyword}",
+        "zh": "关键词最长 {limit} 个字符：{keyword}",
+    },
+    "keywords.empty": {
+        "en": "Give at least one word, for example <code>/keywords add climate \"central bank\"</code>.",
+        "zh": "请至少给出一个词，例如 <code>/keywords add 气候 \"央行 利率\"</code>。",
+    },
+    "keywords.unbalanced_quote": {
+        "en": "A quotation mark is not closed. Put phrases in pairs of quotes: "
+              "<code>\"two words\"</code>.",
+        "zh": "引号没有闭合。短语请用成对的引号：<code>\"两个 词\"</code>。",
+    },
+    "alert.matched": {"en": "🔎 {keyword}", "zh": "🔎 {keyword}"},
+    # --- /digest ---------------------------------------------------------------------
+    "digest.usage": {
+        "en": "Use <code>/digest</code> (now), <code>/digest at HH:MM [Area/City]</code> "
+              "(every day, e.g. <code>/digest at 08:00 Europe/Berlin</code>) or "
+              "<code>/digest off</code>.",
+        "zh": "用法：<code>/digest</code>（立即）、<code>/digest at HH:MM [地区/城市]</code>"
+              "（每天，例如 <code>/digest at 08:00 Asia/Shanghai</code>）或 <code>/digest off</code>。",
+    },
+    "digest.bad_time": {
+        "en": "<code>{given}</code> is not a time of day. Use 24-hour HH:MM, "
+              "for example <code>/digest at 07:30</code>.",
+        "zh": "<code>{given}</code> 不是有效的时间。请用 24 小时制 HH:MM，例如 <code>/digest at 07:30</code>。",
+    },
+    "digest.bad_zone": {
+        "en": "<code>{given}</code> is not a time zone I know. Use an Area/City name such as "
+              "<code>Europe/Berlin</code>, <code>America/New_York</code> or <code>Asia/Shanghai</code>.",
+        "zh": "不认识时区 <code>{given}</code>。请使用“地区/城市”格式，例如 "
+              "<code>Asia/Shanghai</code>、<code>Europe/Berlin</code>。",
+    },
+    "digest.scheduled": {
+        "en": "The daily digest will arrive every day at {time} ({zone}). Next: {next}.",
+        "zh": "每日摘要将在每天 {time}（{zone}）发送。下一次：{next}。",
+    },
+    "digest.off": {"en": "The daily digest is off.", "zh": "已关闭每日摘要。"},
+    "digest.was_off": {
+        "en": "The daily digest was not on. Turn it on with <code>/digest at HH:MM</code>.",
+        "zh": "每日摘要本来就没有开启。用 <code>/digest at HH:MM</code> 开启。",
+    },
+    "digest.no_subscriptions": {
+        "en": "This chat has no subscriptions yet, so there is nothing to digest. "
+              "Add one with <code>/subscribe URL</code>.",
+        "zh": "本聊天还没有订阅，暂无摘要。用 <code>/subscribe 网址</code> 添加一个。",
+    },
+    # --- feed health notices ---------------------------------------------------------
+    "notice.feed_paused": {
+        "en": "⏸ <b>{title}</b> has failed for days ({error}), so checks are paused. "
+              "This chat will be told if it recovers. {url}",
+        "zh": "⏸ <b>{title}</b> 已连续多日获取失败（{error}），已暂停检查。恢复时会通知本聊天。{url}",
+    },
+    "notice.feed_gone": {
+        "en": "⛔ <b>{title}</b> is gone for good (HTTP 410). Remove it with /unsubscribe. {url}",
+        "zh": "⛔ <b>{title}</b> 已永久失效（HTTP 410），请用 /unsubscribe 取消订阅。{url}",
+    },
+    "notice.feed_recovered": {
+        "en": "▶️ <b>{title}</b> answers again; new stories will arrive as before.",
+        "zh": "▶️ <b>{title}</b> 已恢复，新报道会照常发送。",
+    },
+    # --- generic ---------------------------------------------------------------------
+    "error.internal": {
+        "en": "Something went wrong on my side; nothing was changed. Please try again in a minute.",
+        "zh": "机器人内部出错，没有做任何改动。请稍后再试。",
+    },
+    "error.argument_too_long": {
+        "en": "That is too long ({length} characters). A feed address has at most 2,048.",
+        "zh": "内容太长（{length} 个字符）。订阅源地址最多 2048 个字符。",
+    },
+    "unknown_command": {
+        "en": "I don't know that command. /help lists what I can do.",
+        "zh": "我不认识这个命令。/help 列出了所有命令。",
+    },
+}
+
+# Command menu registered with Telegram at start (setMyCommands), per language.
+COMMANDS: dict[str, list[tuple[str, str]]] = {
+    "en": [
+        ("subscribe", "Follow a feed: /subscribe URL"),
+        ("unsubscribe", "Stop following a feed"),
+        ("list", "This chat's feeds"),
+        ("mode", "Instant alerts or digest only: /mode N instant|digest"),
+        ("keywords", "Keyword filter: add, remove, clear"),
+        ("digest", "Digest now, or daily: /digest at HH:MM"),
+        ("export", "Feeds as an OPML file"),
+        ("import", "Subscribe to the feeds of an OPML file"),
+        ("help", "What this bot does"),
+    ],
+    "zh": [
+        ("subscribe", "订阅：/subscribe 网址"),
+        ("unsubscribe", "取消订阅"),
+        ("list", "本聊天的订阅"),
+        ("mode", "即时提醒或仅摘要：/mode 编号 instant|digest"),
+        ("keywords", "关键词过滤：add、remove、clear"),
+        ("digest", "立即摘要，或每日：/digest at HH:MM"),
+        ("export", "导出 OPML 文件"),
+        ("import", "从 OPML 文件导入订阅"),
+        ("help", "使用说明"),
+    ],
+}
+
+
+def language_of(code: str | None) -> str:
+    """Chinese for zh* language codes (zh, zh-hans, zh-TW…), English otherwise."""
+    return "zh" if code and code.lower().startswith("zh") else "en"
+
+
+def t(language: str, key: str, **values: Any) -> str:
+    """The text `key` in `language`, with values escaped (names ending in _html are not)."""
+    variants = TEXTS[key]
+    template = variants.get(language) or variants["en"]
+    safe = {
+        name: (value if name.endswith("_html") else escape(str(value)))
+        for name, value in values.items()
+    }
+    return template.format(**safe)
