@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -17,6 +18,14 @@ from bot.errors import UserError
 from bot.feeds.check import FeedChecker, Parsed
 from bot.feeds.fetch import FetchError, FetchErrorKind
 from bot.feeds.poller import success_delay
+from bot.filters import (
+    Keyword,
+    KeywordIndex,
+    check_limit,
+    merge_keywords,
+    parse_keywords,
+    remove_keywords,
+)
 from bot.store import Store, Subscription
 
 log = logging.getLogger(__name__)
@@ -77,8 +86,10 @@ class Service:
         settings: Settings,
         clock: Clock,
         *,
-        on_queued: object = None,
+        keyword_index: KeywordIndex | None = None,
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
+        self.keyword_index = keyword_index if keyword_index is not None else KeywordIndex()
         self.store = store
         self.checker = checker
         self.settings = settings
@@ -122,7 +133,7 @@ class Service:
         outcome = await self.checker.record(
             feed, result, parsed, now + int(delay * 1000), parsed.feed.ttl_seconds
         )
-        if outcome and outcome.queued and callable(self.on_queued):
+        if outcome and outcome.queued and self.on_queued:
             self.on_queued()
         created = await self.store.chats.subscribe(
             chat_id, feed_id, thread_id=thread_id, now_ms=now
@@ -159,3 +170,38 @@ class Service:
         mode = args[1].lower()
         await self.store.chats.set_mode(chat_id, subscription.id, mode)
         return subscription, mode
+
+    # --- keywords ------------------------------------------------------------------------
+
+    async def keywords(self, chat_id: int) -> list[Keyword]:
+        return [
+            Keyword(text, exclude) for text, exclude in await self.store.chats.keywords(chat_id)
+        ]
+
+    async def _save_keywords(self, chat_id: int, keywords: list[Keyword]) -> None:
+        await self.store.chats.set_keywords(chat_id, [(k.text, k.exclude) for k in keywords])
+        self.keyword_index.set_chat(chat_id, keywords)
+
+    async def add_keywords(self, chat_id: int, text: str) -> list[Keyword]:
+        """Add keywords (with -exclusions and "phrases"); returns those that were new."""
+        limits = self.settings.keywords
+        adding = parse_keywords(text, max_length=limits.max_length)
+        existing = await self.keywords(chat_id)
+        check_limit(existing, adding, max_per_chat=limits.max_per_chat)
+        merged = merge_keywords(existing, adding)
+        await self._save_keywords(chat_id, merged)
+        return merged[len(existing) :]
+
+    async def remove_keywords(self, chat_id: int, text: str) -> tuple[list[Keyword], list[Keyword]]:
+        """(removed, not found)."""
+        removing = parse_keywords(text, max_length=10_000)
+        existing = await self.keywords(chat_id)
+        kept, removed = remove_keywords(existing, removing)
+        removed_keys = {k.key for k in removed}
+        missing = [k for k in removing if k.key not in removed_keys]
+        if removed:
+            await self._save_keywords(chat_id, kept)
+        return removed, missing
+
+    async def clear_keywords(self, chat_id: int) -> None:
+        await self._save_keywords(chat_id, [])

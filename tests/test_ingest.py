@@ -25,8 +25,9 @@ NOW = datetime.fromtimestamp(START_MS / 1000, UTC)
 class Bot:
     """The ingestion half of the bot, wired as the app wires it."""
 
-    def __init__(self, store: Store, settings: Settings, clock: FakeClock,
-                 fetcher: Fetcher) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, clock: FakeClock, fetcher: Fetcher
+    ) -> None:
         self.index = KeywordIndex()
         self.checker = FeedChecker(store, fetcher, settings, clock, make_router(self.index))
         self.poller = Poller(store, self.checker, settings, clock, seed=1)
@@ -35,8 +36,9 @@ class Bot:
         self.clock = clock
 
     async def chat(self, chat_id: int) -> int:
-        await self.store.chats.upsert(chat_id, kind="private", title="", language="en",
-                                      now_ms=self.clock.now_ms())
+        await self.store.chats.upsert(
+            chat_id, kind="private", title="", language="en", now_ms=self.clock.now_ms()
+        )
         return chat_id
 
     async def check(self, url: str) -> None:
@@ -58,9 +60,15 @@ async def bot(store: Store, settings: Settings, clock: FakeClock):
         yield Bot(store, settings, clock, fetcher)
 
 
-def item(n: int, *, when: datetime | None = None, guid: str | None = None,
-         link: str | None = None, title: str | None = None,
-         text: str = "Lead paragraph. Second sentence.") -> FeedItem:
+def item(
+    n: int,
+    *,
+    when: datetime | None = None,
+    guid: str | None = None,
+    link: str | None = None,
+    title: str | None = None,
+    text: str = "Lead paragraph. Second sentence.",
+) -> FeedItem:
     return FeedItem(
         title=title or f"Story {n}",
         link=link or f"https://news.test/{n}",
@@ -71,7 +79,8 @@ def item(n: int, *, when: datetime | None = None, guid: str | None = None,
 
 
 async def test_first_fetch_primes_then_only_later_stories_alert_once(
-        bot: Bot, feed_server: FeedServer) -> None:
+    bot: Bot, feed_server: FeedServer
+) -> None:
     feed_server.publish("/f.xml", [item(1), item(2)])
     chat = await bot.chat(1)
     result = await bot.service.subscribe(chat, feed_server.url("/f.xml"), thread_id=None)
@@ -88,7 +97,8 @@ async def test_first_fetch_primes_then_only_later_stories_alert_once(
 
 
 async def test_subscribing_twice_says_so_and_changes_nothing(
-        bot: Bot, feed_server: FeedServer) -> None:
+    bot: Bot, feed_server: FeedServer
+) -> None:
     feed_server.publish("/f.xml", [item(1)])
     chat = await bot.chat(1)
     await bot.service.subscribe(chat, feed_server.url("/f.xml"), thread_id=None)
@@ -98,7 +108,8 @@ async def test_subscribing_twice_says_so_and_changes_nothing(
 
 
 async def test_same_timestamp_both_new_restamp_and_return_not_new(
-        bot: Bot, feed_server: FeedServer) -> None:
+    bot: Bot, feed_server: FeedServer
+) -> None:
     url = feed_server.url("/f.xml")
     feed_server.publish("/f.xml", [item(1)])
     await bot.service.subscribe(await bot.chat(1), url, thread_id=None)
@@ -117,37 +128,38 @@ async def test_same_timestamp_both_new_restamp_and_return_not_new(
     assert len(await bot.alerts()) == 2
 
 
-async def test_archive_window_keeps_relisted_archive_out(
-        bot: Bot, feed_server: FeedServer) -> None:
+async def test_archive_window_keeps_relisted_archive_out(bot: Bot, feed_server: FeedServer) -> None:
     url = feed_server.url("/f.xml")
     feed_server.publish("/f.xml", [item(1, when=NOW)])
     await bot.service.subscribe(await bot.chat(1), url, thread_id=None)
     # A feed re-listing its archive under new guids: 8 days old is archive, 6 days is news.
-    feed_server.publish("/f.xml", [
-        item(1, when=NOW),
-        item(2, when=NOW - timedelta(days=8), guid="relisted-2"),
-        item(3, when=NOW - timedelta(days=6), guid="relisted-3"),
-    ])
+    feed_server.publish(
+        "/f.xml",
+        [
+            item(1, when=NOW),
+            item(2, when=NOW - timedelta(days=8), guid="relisted-2"),
+            item(3, when=NOW - timedelta(days=6), guid="relisted-3"),
+        ],
+    )
     await bot.check(url)
     assert [a[1] for a in await bot.alerts()] == ["Story 3"]
     # The archive entry is still recorded as seen (never sent later either).
     feed = await bot.store.feeds.by_url(url)
     assert feed is not None
     assert "relisted-2" not in [a[1] for a in await bot.alerts()]
-    known = await bot.store.db.fetchone("SELECT COUNT(*) FROM stories WHERE feed_id = ?",
-                                        (feed.id,))
+    known = await bot.store.db.fetchone(
+        "SELECT COUNT(*) FROM stories WHERE feed_id = ?", (feed.id,)
+    )
     assert known is not None and known[0] == 3
 
 
-async def test_future_dates_do_not_push_the_feed_clock(
-        bot: Bot, feed_server: FeedServer) -> None:
+async def test_future_dates_do_not_push_the_feed_clock(bot: Bot, feed_server: FeedServer) -> None:
     url = feed_server.url("/f.xml")
     feed_server.publish("/f.xml", [item(1, when=NOW)])
     await bot.service.subscribe(await bot.chat(1), url, thread_id=None)
     feed_server.publish("/f.xml", [item(1, when=NOW), item(2, when=NOW + timedelta(days=30))])
     await bot.check(url)
-    row = await bot.store.db.fetchone(
-        "SELECT timestamp_id FROM stories WHERE title = 'Story 2'")
+    row = await bot.store.db.fetchone("SELECT timestamp_id FROM stories WHERE title = 'Story 2'")
     assert row is not None and row[0] == bot.clock.now_ms()
     # A story dated now is still news: the misdated one did not move the clock a month on.
     feed_server.publish("/f.xml", [item(3, when=NOW - timedelta(days=1)), item(1, when=NOW)])
@@ -166,11 +178,15 @@ async def test_a_later_subscriber_gets_no_backlog(bot: Bot, feed_server: FeedSer
     feed_server.publish("/f.xml", [item(3, when=NOW), item(2, when=NOW), item(1)])
     await bot.check(url)
     assert sorted((a[0], a[1]) for a in await bot.alerts()) == [
-        (1, "Story 2"), (1, "Story 3"), (2, "Story 3")]
+        (1, "Story 2"),
+        (1, "Story 3"),
+        (2, "Story 3"),
+    ]
 
 
 async def test_same_story_in_two_feeds_alerts_a_chat_once(
-        bot: Bot, feed_server: FeedServer) -> None:
+    bot: Bot, feed_server: FeedServer
+) -> None:
     chat = await bot.chat(1)
     for path in ("/a.xml", "/b.xml"):
         feed_server.publish(path, [item(1)])
@@ -179,41 +195,54 @@ async def test_same_story_in_two_feeds_alerts_a_chat_once(
     same_title = item(6, when=NOW, guid="a-6", title="Central bank raises rates")
     feed_server.publish("/a.xml", [shared_link, same_title, item(1)])
     await bot.check(feed_server.url("/a.xml"))
-    feed_server.publish("/b.xml", [
-        item(7, when=NOW, guid="b-7", link="https://www.news.test/shared?utm_source=b"),
-        item(8, when=NOW, guid="b-8", link="https://other.test/8",
-             title="Central  Bank raises rates"),
-        item(9, when=NOW, guid="b-9", link="https://other.test/9"),
-        item(1),
-    ])
+    feed_server.publish(
+        "/b.xml",
+        [
+            item(7, when=NOW, guid="b-7", link="https://www.news.test/shared?utm_source=b"),
+            item(
+                8,
+                when=NOW,
+                guid="b-8",
+                link="https://other.test/8",
+                title="Central  Bank raises rates",
+            ),
+            item(9, when=NOW, guid="b-9", link="https://other.test/9"),
+            item(1),
+        ],
+    )
     await bot.check(feed_server.url("/b.xml"))
-    assert [a[1] for a in await bot.alerts()] == ["Story 5", "Central bank raises rates",
-                                                   "Story 9"]
+    assert [a[1] for a in await bot.alerts()] == ["Story 5", "Central bank raises rates", "Story 9"]
 
 
 async def test_keyword_filter_routes_and_names_the_keyword(
-        bot: Bot, feed_server: FeedServer) -> None:
+    bot: Bot, feed_server: FeedServer
+) -> None:
     url = feed_server.url("/f.xml")
     feed_server.publish("/f.xml", [item(1)])
     for chat in (1, 2):
         await bot.service.subscribe(await bot.chat(chat), url, thread_id=None)
     bot.index.set_chat(2, [Keyword("putin")])
-    feed_server.publish("/f.xml", [
-        item(2, when=NOW, title="Putin's envoy says talks go on"),
-        item(3, when=NOW, title="Markets calm", text="Nothing about Russia."),
-        item(1),
-    ])
+    feed_server.publish(
+        "/f.xml",
+        [
+            item(2, when=NOW, title="Putin's envoy says talks go on"),
+            item(3, when=NOW, title="Markets calm", text="Nothing about Russia."),
+            item(1),
+        ],
+    )
     await bot.check(url)
     rows = await bot.store.db.fetchall(
         "SELECT o.chat_id, s.title, o.keyword FROM outbox o JOIN stories s ON s.id = o.story_id"
-        " ORDER BY o.chat_id, s.title")
+        " ORDER BY o.chat_id, s.title"
+    )
     assert [tuple(r) for r in rows] == [
-        (1, "Markets calm", None), (1, "Putin's envoy says talks go on", None),
-        (2, "Putin's envoy says talks go on", "putin")]
+        (1, "Markets calm", None),
+        (1, "Putin's envoy says talks go on", None),
+        (2, "Putin's envoy says talks go on", "putin"),
+    ]
 
 
-async def test_digest_mode_subscriptions_get_no_alerts(
-        bot: Bot, feed_server: FeedServer) -> None:
+async def test_digest_mode_subscriptions_get_no_alerts(bot: Bot, feed_server: FeedServer) -> None:
     url = feed_server.url("/f.xml")
     feed_server.publish("/f.xml", [item(1)])
     chat = await bot.chat(1)
@@ -232,10 +261,10 @@ async def test_digest_mode_subscriptions_get_no_alerts(
 async def record_fixture(bot: Bot, feed_server: FeedServer, name: str) -> list[tuple]:
     body = (FIXTURES / "feeds" / name).read_bytes()
     feed_server.serve("/" + name, body, content_type="application/xml")
-    await bot.service.subscribe(await bot.chat(1), feed_server.url("/" + name),
-                                thread_id=None)
+    await bot.service.subscribe(await bot.chat(1), feed_server.url("/" + name), thread_id=None)
     rows = await bot.store.db.fetchall(
-        "SELECT identity, timestamp_id, title, link FROM stories ORDER BY id")
+        "SELECT identity, timestamp_id, title, link FROM stories ORDER BY id"
+    )
     return [tuple(r) for r in rows]
 
 
@@ -245,22 +274,21 @@ async def test_duplicate_guids_are_one_story(bot: Bot, feed_server: FeedServer) 
 
 
 async def test_items_without_titles_get_one_from_their_text(
-        bot: Bot, feed_server: FeedServer) -> None:
+    bot: Bot, feed_server: FeedServer
+) -> None:
     rows = await record_fixture(bot, feed_server, "en_scriptingnews_notitles_rss2.xml")
     assert len(rows) == 48  # 50 items, 2 guids duplicated
     assert all(title.strip() for _, _, title, _ in rows)
     assert len({title for _, _, title, _ in rows}) > 40
 
 
-async def test_shared_links_without_guids_stay_distinct(
-        bot: Bot, feed_server: FeedServer) -> None:
+async def test_shared_links_without_guids_stay_distinct(bot: Bot, feed_server: FeedServer) -> None:
     rows = await record_fixture(bot, feed_server, "en_phdcomics_nodates_duplinks_rss2.xml")
     assert len(rows) == 5  # 3 items share one link but have their own titles
     assert len({link for *_, link in rows}) == 3
 
 
-async def test_feed_without_dates_uses_first_seen_time(
-        bot: Bot, feed_server: FeedServer) -> None:
+async def test_feed_without_dates_uses_first_seen_time(bot: Bot, feed_server: FeedServer) -> None:
     rows = await record_fixture(bot, feed_server, "ar_masrawy_news_nodates_rss2.xml")
     assert len(rows) == 31
     assert {ts for _, ts, _, _ in rows} == {bot.clock.now_ms()}
@@ -270,16 +298,17 @@ async def test_feed_without_dates_uses_first_seen_time(
     assert await bot.alerts() == []
 
 
-async def test_mangled_links_fall_back_to_the_guid_url(
-        bot: Bot, feed_server: FeedServer) -> None:
-    rows = await record_fixture(bot, feed_server,
-                                "zh_voa_chinanews_machinetranslated_mangled_rss2.xml")
+async def test_mangled_links_fall_back_to_the_guid_url(bot: Bot, feed_server: FeedServer) -> None:
+    rows = await record_fixture(
+        bot, feed_server, "zh_voa_chinanews_machinetranslated_mangled_rss2.xml"
+    )
     assert len(rows) == 6
     assert all(link.startswith("https://www.voanews.com/") for *_, link in rows)
 
 
 async def test_items_without_guids_are_identified_by_link(
-        bot: Bot, feed_server: FeedServer) -> None:
+    bot: Bot, feed_server: FeedServer
+) -> None:
     rows = await record_fixture(bot, feed_server, "en_hackernews_frontpage_rss2.xml")
     assert len(rows) == 30 and len({identity for identity, *_ in rows}) == 30
 

@@ -137,7 +137,7 @@ async def test_a_stalled_upload_times_out():
 
     server = await asyncio.start_server(never_read, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    request = AiohttpRequest(read_timeout=0.2, write_timeout=0.3, connect_timeout=0.2)
+    request = AiohttpRequest(read_timeout=0.2, media_write_timeout=0.3, connect_timeout=0.2)
     bot = telegram.Bot("1:x", base_url=f"http://127.0.0.1:{port}/bot", request=request)
     try:
         async with request, asyncio.timeout(10):

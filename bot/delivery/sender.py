@@ -29,6 +29,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, Tele
 from bot.clock import Clock
 from bot.config import DeliverySettings
 from bot.delivery.format import format_alert, html_to_plain
+from bot.delivery.pacing import Pacer
 from bot.store import OutboxItem, Store, StoryText
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class Sender:
         settings: DeliverySettings,
         clock: Clock,
         *,
+        pacer: Pacer | None = None,
         link_preview: bool = False,
         default_zone: str = "UTC",
         on_unreachable: ChatListener | None = None,
@@ -95,8 +97,7 @@ class Sender:
         self._heap: list[tuple[float, int, int]] = []  # (ready at, sequence, chat id)
         self._scheduled: set[int] = set()  # chats with an entry in the heap
         self._busy: set[int] = set()  # chats with a message in flight
-        self._next_allowed: dict[int, float] = {}
-        self._next_global = 0.0
+        self.pacer = pacer or Pacer(settings)
         self._seq = 0
         self._loaded_max_id = 0
         self._stories: dict[int, StoryText] = {}
@@ -170,7 +171,7 @@ class Sender:
                 await self._sleep(1.0)
                 continue
             ready_at, _seq, chat_id = self._heap[0]
-            start_at = max(ready_at, self._next_global)
+            start_at = max(ready_at, self.pacer.next_global)
             if start_at > now:
                 await self._sleep(start_at - now)
                 continue
@@ -186,8 +187,12 @@ class Sender:
                 continue
             item = queue.popleft()
             now = loop.time()
-            self._next_global = max(now, self._next_global) + 1.0 / self.settings.global_per_second
-            self._next_allowed[chat_id] = now + self._chat_interval(item)
+            if self.pacer.chat_ready_at(chat_id) > now:  # a reply to this chat took the slot
+                queue.appendleft(item)
+                self._slots.release()
+                self._schedule(chat_id)
+                continue
+            self.pacer.book(chat_id, now)
             self._busy.add(chat_id)
             task = asyncio.create_task(self._deliver(item))
             self._tasks.add(task)
@@ -199,16 +204,10 @@ class Sender:
         except TimeoutError:
             pass
 
-    def _chat_interval(self, item: OutboxItem) -> float:
-        per_chat = 1.0 / self.settings.chat_per_second
-        if item.chat_id < 0 or item.chat_kind != "private":
-            return max(per_chat, 60.0 / self.settings.group_per_minute)
-        return per_chat
-
     def _schedule(self, chat_id: int, at: float | None = None) -> None:
         if chat_id in self._scheduled or chat_id in self._busy or not self._queues.get(chat_id):
             return
-        ready = max(at or 0.0, self._next_allowed.get(chat_id, 0.0))
+        ready = max(at or 0.0, self.pacer.chat_ready_at(chat_id))
         self._seq += 1
         heapq.heappush(self._heap, (ready, self._seq, chat_id))
         self._scheduled.add(chat_id)
@@ -392,7 +391,7 @@ class Sender:
             item = replace(item, attempts=item.attempts + 1)
         loop = asyncio.get_running_loop()
         self._queues.setdefault(item.chat_id, deque()).appendleft(item)
-        self._next_allowed[item.chat_id] = loop.time() + delay
+        self.pacer.hold(item.chat_id, loop.time() + delay)
 
     # --- bookkeeping ------------------------------------------------------------------
 

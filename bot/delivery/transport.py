@@ -34,16 +34,17 @@ Timeout = float | None
 
 @functools.lru_cache(maxsize=64)
 def _client_timeout(
-    connect: Timeout, read: Timeout, write: Timeout, uploads_files: bool
+    connect: Timeout, read: Timeout, write: Timeout, has_body: bool
 ) -> aiohttp.ClientTimeout:
     """The aiohttp timeout for one request (cached: the same few combinations recur).
 
-    aiohttp has no write timeout: its sock_read timer starts only once the whole body is
-    written, so a stalled upload would hang forever. Small form bodies fit in the socket
-    buffer and cannot stall, so only file uploads get a `total` cap, the sum of the phases.
+    aiohttp has no write timeout, and its sock_read timer starts only once the whole body is
+    written, so a peer that stops reading would hold a request forever. Requests with a body
+    therefore get a `total` cap, the sum of the phases; downloads (no body) keep none, so a
+    big file is bounded only by each read.
     """
     total = None
-    if uploads_files and None not in (connect, read, write):
+    if has_body and None not in (connect, read, write):
         total = connect + read + write  # type: ignore[operator]
     return aiohttp.ClientTimeout(total=total, connect=connect, sock_connect=connect, sock_read=read)
 
@@ -56,13 +57,15 @@ class AiohttpRequest(BaseRequest):
 
     Timeouts follow PTB's meaning: `connect_timeout` bounds establishing a connection,
     `read_timeout` each wait for response bytes (getUpdates passes its long-poll timeout on
-    top of it), `write_timeout` uploads of files, `pool_timeout` the wait for a free slot
+    top of it), `write_timeout` sending a request (`media_write_timeout` when it uploads
+    files and no write timeout was passed), `pool_timeout` the wait for a free slot
     when `connection_pool_size` requests are already in flight. Timeouts raise
     `telegram.error.TimedOut`; other transport failures raise `telegram.error.NetworkError`.
     """
 
     __slots__ = (
         "_connect_timeout",
+        "_media_write_timeout",
         "_owns_session",
         "_pool_size",
         "_pool_timeout",
@@ -80,6 +83,7 @@ class AiohttpRequest(BaseRequest):
         connect_timeout: Timeout = 5.0,
         pool_timeout: Timeout = 1.0,
         session: aiohttp.ClientSession | None = None,
+        media_write_timeout: Timeout = 20.0,
     ) -> None:
         if connection_pool_size < 1:
             raise ValueError("connection_pool_size must be at least 1")
@@ -88,6 +92,7 @@ class AiohttpRequest(BaseRequest):
         self._write_timeout = write_timeout
         self._connect_timeout = connect_timeout
         self._pool_timeout = pool_timeout
+        self._media_write_timeout = media_write_timeout
         self._session = session
         self._owns_session = session is None
         # Our own slot count rather than the connector's limit, so that waiting for a free
@@ -131,14 +136,17 @@ class AiohttpRequest(BaseRequest):
             raise RuntimeError("This AiohttpRequest is not initialized!")
 
         uploads_files = request_data is not None and request_data.contains_files
+        body, content_type = _encode_body(request_data)
         timeout = _client_timeout(
             self._given_or(connect_timeout, self._connect_timeout),
             self._given_or(read_timeout, self._read_timeout),
-            self._given_or(write_timeout, self._write_timeout),
-            uploads_files,
+            # As in HTTPXRequest, uploads get their own, longer default write timeout.
+            self._given_or(
+                write_timeout, self._media_write_timeout if uploads_files else self._write_timeout
+            ),
+            body is not None,
         )
         headers = None if self._owns_session else {"User-Agent": self.USER_AGENT}
-        body, content_type = _encode_body(request_data)
         if content_type is not None:
             headers = {**(headers or {}), "Content-Type": content_type}
 
@@ -150,7 +158,7 @@ class AiohttpRequest(BaseRequest):
                 return response.status, await response.read()
         except TimeoutError as exc:
             # Covers aiohttp's connect and socket-read timeouts (both TimeoutError subclasses)
-            # and the total cap on uploads.
+            # and the total cap on requests with a body.
             raise TimedOut from exc
         except aiohttp.ClientError as exc:
             # The class name says more than the message for errors like ServerDisconnected.

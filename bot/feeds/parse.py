@@ -85,10 +85,9 @@ _HTML_START = re.compile(rb"^\s*(<!doctype\s+html|<html)", re.IGNORECASE)
 def _why_not_a_feed(body: bytes, result: Any) -> str:
     head = body[:1024].lstrip(b"\xef\xbb\xbf")
     if not head.strip():
-        return "empty document"
+        return "an empty document"
     if _HTML_START.match(head):
         return "an HTML page"
     if head.lstrip()[:1] in (b"{", b"["):
-        return "JSON, not RSS or Atom"
-    error = result.get("bozo_exception")
-    return f"not RSS, Atom or RDF ({type(error).__name__})" if error else "not RSS, Atom or RDF"
+        return "a JSON document"
+    return "a document of another kind"

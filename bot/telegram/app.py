@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from telegram import Bot, BotCommand, Chat
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -25,6 +25,7 @@ from telegram.ext import (
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.delivery.pacing import PacedRateLimiter, Pacer
 from bot.delivery.sender import Sender
 from bot.delivery.transport import AiohttpRequest
 from bot.feeds.check import FeedChecker
@@ -36,6 +37,7 @@ from bot.service import Service
 from bot.store import Feed, Store
 from bot.telegram import handlers
 from bot.telegram.i18n import COMMANDS, language_of, t
+from bot.telegram.ordering import PerChatUpdateProcessor
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,11 @@ class BotRuntime:
 
 
 def build_runtime(
-    settings: Settings, store: Store, sender_bot: Bot, clock: Clock | None = None
+    settings: Settings,
+    store: Store,
+    sender_bot: Bot,
+    pacer: Pacer,
+    clock: Clock | None = None,
 ) -> BotRuntime:
     clock = clock or SystemClock()
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")
@@ -126,11 +132,12 @@ def build_runtime(
         sender_bot,
         settings.delivery,
         clock,
+        pacer=pacer,
         link_preview=settings.telegram.link_preview,
         default_zone=settings.digest.timezone,
     )
     poller = Poller(store, checker, settings, clock, on_queued=sender.wake)
-    service = Service(store, checker, settings, clock, on_queued=sender.wake)
+    service = Service(store, checker, settings, clock, keyword_index=index, on_queued=sender.wake)
     runtime = BotRuntime(
         settings=settings,
         store=store,
@@ -156,9 +163,11 @@ def add_handlers(app: Application) -> None:
         ("unsubscribe", "unsub"): handlers.unsubscribe,
         ("list",): handlers.list_,
         ("mode",): handlers.mode,
+        ("keywords", "keyword", "kw"): handlers.keywords,
     }
     for names, callback in commands.items():
         app.add_handler(CommandHandler(list(names), callback, filters=COMMAND_UPDATES))
+    app.bot_data["commands"] = {name for names in commands for name in names}
     app.add_handler(CallbackQueryHandler(handlers.unsubscribe_button, pattern=r"^unsub:"))
     app.add_handler(ChatMemberHandler(handlers.chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, handlers.migrated))
@@ -178,7 +187,7 @@ def telegram_request(
     )
 
 
-def build_application(settings: Settings) -> Application:
+def build_application(settings: Settings, pacer: Pacer) -> Application:
     tg = settings.telegram
     return (
         ApplicationBuilder()
@@ -189,9 +198,9 @@ def build_application(settings: Settings) -> Application:
         .get_updates_request(
             telegram_request(settings, pool=1, read_timeout=float(tg.polling_timeout) + 10)
         )
-        # Replies to commands only: alerts go through the Sender's own Bot and limits.
-        .rate_limiter(AIORateLimiter(max_retries=2))
-        .concurrent_updates(8)
+        # Replies to commands, paced with the same budget as the Sender's alerts.
+        .rate_limiter(PacedRateLimiter(pacer, max_retries=2))
+        .concurrent_updates(PerChatUpdateProcessor(32))
         .build()
     )
 
@@ -235,6 +244,7 @@ async def run(
     *,
     clock: Clock | None = None,
     stop: asyncio.Event | None = None,
+    ready: Callable[[BotRuntime], None] | None = None,
 ) -> None:
     """Run the bot until SIGINT/SIGTERM (or `stop` is set), then stop cleanly.
 
@@ -249,9 +259,10 @@ async def run(
         except (NotImplementedError, RuntimeError):  # not the main thread (tests)
             pass
 
-    app = build_application(settings)
+    pacer = Pacer(settings.delivery)
+    app = build_application(settings, pacer)
     sender_bot = build_sender_bot(settings)
-    runtime = build_runtime(settings, store, sender_bot, clock)
+    runtime = build_runtime(settings, store, sender_bot, pacer, clock)
     app.bot_data["runtime"] = runtime
     add_handlers(app)
     async with runtime.fetcher, sender_bot, app:
@@ -270,6 +281,8 @@ async def run(
             housekeeping, interval=HOUSEKEEPING_SECONDS, first=60.0, name="housekeeping"
         )
         log.info("event=started bot=@%s", app.bot.username)
+        if ready:
+            ready(runtime)
         await stop.wait()
         log.info("event=stopping")
         await app.updater.stop()

@@ -48,6 +48,7 @@ class Request:
     args: list[str]
     text: str  # everything after the command, as typed
     message: Message
+    update: Update
 
 
 def runtime(context: ContextTypes.DEFAULT_TYPE) -> BotRuntime:
@@ -130,7 +131,13 @@ def command(*, changes: bool = False) -> Callable[[Callable[..., Awaitable[None]
                 return
             text = argument_text(message)
             request = Request(
-                chat.id, thread_of(message), language, list(context.args or []), text, message
+                chat.id,
+                thread_of(message),
+                language,
+                list(context.args or []),
+                text,
+                message,
+                update,
             )
             try:
                 if len(text) > MAX_ARGUMENT_CHARS:
@@ -309,6 +316,72 @@ async def mode(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
 
 
+KEYWORD_ACTIONS = ("add", "remove", "clear")
+
+
+@command()
+async def keywords(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/keywords shows; add/remove/clear change (administrators only in groups)."""
+    service = runtime(context).service
+    lang = request.language
+    action = request.args[0].lower() if request.args else ""
+    rest = request.text.split(maxsplit=1)[1] if len(request.args) > 1 else ""
+    if not action:
+        await reply(
+            request.message, describe_keywords(lang, await service.keywords(request.chat_id))
+        )
+        return
+    if action not in KEYWORD_ACTIONS:
+        raise UserError("keywords.usage")
+    if not await may_change(request.update, context):
+        await reply(request.message, t(lang, "auth.not_admin"))
+        return
+    if action == "clear":
+        if rest:
+            raise UserError("keywords.usage")
+        await service.clear_keywords(request.chat_id)
+        await reply(request.message, t(lang, "keywords.cleared"))
+        return
+    if not rest:
+        raise UserError("keywords.empty")
+    if action == "add":
+        added = await service.add_keywords(request.chat_id, rest)
+        lines = [
+            t(
+                lang,
+                "keywords.added",
+                added=" ".join(k.display() for k in added) or t(lang, "keywords.nothing"),
+            )
+        ]
+    else:
+        removed, missing = await service.remove_keywords(request.chat_id, rest)
+        lines = []
+        if removed:
+            lines.append(
+                t(lang, "keywords.removed", removed=" ".join(k.display() for k in removed))
+            )
+        if missing:
+            lines.append(
+                t(lang, "keywords.not_found", missing=" ".join(k.display() for k in missing))
+            )
+    current = await service.keywords(request.chat_id)
+    lines.append(describe_keywords(lang, current))
+    await reply(request.message, "\n\n".join(lines))
+
+
+def describe_keywords(lang: str, current: list) -> str:
+    if not current:
+        return t(lang, "keywords.none")
+    includes = " ".join(k.display() for k in current if not k.exclude)
+    excludes = " ".join(k.display() for k in current if k.exclude)
+    return t(
+        lang,
+        "keywords.show",
+        includes=includes or t(lang, "keywords.any"),
+        excludes=excludes or t(lang, "keywords.nothing"),
+    )
+
+
 async def unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A command the bot does not have: answered in private chats and when addressed to it."""
     message = update.effective_message
@@ -316,6 +389,9 @@ async def unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None or chat is None or not message.text:
         return
     first = message.text.split(maxsplit=1)[0]
+    name = first[1:].split("@", 1)[0].lower()
+    if name in context.application.bot_data.get("commands", ()):
+        return  # handled by its own CommandHandler
     addressed = (
         "@" in first and first.split("@", 1)[1].lower() == (context.bot.username or "").lower()
     )

@@ -25,7 +25,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "<b>Keywords</b>\n"
             "/keywords — show the filter\n"
             "/keywords add <code>WORD...</code> — only stories with these words alert; "
-            "<code>-WORD</code> excludes, <code>\"two words\"</code> is a phrase\n"
+            '<code>-WORD</code> excludes, <code>"two words"</code> is a phrase\n'
             "/keywords remove <code>WORD...</code>, /keywords clear\n\n"
             "<b>Digest</b>\n"
             "/digest — the last 24 hours now\n"
@@ -46,7 +46,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "<b>关键词</b>\n"
             "/keywords — 查看过滤条件\n"
             "/keywords add <code>词...</code> — 只提醒含这些词的报道；"
-            "<code>-词</code> 表示排除，<code>\"两个 词\"</code> 表示短语\n"
+            '<code>-词</code> 表示排除，<code>"两个 词"</code> 表示短语\n'
             "/keywords remove <code>词...</code>，/keywords clear\n\n"
             "<b>每日摘要</b>\n"
             "/digest — 立即发送过去 24 小时的摘要\n"
@@ -63,7 +63,7 @@ TEXTS: dict[str, dict[str, str]] = {
     # --- permissions -----------------------------------------------------------------
     "auth.not_admin": {
         "en": "Sorry, only this chat's administrators can change its settings. "
-              "Anyone can use /list, /keywords and /digest.",
+        "Anyone can use /list, /keywords and /digest.",
         "zh": "抱歉，只有本群管理员可以修改设置。所有人都可以使用 /list、/keywords 和 /digest。",
     },
     "auth.not_allowed": {
@@ -77,13 +77,13 @@ TEXTS: dict[str, dict[str, str]] = {
     # --- /subscribe ------------------------------------------------------------------
     "subscribe.usage": {
         "en": "Send the feed's address after the command, for example:\n"
-              "<code>/subscribe https://example.com/feed.xml</code>",
+        "<code>/subscribe https://example.com/feed.xml</code>",
         "zh": "请在命令后附上订阅源地址，例如：\n<code>/subscribe https://example.com/feed.xml</code>",
     },
     "subscribe.checking": {"en": "Checking {url} …", "zh": "正在检查 {url} …"},
     "subscribe.done": {
         "en": "Subscribed to <b>{title}</b>. New stories will arrive here; "
-              "the {count} already in the feed are not sent.",
+        "the {count} already in the feed are not sent.",
         "zh": "已订阅<b>{title}</b>。之后的新报道会发到这里；订阅源中已有的 {count} 篇不会发送。",
     },
     "subscribe.already": {
@@ -97,10 +97,10 @@ TEXTS: dict[str, dict[str, str]] = {
     # --- why a feed could not be used (FetchErrorKind, NotAFeed) ---------------------
     "feed.invalid_url": {
         "en": "That is not a web address I can use: <code>{given}</code>\n"
-              "Send a full address starting with http:// or https://, for example "
-              "<code>/subscribe https://example.com/feed.xml</code>",
+        "Send a full address starting with http:// or https://, for example "
+        "<code>/subscribe https://example.com/feed.xml</code>",
         "zh": "这不是可用的网址：<code>{given}</code>\n请发送以 http:// 或 https:// 开头的完整地址，"
-              "例如 <code>/subscribe https://example.com/feed.xml</code>",
+        "例如 <code>/subscribe https://example.com/feed.xml</code>",
     },
     "feed.bad_scheme": {
         "en": "Only http:// and https:// feeds are supported, not <code>{given}</code>.",
@@ -144,7 +144,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "feed.not_a_feed": {
         "en": "That address does not give a news feed (RSS, Atom or RDF): it is {detail}. "
-              "Look for an RSS or Atom link on the site.",
+        "Look for an RSS or Atom link on the site.",
         "zh": "该地址不是新闻订阅源（RSS、Atom 或 RDF）：它是{detail}。请在网站上寻找 RSS 或 Atom 链接。",
     },
     # --- /unsubscribe, /list, /mode --------------------------------------------------
@@ -170,14 +170,17 @@ TEXTS: dict[str, dict[str, str]] = {
     "mode.digest": {"en": "digest only", "zh": "仅摘要"},
     "unsubscribe.usage": {
         "en": "Send the feed's number from /list or its address, for example "
-              "<code>/unsubscribe 2</code>.",
+        "<code>/unsubscribe 2</code>.",
         "zh": "请发送 /list 中的编号或订阅源地址，例如 <code>/unsubscribe 2</code>。",
     },
     "unsubscribe.choose": {
         "en": "Which feed should this chat stop following?",
         "zh": "要取消哪个订阅？",
     },
-    "unsubscribe.done": {"en": "Unsubscribed from <b>{title}</b>.", "zh": "已取消订阅<b>{title}</b>。"},
+    "unsubscribe.done": {
+        "en": "Unsubscribed from <b>{title}</b>.",
+        "zh": "已取消订阅<b>{title}</b>。",
+    },
     "unsubscribe.cancel": {"en": "Cancel", "zh": "取消"},
     "unsubscribe.cancelled": {"en": "Nothing changed.", "zh": "没有改动。"},
     "sub.unknown_number": {
@@ -190,18 +193,18 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "mode.usage": {
         "en": "Send a number from /list and a mode, for example <code>/mode 2 digest</code> "
-              "(instant: alerts as they come; digest: only in the daily digest).",
+        "(instant: alerts as they come; digest: only in the daily digest).",
         "zh": "请发送 /list 中的编号和模式，例如 <code>/mode 2 digest</code>"
-              "（instant：即时提醒；digest：只进每日摘要）。",
+        "（instant：即时提醒；digest：只进每日摘要）。",
     },
     "mode.done": {"en": "<b>{title}</b>: {mode}.", "zh": "<b>{title}</b>：{mode}。"},
     # --- /keywords -------------------------------------------------------------------
     "keywords.none": {
         "en": "No keyword filter: every new story alerts this chat.\n"
-              "Add some with <code>/keywords add WORD...</code> (<code>-WORD</code> excludes, "
-              "<code>\"two words\"</code> is a phrase).",
+        "Add some with <code>/keywords add WORD...</code> (<code>-WORD</code> excludes, "
+        '<code>"two words"</code> is a phrase).',
         "zh": "没有关键词过滤：每篇新报道都会提醒。\n用 <code>/keywords add 词...</code> 添加"
-              "（<code>-词</code> 表示排除，<code>\"两个 词\"</code> 表示短语）。",
+        '（<code>-词</code> 表示排除，<code>"两个 词"</code> 表示短语）。',
     },
     "keywords.show": {
         "en": "<b>Keyword filter</b>\nAlert only on: {includes}\nNever alert on: {excludes}",
@@ -211,14 +214,15 @@ TEXTS: dict[str, dict[str, str]] = {
     "keywords.nothing": {"en": "(nothing)", "zh": "（无）"},
     "keywords.usage": {
         "en": "Use <code>/keywords</code>, <code>/keywords add WORD...</code>, "
-              "<code>/keywords remove WORD...</code> or <code>/keywords clear</code>.",
+        "<code>/keywords remove WORD...</code> or <code>/keywords clear</code>.",
         "zh": "用法：<code>/keywords</code>、<code>/keywords add 词...</code>、"
-              "<code>/keywords remove 词...</code> 或 <code>/keywords clear</code>。",
+        "<code>/keywords remove 词...</code> 或 <code>/keywords clear</code>。",
     },
     "keywords.added": {"en": "Added: {added}", "zh": "已添加：{added}"},
     "keywords.removed": {"en": "Removed: {removed}", "zh": "已删除：{removed}"},
     "keywords.not_found": {
-        "en": "Not in the filter: {missing}", "zh": "过滤条件中没有：{missing}",
+        "en": "Not in the filter: {missing}",
+        "zh": "过滤条件中没有：{missing}",
     },
     "keywords.cleared": {
         "en": "Keyword filter cleared: every new story alerts this chat again.",
@@ -233,33 +237,33 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "关键词最长 {limit} 个字符：{keyword}",
     },
     "keywords.empty": {
-        "en": "Give at least one word, for example <code>/keywords add climate \"central bank\"</code>.",
-        "zh": "请至少给出一个词，例如 <code>/keywords add 气候 \"央行 利率\"</code>。",
+        "en": 'Give at least one word, for example <code>/keywords add climate "central bank"</code>.',
+        "zh": '请至少给出一个词，例如 <code>/keywords add 气候 "央行 利率"</code>。',
     },
     "keywords.unbalanced_quote": {
         "en": "A quotation mark is not closed. Put phrases in pairs of quotes: "
-              "<code>\"two words\"</code>.",
-        "zh": "引号没有闭合。短语请用成对的引号：<code>\"两个 词\"</code>。",
+        '<code>"two words"</code>.',
+        "zh": '引号没有闭合。短语请用成对的引号：<code>"两个 词"</code>。',
     },
     "alert.matched": {"en": "🔎 {keyword}", "zh": "🔎 {keyword}"},
     # --- /digest ---------------------------------------------------------------------
     "digest.usage": {
         "en": "Use <code>/digest</code> (now), <code>/digest at HH:MM [Area/City]</code> "
-              "(every day, e.g. <code>/digest at 08:00 Europe/Berlin</code>) or "
-              "<code>/digest off</code>.",
+        "(every day, e.g. <code>/digest at 08:00 Europe/Berlin</code>) or "
+        "<code>/digest off</code>.",
         "zh": "用法：<code>/digest</code>（立即）、<code>/digest at HH:MM [地区/城市]</code>"
-              "（每天，例如 <code>/digest at 08:00 Asia/Shanghai</code>）或 <code>/digest off</code>。",
+        "（每天，例如 <code>/digest at 08:00 Asia/Shanghai</code>）或 <code>/digest off</code>。",
     },
     "digest.bad_time": {
         "en": "<code>{given}</code> is not a time of day. Use 24-hour HH:MM, "
-              "for example <code>/digest at 07:30</code>.",
+        "for example <code>/digest at 07:30</code>.",
         "zh": "<code>{given}</code> 不是有效的时间。请用 24 小时制 HH:MM，例如 <code>/digest at 07:30</code>。",
     },
     "digest.bad_zone": {
         "en": "<code>{given}</code> is not a time zone I know. Use an Area/City name such as "
-              "<code>Europe/Berlin</code>, <code>America/New_York</code> or <code>Asia/Shanghai</code>.",
+        "<code>Europe/Berlin</code>, <code>America/New_York</code> or <code>Asia/Shanghai</code>.",
         "zh": "不认识时区 <code>{given}</code>。请使用“地区/城市”格式，例如 "
-              "<code>Asia/Shanghai</code>、<code>Europe/Berlin</code>。",
+        "<code>Asia/Shanghai</code>、<code>Europe/Berlin</code>。",
     },
     "digest.scheduled": {
         "en": "The daily digest will arrive every day at {time} ({zone}). Next: {next}.",
@@ -272,13 +276,13 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "digest.no_subscriptions": {
         "en": "This chat has no subscriptions yet, so there is nothing to digest. "
-              "Add one with <code>/subscribe URL</code>.",
+        "Add one with <code>/subscribe URL</code>.",
         "zh": "本聊天还没有订阅，暂无摘要。用 <code>/subscribe 网址</code> 添加一个。",
     },
     # --- feed health notices ---------------------------------------------------------
     "notice.feed_paused": {
         "en": "⏸ <b>{title}</b> has failed for days ({error}), so checks are paused. "
-              "This chat will be told if it recovers. {url}",
+        "This chat will be told if it recovers. {url}",
         "zh": "⏸ <b>{title}</b> 已连续多日获取失败（{error}），已暂停检查。恢复时会通知本聊天。{url}",
     },
     "notice.feed_gone": {

@@ -1,0 +1,855 @@
+"""The daily digest: schedule math, the story window, rendering. Every instant is injected."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from html.parser import HTMLParser
+from itertools import pairwise
+from zoneinfo import ZoneInfo, available_timezones
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.delivery.format import MESSAGE_LIMIT
+from bot.digest import (
+    DAY_MS,
+    ENTITY_LIMIT,
+    HOUR_MS,
+    RAW_HTML_LIMIT,
+    DigestItem,
+    DigestTexts,
+    DigestWindow,
+    digest_window,
+    due_since,
+    next_due,
+    on_demand_window,
+    parse_digest_time,
+    parse_zone,
+    previous_due,
+    render_digest,
+    summary_line,
+    telegram_length,
+)
+from bot.errors import UserError
+from bot.models import Story
+
+MINUTE_MS = 60_000
+
+
+def at(zone: str, *fields: int, fold: int = 0) -> int:
+    """Epoch ms of a local wall-clock time in `zone`."""
+    return int(datetime(*fields, tzinfo=ZoneInfo(zone), fold=fold).timestamp() * 1000)
+
+
+def utc(*fields: int) -> int:
+    return at("UTC", *fields)
+
+
+def local(epoch_ms: int, zone: str) -> datetime:
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).astimezone(ZoneInfo(zone))
+
+
+# ---------------------------------------------------------------------------------------
+# parse_digest_time / parse_zone
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("07:30", (7, 30)),
+        ("7:30", (7, 30)),
+        ("0:00", (0, 0)),
+        ("23:59", (23, 59)),
+        (" 08:05 ", (8, 5)),
+        ("０７：３０", (7, 30)),  # full-width digits and colon, as Chinese keyboards type them
+        ("7：30", (7, 30)),
+    ],
+)
+def test_parse_digest_time_accepts(text: str, expected: tuple[int, int]) -> None:
+    assert parse_digest_time(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["25:99", "24:00", "7", "", "12:60", "ab:cd", "7:3", "07:30:00", "-1:30", "7.30", "٠٧:٣٠"],
+)
+def test_parse_digest_time_rejects(text: str) -> None:
+    with pytest.raises(UserError) as caught:
+        parse_digest_time(text)
+    assert caught.value.key == "digest.bad_time"
+    assert caught.value.values == {"given": text}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Asia/Shanghai", "Asia/Shanghai"),
+        ("asia/shanghai", "Asia/Shanghai"),
+        ("AMERICA/NEW_YORK", "America/New_York"),
+        (" Europe/Berlin ", "Europe/Berlin"),
+        ("UTC", "UTC"),
+        ("utc", "UTC"),
+        ("GMT", "GMT"),
+    ],
+)
+def test_parse_zone_accepts(text: str, expected: str) -> None:
+    assert parse_zone(text) == expected
+    ZoneInfo(parse_zone(text))  # and the result loads
+
+
+@pytest.mark.parametrize(
+    "text", ["Mars/Olympus", "Asia/Shangai", "", "Shanghai", "localtime", "Factory", "../UTC"]
+)
+def test_parse_zone_rejects(text: str) -> None:
+    with pytest.raises(UserError) as caught:
+        parse_zone(text)
+    assert caught.value.key == "digest.bad_zone"
+    assert caught.value.values == {"given": text}
+
+
+# ---------------------------------------------------------------------------------------
+# next_due: named DST cases
+# ---------------------------------------------------------------------------------------
+
+
+def test_next_due_shanghai_no_dst() -> None:
+    # 08:00 CST is 00:00 UTC, every day of the year.
+    assert next_due(8, 0, "Asia/Shanghai", utc(2025, 2, 25, 23, 59)) == utc(2025, 2, 26, 0, 0)
+    # Strictly after: at the due instant itself, the next one is tomorrow's.
+    assert next_due(8, 0, "Asia/Shanghai", utc(2025, 2, 26, 0, 0)) == utc(2025, 2, 27, 0, 0)
+    assert next_due(8, 0, "Asia/Shanghai", utc(2025, 2, 26, 0, 0) - 1) == utc(2025, 2, 26, 0, 0)
+
+
+def test_next_due_berlin_spring_forward_gap() -> None:
+    # 2025-03-30 02:30 does not exist in Berlin: 02:00 CET jumps to 03:00 CEST (01:00 UTC).
+    assert next_due(2, 30, "Europe/Berlin", utc(2025, 3, 29, 12)) == utc(2025, 3, 30, 1, 0)
+    assert next_due(2, 30, "Europe/Berlin", utc(2025, 3, 30, 1, 0)) == utc(2025, 3, 31, 0, 30)
+
+
+def test_next_due_berlin_fall_back_once() -> None:
+    # 2025-10-26 02:30 happens twice in Berlin: 00:30 UTC (CEST), then 01:30 UTC (CET).
+    first = next_due(2, 30, "Europe/Berlin", utc(2025, 10, 25, 12))
+    assert first == utc(2025, 10, 26, 0, 30)
+    # Right after the first occurrence, the second one is not due: the next is Monday's.
+    assert next_due(2, 30, "Europe/Berlin", first) == utc(2025, 10, 27, 1, 30)
+    assert next_due(2, 30, "Europe/Berlin", utc(2025, 10, 26, 1, 0)) == utc(2025, 10, 27, 1, 30)
+
+
+def test_next_due_new_york_both_changes() -> None:
+    # 2025-03-09: 02:00 EST jumps to 03:00 EDT (07:00 UTC).
+    assert next_due(2, 30, "America/New_York", utc(2025, 3, 8, 12)) == utc(2025, 3, 9, 7, 0)
+    assert next_due(2, 30, "America/New_York", utc(2025, 3, 9, 7, 0)) == utc(2025, 3, 10, 6, 30)
+    # 2025-11-02: 01:30 happens at 05:30 UTC (EDT) and again at 06:30 UTC (EST); first only.
+    first = next_due(1, 30, "America/New_York", utc(2025, 11, 1, 12))
+    assert first == utc(2025, 11, 2, 5, 30)
+    assert next_due(1, 30, "America/New_York", first) == utc(2025, 11, 3, 6, 30)
+
+
+def test_next_due_gap_over_midnight_still_serves_that_day() -> None:
+    # America/Nuuk 2025-03-29: Saturday 23:00 (-02) jumps to Sunday 00:00 (-01), 01:00 UTC.
+    # Saturday's 23:30 digest goes out at the end of the gap, not never.
+    saturday = next_due(23, 30, "America/Nuuk", utc(2025, 3, 29, 12))
+    assert saturday == utc(2025, 3, 30, 1, 0)
+    sunday = next_due(23, 30, "America/Nuuk", saturday)
+    assert local(sunday, "America/Nuuk").replace(tzinfo=None) == datetime(2025, 3, 30, 23, 30)
+
+
+def test_next_due_rejects_impossible_clock() -> None:
+    with pytest.raises(ValueError):
+        next_due(24, 0, "UTC", 0)
+    with pytest.raises(ValueError):
+        next_due(7, 60, "UTC", 0)
+
+
+# ---------------------------------------------------------------------------------------
+# next_due over whole years, against an independent definition
+# ---------------------------------------------------------------------------------------
+
+
+def first_reaching(zone: str, wall: datetime) -> int:
+    """The first instant (whole minutes) at which the wall clock of `zone` reads `wall` or
+    later: the definition of a day's due instant, by brute force. It covers every case at
+    once: the time itself, the end of a gap that skipped it, the first of two repeats."""
+    tz = ZoneInfo(zone)
+    as_utc = datetime.combine(wall.date(), wall.time(), tzinfo=UTC)
+    # Start where the wall clock surely still reads earlier: before `wall` minus the
+    # largest offset the zone has around then (two hours' margin), and walk by minutes.
+    nearby = [(as_utc + timedelta(days=d)).astimezone(tz).utcoffset() for d in (-2, -1, 0, 1, 2)]
+    moment = as_utc - max(o for o in nearby if o is not None) - timedelta(hours=2)
+    assert moment.astimezone(tz).replace(tzinfo=None) < wall
+    while moment.astimezone(tz).replace(tzinfo=None) < wall:
+        moment += timedelta(minutes=1)
+    return int(moment.timestamp() * 1000)
+
+
+def wall_exists(zone: str, wall: datetime) -> bool:
+    tz = ZoneInfo(zone)
+    return wall.replace(tzinfo=tz).astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall
+
+
+def dues_of_year(hour: int, minute: int, zone: str, year: int) -> list[int]:
+    """next_due chained from the last instant of the year before, for the whole year."""
+    after = at(zone, year, 1, 1) - 1
+    end = at(zone, year + 1, 1, 1)
+    dues = []
+    while (after := next_due(hour, minute, zone, after)) < end:
+        dues.append(after)
+    return dues
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Europe/Berlin", "America/New_York"])
+@pytest.mark.parametrize(("hour", "minute"), [(0, 0), (1, 30), (2, 30), (8, 0), (23, 59)])
+def test_one_due_per_local_day_over_2025(zone: str, hour: int, minute: int) -> None:
+    dues = dues_of_year(hour, minute, zone, 2025)
+    days = [date(2025, 1, 1) + timedelta(days=n) for n in range(365)]
+    assert [local(due, zone).date() for due in dues] == days
+    for day, due in zip(days, dues, strict=True):
+        wall = datetime.combine(day, time(hour, minute))
+        seen = local(due, zone)
+        assert seen.fold == 0  # never the second reading of a repeated time
+        if wall_exists(zone, wall):
+            assert seen.replace(tzinfo=None) == wall
+        else:  # only the spring-forward days of the two DST zones
+            assert day in (date(2025, 3, 30), date(2025, 3, 9))
+            assert seen.replace(tzinfo=None) == wall.replace(hour=3, minute=0)
+        assert due == first_reaching(zone, wall)
+
+
+@pytest.mark.parametrize(
+    ("zone", "hour", "minute"),
+    [
+        ("Australia/Lord_Howe", 2, 15),  # a 30-minute DST shift
+        ("America/Nuuk", 23, 30),  # a gap that runs over midnight
+        ("America/Santiago", 0, 0),  # transitions at local midnight
+        ("Asia/Tehran", 12, 0),  # DST abolished in 2022: plain days
+    ],
+)
+def test_one_due_per_scheduled_day_in_odd_zones(zone: str, hour: int, minute: int) -> None:
+    dues = dues_of_year(hour, minute, zone, 2025)
+    assert len(dues) == 365
+    day = date(2025, 1, 1)
+    for due in dues:
+        assert due == first_reaching(zone, datetime.combine(day, time(hour, minute)))
+        day += timedelta(days=1)
+
+
+ZONES = sorted(available_timezones() - {"localtime", "Factory"})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    zone=st.sampled_from(ZONES),
+    day=st.dates(min_value=date(1980, 1, 1), max_value=date(2037, 12, 30)),
+    hour=st.integers(0, 23),
+    minute=st.integers(0, 59),
+)
+def test_next_due_matches_definition_everywhere(
+    zone: str, day: date, hour: int, minute: int
+) -> None:
+    due = first_reaching(zone, datetime.combine(day, time(hour, minute)))
+    following = first_reaching(zone, datetime.combine(day + timedelta(days=1), time(hour, minute)))
+    assert next_due(hour, minute, zone, due - 1) == due
+    assert previous_due(hour, minute, zone, due) == due
+    if following != due:  # equal only where a whole local day was skipped (Apia, 2011)
+        # Nothing due between one day's instant and the next day's: one per day.
+        assert next_due(hour, minute, zone, due) == following
+        assert previous_due(hour, minute, zone, following - 1) == due
+
+
+# ---------------------------------------------------------------------------------------
+# due_since: catch-up at start
+# ---------------------------------------------------------------------------------------
+
+ZONE = "Europe/Berlin"
+GRACE = 3 * HOUR_MS
+TODAY_DUE = at(ZONE, 2025, 6, 10, 8, 0)
+YESTERDAY_DUE = at(ZONE, 2025, 6, 9, 8, 0)
+
+
+def test_due_since_missed_within_grace_is_returned() -> None:
+    now = at(ZONE, 2025, 6, 10, 9, 30)
+    assert due_since(8, 0, ZONE, YESTERDAY_DUE, now, GRACE) == TODAY_DUE
+
+
+def test_due_since_missed_beyond_grace_is_skipped() -> None:
+    assert due_since(8, 0, ZONE, YESTERDAY_DUE, TODAY_DUE + GRACE, GRACE) is None
+    assert due_since(8, 0, ZONE, YESTERDAY_DUE, TODAY_DUE + GRACE - 1, GRACE) == TODAY_DUE
+
+
+def test_due_since_nothing_missed() -> None:
+    now = at(ZONE, 2025, 6, 10, 9, 0)
+    assert due_since(8, 0, ZONE, TODAY_DUE, now, GRACE) is None
+    # Sent a little late (flood wait): still nothing owed.
+    assert due_since(8, 0, ZONE, TODAY_DUE + 5 * MINUTE_MS, now, GRACE) is None
+
+
+def test_due_since_never_piles_up_old_digests() -> None:
+    three_days_ago = at(ZONE, 2025, 6, 7, 8, 0)
+    now = at(ZONE, 2025, 6, 10, 8, 10)
+    assert due_since(8, 0, ZONE, three_days_ago, now, GRACE) == TODAY_DUE
+    # Yesterday's, 23 hours old, is not sent either when today's is not yet due.
+    assert due_since(8, 0, ZONE, three_days_ago, at(ZONE, 2025, 6, 10, 7, 0), GRACE) is None
+
+
+def test_due_since_restart_between_setting_and_due_time() -> None:
+    set_at = at(ZONE, 2025, 6, 10, 7, 0)  # "/digest at 08:00" at 07:00
+    big_grace = 2 * DAY_MS  # even a generous grace must not reach back to yesterday's
+    assert due_since(8, 0, ZONE, set_at, at(ZONE, 2025, 6, 10, 7, 30), big_grace) is None
+    assert due_since(8, 0, ZONE, set_at, TODAY_DUE - 1, big_grace) is None
+    assert due_since(8, 0, ZONE, set_at, TODAY_DUE, big_grace) == TODAY_DUE
+
+
+def test_due_since_across_fall_back_sends_once() -> None:
+    first = at(ZONE, 2025, 10, 26, 2, 30, fold=0)
+    second = at(ZONE, 2025, 10, 26, 2, 30, fold=1)
+    assert due_since(2, 30, ZONE, first, second + MINUTE_MS, GRACE) is None
+
+
+# ---------------------------------------------------------------------------------------
+# The window: which stories a digest lists
+# ---------------------------------------------------------------------------------------
+
+SH = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class Found:
+    """A stored story as the store sees it: publication time and when it was first seen."""
+
+    timestamp_id: int
+    first_seen_ms: int
+
+
+def selected(window: DigestWindow, stories: list[Found]) -> list[Found]:
+    return [
+        s
+        for s in stories
+        if window.includes(timestamp_id=s.timestamp_id, first_seen_ms=s.first_seen_ms)
+    ]
+
+
+def test_published_before_found_after_goes_to_the_next_digest() -> None:
+    d0, d1, d2 = (at(SH, 2025, 2, day, 8, 0) for day in (25, 26, 27))
+    late = Found(timestamp_id=d1 - MINUTE_MS, first_seen_ms=d1 + MINUTE_MS)  # 07:59 / 08:01
+    on_time = Found(timestamp_id=d1 - 2 * MINUTE_MS, first_seen_ms=d1 - MINUTE_MS)
+    first, second = digest_window(d0, d1), digest_window(d1, d2)
+    # When the 08:00 digest is made, only on_time is in the store; late shows up after.
+    assert selected(first, [on_time, late]) == [on_time]
+    assert selected(second, [on_time, late]) == [late]
+
+
+def test_a_timestamp_window_would_lose_that_story() -> None:
+    # Why the window is on first-seen time: by publication time alone, the late story
+    # belongs to the 08:00 digest, which was made before the story was found.
+    d1, d2 = at(SH, 2025, 2, 26, 8, 0), at(SH, 2025, 2, 27, 8, 0)
+    late = Found(timestamp_id=d1 - MINUTE_MS, first_seen_ms=d1 + MINUTE_MS)
+    assert not (d1 <= late.timestamp_id < d2)
+    assert digest_window(d1, d2).includes(
+        timestamp_id=late.timestamp_id, first_seen_ms=late.first_seen_ms
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    found=st.lists(
+        st.tuples(st.integers(0, 6 * DAY_MS - 1), st.integers(0, DAY_MS)), min_size=1, max_size=40
+    ),
+    hour=st.integers(0, 23),
+)
+def test_every_story_found_in_time_is_in_exactly_one_daily_digest(
+    found: list[tuple[int, int]], hour: int
+) -> None:
+    # A week of daily digests at `hour` in Berlin (a DST change inside it: 23 h day).
+    start = at("Europe/Berlin", 2025, 3, 27, 0, 0)
+    dues = [next_due(hour, 0, "Europe/Berlin", start)]
+    while len(dues) < 7:
+        dues.append(next_due(hour, 0, "Europe/Berlin", dues[-1]))
+    windows = [digest_window(None, dues[0])]
+    windows += [digest_window(prev, due) for prev, due in pairwise(dues)]
+    for offset, lag in found:
+        # Found during the week, at most a day after it was published.
+        story = Found(timestamp_id=dues[0] + offset - lag, first_seen_ms=dues[0] + offset)
+        hits = [w for w in windows if selected(w, [story])]
+        if story.first_seen_ms < dues[-1]:
+            assert len(hits) == 1
+            # ... and it is the first digest made after it was found.
+            assert hits[0].seen_until == min(d for d in dues if d > story.first_seen_ms)
+        else:
+            assert hits == []
+
+
+def test_first_digest_lists_the_last_24_hours_by_publication() -> None:
+    due = at(SH, 2025, 2, 27, 8, 0)
+    window = digest_window(None, due)
+    # A feed just subscribed: its entries are all first seen at subscription time.
+    subscribed = due - 2 * HOUR_MS
+    recent = Found(timestamp_id=due - 23 * HOUR_MS, first_seen_ms=subscribed)
+    old = Found(timestamp_id=due - 25 * HOUR_MS, first_seen_ms=subscribed)
+    found_after = Found(timestamp_id=due - MINUTE_MS, first_seen_ms=due)
+    assert selected(window, [recent, old, found_after]) == [recent]
+
+
+def test_after_a_long_pause_at_most_24_hours_worth() -> None:
+    due = at(SH, 2025, 2, 27, 8, 0)
+    window = digest_window(due - 5 * DAY_MS, due)
+    assert (window.seen_from, window.seen_until) == (due - DAY_MS, due)
+    inside = Found(timestamp_id=due - 3 * HOUR_MS, first_seen_ms=due - 2 * HOUR_MS)
+    before = Found(timestamp_id=due - 26 * HOUR_MS, first_seen_ms=due - 25 * HOUR_MS)
+    assert selected(window, [inside, before]) == [inside]
+
+
+def test_backlog_of_a_feed_added_between_digests_is_not_news() -> None:
+    d1, d2 = at(SH, 2025, 2, 26, 8, 0), at(SH, 2025, 2, 27, 8, 0)
+    added = d1 + 3 * HOUR_MS  # the new feed's entries are all first seen now
+    month_old = Found(timestamp_id=d1 - 30 * DAY_MS, first_seen_ms=added)
+    yesterday = Found(timestamp_id=d1 - 2 * HOUR_MS, first_seen_ms=added)
+    assert selected(digest_window(d1, d2), [month_old, yesterday]) == [yesterday]
+
+
+def test_schedule_moved_later_same_day_does_not_repeat() -> None:
+    d1 = at(SH, 2025, 2, 26, 8, 0)
+    moved = next_due(20, 0, SH, d1)  # "/digest at 20:00" after the 08:00 one went out
+    story = Found(timestamp_id=d1 - HOUR_MS, first_seen_ms=d1 - MINUTE_MS)
+    assert selected(digest_window(d1 - DAY_MS, d1), [story]) == [story]
+    assert selected(digest_window(d1, moved), [story]) == []
+
+
+def test_window_refuses_a_due_already_covered() -> None:
+    due = at(SH, 2025, 2, 26, 8, 0)
+    with pytest.raises(ValueError):
+        digest_window(due, due)
+
+
+def test_on_demand_lists_published_in_last_24_hours_including_backlog() -> None:
+    now = at(SH, 2025, 2, 27, 15, 0)
+    window = on_demand_window(now)
+    in_feed_at_subscribe = Found(timestamp_id=now - 20 * HOUR_MS, first_seen_ms=now - 3 * DAY_MS)
+    fresh = Found(timestamp_id=now - MINUTE_MS, first_seen_ms=now)
+    too_old = Found(timestamp_id=now - DAY_MS - 1, first_seen_ms=now - HOUR_MS)
+    assert selected(window, [in_feed_at_subscribe, fresh, too_old]) == [
+        in_feed_at_subscribe,
+        fresh,
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------
+
+TELEGRAM_TAGS = {"b", "i", "a"}
+ENTITY_RE = re.compile(r"&(?!(?:amp|lt|gt|quot|#[0-9]+|#x[0-9a-fA-F]+);)")
+
+
+@dataclass
+class Parsed:
+    """One message as Telegram would read it."""
+
+    text: str = ""
+    entities: int = 0
+    links: list[tuple[str, str]] = field(default_factory=list)  # (href, text)
+    bold: list[str] = field(default_factory=list)
+
+
+class StrictTelegramHTML(HTMLParser):
+    """Fails on anything Telegram's HTML parse mode would refuse: unknown tags, a tag
+    closed out of order or left open, an <a> without href, a bare "&"."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[tuple[str, str, int]] = []  # tag, href, where its text starts
+        self.out = Parsed()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        assert tag in TELEGRAM_TAGS, f"tag <{tag}>"
+        href = dict(attrs).get("href") or ""
+        assert tag != "a" or href, "<a> without href"
+        self.out.entities += 1
+        self.stack.append((tag, href, len(self.out.text)))
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack, f"</{tag}> closes nothing"
+        opened, href, start = self.stack.pop()
+        assert opened == tag, f"</{tag}> closes <{opened}>"
+        if tag == "a":
+            self.out.links.append((href, self.out.text[start:]))
+        if tag == "b":
+            self.out.bold.append(self.out.text[start:])
+
+    def handle_data(self, data: str) -> None:
+        self.out.text += data
+
+
+def parse_message(message: str) -> Parsed:
+    assert "<" not in re.sub(r"</?(?:b|i|a)(?: href=\"[^\"]*\")?>", "", message), message
+    assert not ENTITY_RE.search(message), "bare & in message"
+    parser = StrictTelegramHTML()
+    parser.feed(message)
+    parser.close()
+    assert not parser.stack, f"left open: {parser.stack}"
+    return parser.out
+
+
+def utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def check_messages(messages: list[str]) -> list[Parsed]:
+    parsed = [parse_message(m) for m in messages]
+    for message, one in zip(messages, parsed, strict=True):
+        assert 0 < utf16_units(one.text) <= MESSAGE_LIMIT
+        assert len(message) <= RAW_HTML_LIMIT
+        assert one.entities <= ENTITY_LIMIT
+        assert telegram_length(message) == utf16_units(one.text)
+    return parsed
+
+
+def story(
+    story_id: int,
+    feed_id: int = 1,
+    *,
+    ts: int = 1_740_000_000_000,
+    title: str | None = None,
+    link: str | None = None,
+    summary: str = "A short summary.",
+    feed_title: str | None = None,
+) -> Story:
+    return Story(
+        id=story_id,
+        feed_id=feed_id,
+        feed_title=feed_title if feed_title is not None else f"Feed {feed_id}",
+        timestamp_id=ts,
+        title=title if title is not None else f"Story {story_id}",
+        link=link if link is not None else f"https://example.com/{story_id}",
+        summary=summary,
+    )
+
+
+NOW = at(SH, 2025, 2, 27, 8, 0)
+EN = DigestTexts.for_language("en")
+ZH = DigestTexts.for_language("zh")
+
+
+def render(items: list[DigestItem], *, language: str = "en", max_per_feed: int = 10) -> list[str]:
+    return render_digest(
+        items,
+        now_ms=NOW,
+        zone=SH,
+        language=language,
+        max_per_feed=max_per_feed,
+        texts=DigestTexts.for_language(language),
+    )
+
+
+SEED = Story(
+    id=1,
+    feed_id=7,
+    feed_title="美国之音中文网",
+    timestamp_id=1740591542000,
+    title="克里姆林宫称正在准备俄美专家级会谈，为特普峰会铺路",
+    link="https://www.voachinese.com/a/kremlin-says-russia-and-us-are-preparing-more-talks-20250226/7988895.html",
+    summary=(
+        "克里姆林宫周三（2月26日）表示，作为上周美俄高级别会谈及弗拉基米尔·普京"
+        "（Vladimir Putin）和唐纳德·特朗普（Donald Trump）总统早些时候通话的后续行动，"
+        "正在为俄罗斯和美国之间的专家级会谈做准备。"
+    ),
+)
+
+
+def test_seed_story_in_a_chinese_digest() -> None:
+    messages = render([DigestItem(SEED, matched=False)], language="zh")
+    assert len(messages) == 1
+    (parsed,) = check_messages(messages)
+    assert messages[0].startswith("<b>每日摘要</b> · 2025-02-27（Asia/Shanghai）\n")
+    assert (SEED.link, SEED.title) in parsed.links
+    assert "美国之音中文网" in parsed.bold
+    # The summary is one sentence, short enough to be shown whole on its own line.
+    assert f"\n{SEED.summary}" in parsed.text
+
+
+def test_english_header_and_language_choice() -> None:
+    (message,) = render([DigestItem(story(1), matched=False)], language="en")
+    assert message.startswith("<b>Daily digest</b> · 2025-02-27 (Asia/Shanghai)\n")
+    assert DigestTexts.for_language("zh-hans") is ZH
+    assert DigestTexts.for_language("zh-TW") is ZH
+    assert DigestTexts.for_language("en-US") is EN
+    assert DigestTexts.for_language("fr") is EN
+    assert DigestTexts.for_language("") is EN
+
+
+def test_texts_default_from_language() -> None:
+    items = [DigestItem(story(1), matched=False)]
+    implied = render_digest(items, now_ms=NOW, zone=SH, language="zh", max_per_feed=5)
+    assert implied == render(items, language="zh")
+
+
+@pytest.mark.parametrize(
+    ("language", "line"),
+    [("en", "No new stories in the last 24 hours."), ("zh", "过去 24 小时没有新报道。")],
+)
+def test_empty_digest_is_one_line(language: str, line: str) -> None:
+    assert render([], language=language) == [line]
+
+
+def test_layout_matches_first_then_feeds_by_newest_story() -> None:
+    base = 1_740_000_000_000
+    items = [
+        DigestItem(story(1, feed_id=1, ts=base + 1), matched=False),
+        DigestItem(story(2, feed_id=1, ts=base + 5), matched=False),
+        DigestItem(story(3, feed_id=2, ts=base + 9), matched=False),
+        DigestItem(story(4, feed_id=2, ts=base + 2), matched=True),
+        DigestItem(story(5, feed_id=3, ts=base + 3), matched=True),
+        DigestItem(story(6, feed_id=3, ts=base + 7), matched=False),
+    ]
+    (message,) = render(items)
+    lines = message.split("\n")
+    titles = [re.sub(r"<[^>]+>", "", line) for line in lines]
+    assert titles == [
+        "Daily digest · 2025-02-27 (Asia/Shanghai)",
+        "",
+        "★ Matches your keywords",
+        "★ Story 5 · Feed 3",  # newer match first
+        "A short summary.",
+        "★ Story 4 · Feed 2",
+        "A short summary.",
+        "",
+        "Feed 2",  # newest story of all: 3 (base + 9)
+        "• Story 3",
+        "A short summary.",
+        "",
+        "Feed 3",  # then base + 7
+        "• Story 6",
+        "A short summary.",
+        "",
+        "Feed 1",
+        "• Story 2",  # newest first within a feed
+        "A short summary.",
+        "• Story 1",
+        "A short summary.",
+    ]
+
+
+def test_per_feed_cap_counts_matches_first_and_says_how_many_more() -> None:
+    items = [DigestItem(story(n, ts=1_000 + n), matched=n in (3, 8, 12)) for n in range(1, 14)]
+    (message,) = render(items, max_per_feed=5)
+    text = parse_message(message).text
+    # Five places: the three matches, then the two newest of the rest; eight left over.
+    assert re.findall(r"Story \d+", text) == [
+        "Story 12",
+        "Story 8",
+        "Story 3",
+        "Story 13",
+        "Story 11",
+    ]
+    assert text.endswith("\n… and 8 more")
+    zh = parse_message(render(items, language="zh", max_per_feed=5)[0]).text
+    assert zh.endswith("\n…… 还有 8 条")
+
+
+def test_feed_whose_places_all_go_to_matches_still_counts_the_rest() -> None:
+    items = [DigestItem(story(n, ts=1_000 + n), matched=n <= 2) for n in range(1, 6)]
+    text = parse_message(render(items, max_per_feed=2)[0]).text
+    assert text.endswith("\n\nFeed 1\n… and 3 more")
+
+
+def test_escaping_of_feed_text() -> None:
+    nasty = story(
+        1,
+        title='Tom & Jerry <b>"live"</b>',
+        link='https://example.com/?a=1&b="2"<x>',
+        summary="5 < 6 & 7 > 3.",
+        feed_title="<Feed & Co>",
+    )
+    (message,) = render([DigestItem(nasty, matched=False)])
+    (parsed,) = check_messages([message])
+    assert parsed.links == [('https://example.com/?a=1&b="2"<x>', 'Tom & Jerry <b>"live"</b>')]
+    assert "<Feed & Co>" in parsed.bold
+    assert "\n5 < 6 & 7 > 3." in parsed.text
+    assert "&lt;b&gt;&quot;live&quot;&lt;/b&gt;" in message
+
+
+def test_story_without_link_or_summary() -> None:
+    items = [
+        DigestItem(story(1, link="", summary=""), matched=False),
+        DigestItem(story(2, link="javascript:alert(1)", summary="  "), matched=False),
+    ]
+    (message,) = render(items)
+    parsed = parse_message(message)
+    assert parsed.links == []
+    # No empty summary lines; equal timestamps: the later stored (higher id) first.
+    assert parsed.text.endswith("Feed 1\n• Story 2\n• Story 1")
+
+
+def test_summary_line_is_first_sentence_or_about_100_chars() -> None:
+    assert summary_line("First one. Second one.") == "First one."
+    assert summary_line("  The U.S. said so.  Then more.") == "The U.S. said so."
+    assert summary_line("Pi is 3.14 today! Yes.") == "Pi is 3.14 today!"
+    assert summary_line("北京发布消息。第二句。") == "北京发布消息。"
+    assert summary_line("") == ""
+    long_latin = "word " * 60
+    cut = summary_line(long_latin)
+    assert cut.endswith("…") and len(cut) <= 101
+    assert cut[:-1].split(" ") == ["word"] * len(cut[:-1].split(" "))  # no half word
+    long_cjk = "汉" * 300
+    assert summary_line(long_cjk) == "汉" * 100 + "…"
+
+
+def test_giant_title_is_cut_to_fit_one_message() -> None:
+    giant = story(1, title="Breaking " * 2000, summary="Still here.")
+    emoji = story(2, feed_id=2, title="😀" * 3000, ts=1)  # two UTF-16 units each
+    messages = render([DigestItem(giant, matched=False), DigestItem(emoji, matched=True)])
+    parsed = check_messages(messages)
+    every_link = [link for one in parsed for link in one.links]
+    assert [href for href, _ in every_link] == [emoji.link, giant.link]
+    assert all(text.endswith("…") for _, text in every_link)
+    assert "\nStill here." in parsed[-1].text
+
+
+def test_giant_link_is_dropped_not_the_story() -> None:
+    huge = story(1, title="Huge link", link="https://example.com/?" + "a&" * 5000)
+    normal = story(2, ts=0)
+    messages = render([DigestItem(huge, matched=False), DigestItem(normal, matched=False)])
+    (parsed,) = check_messages(messages)
+    assert parsed.links == [(normal.link, "Story 2")]
+    assert "• Huge link\n" in parsed.text
+
+
+def test_many_short_stories_stay_within_100_entities_per_message() -> None:
+    # 150 linked one-line stories are far below 4096 characters, but Telegram would drop
+    # the formatting of every link after the 100th entity in a message.
+    items = [DigestItem(story(n, ts=n, summary=""), matched=False) for n in range(150)]
+    messages = render(items, max_per_feed=500)
+    parsed = check_messages(messages)
+    assert len(messages) == 2
+    assert len([link for one in parsed for link in one.links]) == 150
+
+
+def test_long_links_keep_the_html_small_enough() -> None:
+    # Short text, long markup: Telegram refuses the entities with ENTITIES_TOO_LONG.
+    items = [
+        DigestItem(story(n, ts=n, link=f"https://example.com/{n}/" + "x" * 700), matched=False)
+        for n in range(40)
+    ]
+    messages = render(items, max_per_feed=500)
+    parsed = check_messages(messages)
+    assert len(messages) > 3
+    assert all(telegram_length(m) < MESSAGE_LIMIT // 2 for m in messages)
+    assert len([link for one in parsed for link in one.links]) == 40
+
+
+def test_giant_feed_title_is_cut() -> None:
+    (message,) = render([DigestItem(story(1, feed_title="F" * 10_000), matched=False)])
+    (heading,) = parse_message(message).bold[1:]
+    assert heading.endswith("…") and len(heading) <= 200
+
+
+def many_stories(feeds: int, per_feed: int) -> list[DigestItem]:
+    items = []
+    for f in range(feeds):
+        for n in range(per_feed):
+            sid = f * per_feed + n
+            items.append(
+                DigestItem(
+                    story(
+                        sid,
+                        feed_id=f + 1,
+                        ts=1_740_000_000_000 + sid * 7919 % 100_000,
+                        title=f"Story {sid:03d}: markets & <politics> with a longer headline",
+                        summary=f"Summary of story {sid:03d}, which says what happened. More.",
+                        feed_title=f"Feed {f + 1:02d} & friends",
+                    ),
+                    matched=sid % 23 == 0,
+                )
+            )
+    return items
+
+
+def test_300_stories_split_between_stories_into_valid_messages() -> None:
+    items = many_stories(20, 15)
+    messages = render(items, max_per_feed=100)
+    assert len(messages) > 3
+    parsed = check_messages(messages)
+    seen: list[int] = []
+    for one in parsed:
+        lines = one.text.split("\n")
+        # Each message after the first opens with a heading, "(continued)" when mid-feed.
+        if one is not parsed[0]:
+            assert lines[0].removesuffix(" (continued)") in one.bold
+        for i, line in enumerate(lines):
+            if found := re.match(r"[•★] Story (\d{3}):", line):
+                seen.append(int(found.group(1)))
+                # The story's summary is right under it, in the same message.
+                assert (
+                    lines[i + 1] == f"Summary of story {found.group(1)}, which says what happened."
+                )
+    assert sorted(seen) == list(range(300))
+    continued = [one.text.split("\n")[0] for one in parsed[1:]]
+    assert any(line.endswith(" (continued)") for line in continued)
+    # Matches come before every feed group.
+    flat = "\n".join(one.text for one in parsed)
+    assert flat.index("★ Matches your keywords") < flat.index("\nFeed ")
+    assert flat.count("★ Story") == len([i for i in items if i.matched])
+
+
+def test_300_stories_with_cap_account_for_every_story() -> None:
+    items = many_stories(20, 15)
+    messages = render(items, max_per_feed=10)
+    parsed = check_messages(messages)
+    flat = "\n".join(one.text for one in parsed)
+    shown = len(re.findall(r"^[•★] Story \d{3}:", flat, flags=re.MULTILINE))
+    more = [int(n) for n in re.findall(r"^… and (\d+) more$", flat, flags=re.MULTILINE)]
+    assert shown == 200 and more == [5] * 20
+    assert shown + sum(more) == 300
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    stories=st.lists(
+        st.tuples(
+            st.integers(1, 6),  # feed
+            st.text(min_size=1, max_size=400),  # title: any characters, <>&" and emoji too
+            st.text(max_size=300),  # summary
+            st.booleans(),  # matched
+            st.integers(0, 10**6),  # timestamp offset
+        ),
+        max_size=80,
+    ),
+    max_per_feed=st.integers(1, 30),
+    language=st.sampled_from(["en", "zh"]),
+)
+def test_any_digest_is_valid_and_complete(
+    stories: list[tuple[int, str, str, bool, int]], max_per_feed: int, language: str
+) -> None:
+    items = [
+        DigestItem(
+            story(
+                n,
+                feed_id,
+                ts=1_740_000_000_000 + ts,
+                title=title,
+                summary=summary,
+                link=f"https://example.com/{n}?q=<&>",
+            ),
+            matched=matched,
+        )
+        for n, (feed_id, title, summary, matched, ts) in enumerate(stories)
+    ]
+    messages = render(items, language=language, max_per_feed=max_per_feed)
+    parsed = check_messages(messages)
+    if not items:
+        assert len(messages) == 1
+        return
+    texts = DigestTexts.for_language(language)
+    more_re = re.escape(texts.more).replace(r"\{count\}", r"(\d+)")
+    flat = "\n".join(one.text for one in parsed)
+    hrefs = [href for one in parsed for href, _ in one.links]
+    more = [int(n) for n in re.findall(f"^{more_re}$", flat, flags=re.MULTILINE)]
+    assert len(hrefs) == len(set(hrefs))  # none twice
+    assert len(hrefs) + sum(more) == len(items)  # none lost
+    per_feed: dict[int, int] = {}
+    for item in items:
+        per_feed[item.story.feed_id] = per_feed.get(item.story.feed_id, 0) + 1
+    assert len(hrefs) == sum(min(n, max_per_feed) for n in per_feed.values())
