@@ -251,7 +251,9 @@ async def test_digest_mode_subscriptions_get_no_alerts(bot: Bot, feed_server: Fe
     feed_server.publish("/f.xml", [item(2, when=NOW), item(1)])
     await bot.check(url)
     assert await bot.alerts() == []
-    stories = await bot.store.stories.window(chat, since_ms=0, until_ms=START_MS * 2)
+    stories = await bot.store.stories.window(
+        chat, seen_from=0, seen_until=START_MS * 2, published_from=0
+    )
     assert {s.title for s in stories} == {"Story 1", "Story 2"}
 
 

@@ -187,19 +187,81 @@ class ChatStore:
         timezone: str | None,
         thread_id: int | None,
         now_ms: int,
+        next_due_ms: int | None,
     ) -> None:
+        """Set (or, with hour None, turn off) the chat's daily digest."""
         await self.db.execute(
             "UPDATE chats SET digest_hour = ?, digest_minute = ?,"
-            " timezone = COALESCE(?, timezone), digest_thread_id = ?, digest_set_at = ?"
-            " WHERE id = ?",
-            (hour, minute, timezone, thread_id, now_ms, chat_id),
+            " timezone = COALESCE(?, timezone), digest_thread_id = ?, digest_set_at = ?,"
+            " next_digest_at = ? WHERE id = ?",
+            (hour, minute, timezone, thread_id, now_ms, next_due_ms, chat_id),
         )
 
-    async def with_digest(self) -> list[Chat]:
+    async def digests_due(self, now_ms: int) -> list[Chat]:
+        """Active chats whose daily digest is due (next_digest_at reached)."""
         rows = await self.db.fetchall(
-            f"SELECT {_CHAT_COLUMNS} FROM chats WHERE digest_hour IS NOT NULL AND status = 'active'"
+            f"SELECT {_CHAT_COLUMNS} FROM chats WHERE digest_hour IS NOT NULL"
+            " AND status = 'active' AND next_digest_at <= ? ORDER BY next_digest_at",
+            (now_ms,),
         )
         return [Chat(*row) for row in rows]
+
+    async def subscribed_feeds(self, chat_ids: list[int]) -> dict[int, set[int]]:
+        """Feed ids each chat follows (any mode), for many chats at once."""
+        result: dict[int, set[int]] = {chat_id: set() for chat_id in chat_ids}
+        for start in range(0, len(chat_ids), 900):
+            chunk = chat_ids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            rows = await self.db.fetchall(
+                f"SELECT chat_id, feed_id FROM subscriptions WHERE chat_id IN ({marks})", chunk
+            )
+            for chat_id, feed_id in rows:
+                result[chat_id].add(feed_id)
+        return result
+
+    async def keywords_of(self, chat_ids: list[int]) -> dict[int, list[tuple[str, bool]]]:
+        """Keyword filters of many chats at once (chats without one are absent)."""
+        result: dict[int, list[tuple[str, bool]]] = {}
+        for start in range(0, len(chat_ids), 900):
+            chunk = chat_ids[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            rows = await self.db.fetchall(
+                f"SELECT chat_id, text, exclude FROM keywords WHERE chat_id IN ({marks})"
+                " ORDER BY chat_id, position",
+                chunk,
+            )
+            for chat_id, text, exclude in rows:
+                result.setdefault(chat_id, []).append((text, bool(exclude)))
+        return result
+
+    async def record_daily_digest(
+        self,
+        chat_id: int,
+        *,
+        due_ms: int,
+        next_due_ms: int,
+        thread_id: int | None,
+        texts: list[str],
+        now_ms: int,
+    ) -> None:
+        """Queue a daily digest and move the chat's schedule on, in one transaction: a
+        crash leaves either both (the outbox sends it later) or neither (made again)."""
+        async with self.db.transaction() as conn:
+            await conn.executemany(
+                "INSERT INTO outbox (chat_id, thread_id, kind, text, not_before, created_at)"
+                " VALUES (?, ?, 'digest', ?, ?, ?)",
+                [(chat_id, thread_id, text, now_ms, now_ms) for text in texts],
+            )
+            await conn.execute(
+                "UPDATE chats SET last_digest_at = ?, next_digest_at = ? WHERE id = ?",
+                (due_ms, next_due_ms, chat_id),
+            )
+
+    async def move_digest(self, chat_id: int, next_due_ms: int) -> None:
+        """Skip to the next due time (a digest missed beyond the grace period)."""
+        await self.db.execute(
+            "UPDATE chats SET next_digest_at = ? WHERE id = ?", (next_due_ms, chat_id)
+        )
 
     async def recipients(self, feed_id: int) -> list[Recipient]:
         """Active chats subscribed to a feed, with the topic and mode of each subscription."""

@@ -128,23 +128,36 @@ class StoryStore:
                 recovered=recovered,
             )
 
-    async def window(
-        self, chat_id: int, *, since_ms: int, until_ms: int, by: str = "timestamp"
-    ) -> list[Story]:
-        """Stories of the chat's subscriptions (any mode) in [since, until).
-
-        by="timestamp": by publication time (timestamp id); by="seen": by when the bot
-        found them (first_seen_at), which is what the daily digest uses so a story found
-        just after one digest lands in the next one.
+    async def in_window(
+        self, *, seen_from: int, seen_until: int, published_from: int
+    ) -> dict[int, list[Story]]:
+        """Stories of every feed first seen in [seen_from, seen_until) and published at or
+        after published_from, newest first, by feed id (digests: one query for many chats).
         """
-        column = "st.timestamp_id" if by == "timestamp" else "st.first_seen_at"
+        rows = await self.db.fetchall(
+            "SELECT st.id, st.feed_id, COALESCE(NULLIF(f.title, ''), f.url), st.timestamp_id,"
+            " st.title, st.link, st.summary FROM stories st JOIN feeds f ON f.id = st.feed_id"
+            " WHERE st.first_seen_at >= ? AND st.first_seen_at < ? AND st.timestamp_id >= ?"
+            " ORDER BY st.timestamp_id DESC, st.id DESC",
+            (seen_from, seen_until, published_from),
+        )
+        by_feed: dict[int, list[Story]] = {}
+        for row in rows:
+            story = Story(*row)
+            by_feed.setdefault(story.feed_id, []).append(story)
+        return by_feed
+
+    async def window(
+        self, chat_id: int, *, seen_from: int, seen_until: int, published_from: int
+    ) -> list[Story]:
+        """The stories of one chat's subscriptions (any mode) in a digest window."""
         rows = await self.db.fetchall(
             "SELECT st.id, st.feed_id, COALESCE(NULLIF(f.title, ''), f.url), st.timestamp_id,"
             " st.title, st.link, st.summary FROM subscriptions s"
             " JOIN stories st ON st.feed_id = s.feed_id JOIN feeds f ON f.id = s.feed_id"
-            f" WHERE s.chat_id = ? AND {column} >= ? AND {column} < ?"
-            " ORDER BY st.timestamp_id DESC",
-            (chat_id, since_ms, until_ms),
+            " WHERE s.chat_id = ? AND st.first_seen_at >= ? AND st.first_seen_at < ?"
+            " AND st.timestamp_id >= ? ORDER BY st.timestamp_id DESC, st.id DESC",
+            (chat_id, seen_from, seen_until, published_from),
         )
         return [Story(*row) for row in rows]
 

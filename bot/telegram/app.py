@@ -25,6 +25,7 @@ from telegram.ext import (
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.delivery.digests import DigestScheduler
 from bot.delivery.pacing import PacedRateLimiter, Pacer
 from bot.delivery.sender import Sender
 from bot.delivery.transport import AiohttpRequest
@@ -35,7 +36,7 @@ from bot.filters import KeywordIndex
 from bot.routing import make_router
 from bot.service import Service
 from bot.store import Feed, Store
-from bot.telegram import handlers
+from bot.telegram import handlers, ops
 from bot.telegram.i18n import COMMANDS, language_of, t
 from bot.telegram.ordering import PerChatUpdateProcessor
 
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "channel_post", "callback_query", "my_chat_member"]
 COMMAND_UPDATES = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
 HOUSEKEEPING_SECONDS = 3600
+# Daily digests are checked this often; one falls due at most this late after its minute.
+DIGEST_TICK_SECONDS = 5.0
 
 
 def file_url(base_url: str) -> str:
@@ -63,6 +66,7 @@ class BotRuntime:
     service: Service
     poller: Poller
     sender: Sender
+    digests: DigestScheduler
     admins: handlers.AdminCache
     executor: ThreadPoolExecutor
     known_chats: dict[int, str] = field(default_factory=dict)
@@ -147,6 +151,7 @@ def build_runtime(
         service=service,
         poller=poller,
         sender=sender,
+        digests=DigestScheduler(store, settings, clock, on_queued=sender.wake),
         admins=handlers.AdminCache(settings.telegram.admin_cache_seconds),
         executor=executor,
     )
@@ -164,6 +169,7 @@ def add_handlers(app: Application) -> None:
         ("list",): handlers.list_,
         ("mode",): handlers.mode,
         ("keywords", "keyword", "kw"): handlers.keywords,
+        ("digest",): handlers.digest,
     }
     for names, callback in commands.items():
         app.add_handler(CommandHandler(list(names), callback, filters=COMMAND_UPDATES))
@@ -172,6 +178,7 @@ def add_handlers(app: Application) -> None:
     app.add_handler(ChatMemberHandler(handlers.chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, handlers.migrated))
     app.add_handler(MessageHandler(filters.COMMAND & COMMAND_UPDATES, handlers.unknown), group=1)
+    ops.register(app)
     app.add_error_handler(handlers.on_error)
 
 
@@ -218,6 +225,10 @@ def build_sender_bot(settings: Settings) -> Bot:
 
 async def poll_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
     await context.application.bot_data["runtime"].poller.tick()
+
+
+async def digest_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
+    await context.application.bot_data["runtime"].digests.fire_due()
 
 
 async def housekeeping(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -277,6 +288,9 @@ async def run(
             drop_pending_updates=False,
         )
         app.job_queue.run_repeating(poll_tick, interval=1.0, first=0.0, name="poll")
+        app.job_queue.run_repeating(
+            digest_tick, interval=DIGEST_TICK_SECONDS, first=0.0, name="digests"
+        )
         app.job_queue.run_repeating(
             housekeeping, interval=HOUSEKEEPING_SECONDS, first=60.0, name="housekeeping"
         )

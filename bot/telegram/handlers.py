@@ -25,6 +25,7 @@ from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from bot.delivery.format import format_time
 from bot.errors import UserError
 from bot.telegram.i18n import language_of, t
 
@@ -379,6 +380,41 @@ def describe_keywords(lang: str, current: list) -> str:
         "keywords.show",
         includes=includes or t(lang, "keywords.any"),
         excludes=excludes or t(lang, "keywords.nothing"),
+    )
+
+
+@command()
+async def digest(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/digest (now), /digest at HH:MM [Area/City], /digest off."""
+    digests = runtime(context).digests
+    lang = request.language
+    action = request.args[0].lower() if request.args else ""
+    if not action:
+        await digests.send_now(request.chat_id, thread_id=request.thread_id)
+        return
+    if action not in ("at", "off"):
+        raise UserError("digest.usage")
+    if not await may_change(request.update, context):
+        await reply(request.message, t(lang, "auth.not_admin"))
+        return
+    if action == "off":
+        if len(request.args) > 1:
+            raise UserError("digest.usage")
+        was_on = await digests.turn_off(request.chat_id)
+        await reply(request.message, t(lang, "digest.off" if was_on else "digest.was_off"))
+        return
+    schedule = await digests.set_schedule(
+        request.chat_id, request.args[1:], thread_id=request.thread_id
+    )
+    await reply(
+        request.message,
+        t(
+            lang,
+            "digest.scheduled",
+            time=f"{schedule.hour:02d}:{schedule.minute:02d}",
+            zone=schedule.zone,
+            next=format_time(schedule.next_due_ms, schedule.zone),
+        ),
     )
 
 

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.clock import Clock
 from bot.config import Settings
 from bot.store import Store
 from bot.telegram.app import BotRuntime, run
@@ -41,11 +42,15 @@ def bot_settings(tmp_path: Path, fake: FakeTelegram, **env: str) -> Settings:
 
 
 @asynccontextmanager
-async def running_bot(settings: Settings, fake: FakeTelegram) -> AsyncIterator[RunningBot]:
+async def running_bot(
+    settings: Settings, fake: FakeTelegram, clock: Clock | None = None
+) -> AsyncIterator[RunningBot]:
     store = await Store.open(settings.database.path)
     stop = asyncio.Event()
     started: asyncio.Future[BotRuntime] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(run(settings, store, stop=stop, ready=started.set_result))
+    task = asyncio.create_task(
+        run(settings, store, clock=clock, stop=stop, ready=started.set_result)
+    )
     try:
         done, _ = await asyncio.wait(
             {task, started}, timeout=15, return_when=asyncio.FIRST_COMPLETED

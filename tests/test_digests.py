@@ -1,0 +1,304 @@
+"""Daily digests through the store and outbox, with an injected clock (no waiting)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.delivery.digests import DigestScheduler
+from bot.models import Entry
+from bot.store import FeedCheck, Store
+
+SEED_TITLE = "克里姆林宫称正在准备俄美专家级会谈，为特普峰会铺路"
+SEED_SUMMARY = (
+    "克里姆林宫周三（2月26日）表示，作为上周美俄高级别会谈及弗拉基米尔·普京（Vladimir Putin）"
+    "和唐纳德·特朗普（Donald Trump）总统早些时候通话的后续行动，"
+    "正在为俄罗斯和美国之间的专家级会谈做准备。"
+)
+
+
+def ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def local(zone: str, *args: int) -> datetime:
+    return datetime(*args, tzinfo=ZoneInfo(zone))  # type: ignore[misc]
+
+
+async def setup_chat(store: Store, clock: FakeClock, chat_id: int = 1) -> int:
+    await store.chats.upsert(
+        chat_id, kind="private", title="", language="en", now_ms=clock.now_ms()
+    )
+    feed_id = await store.feeds.add(
+        "https://feeds.test/a.xml", title="Feed A", site_url="", now_ms=clock.now_ms()
+    )
+    await store.chats.subscribe(chat_id, feed_id, thread_id=None, now_ms=clock.now_ms())
+    return feed_id
+
+
+async def add_story(
+    store: Store,
+    clock: FakeClock,
+    feed_id: int,
+    n: int,
+    *,
+    published_ms: int | None = None,
+    title: str | None = None,
+    summary: str = "A summary.",
+) -> None:
+    entry = Entry(
+        feed_id=feed_id,
+        timestamp_id=published_ms or clock.now_ms(),
+        identity=f"id-{n}",
+        title=title or f"Story {n}",
+        link=f"https://n.test/{n}",
+        lead_html="",
+    )
+    await store.stories.record_check(
+        feed_id,
+        [entry],
+        {entry.identity: summary},
+        FeedCheck(now_ms=clock.now_ms(), next_check_at=clock.now_ms()),
+        archive_window_ms=7 * 86_400_000,
+        duplicate_window_ms=0,
+        router=lambda s, r: [],
+    )
+
+
+async def digests(store: Store, chat_id: int = 1) -> list[str]:
+    rows = await store.db.fetchall(
+        "SELECT text FROM outbox WHERE kind = 'digest' AND chat_id = ? ORDER BY id", (chat_id,)
+    )
+    return [row[0] for row in rows]
+
+
+async def test_daily_digest_in_shanghai_once_per_day_with_the_seed_story(
+    store: Store, settings: Settings
+) -> None:
+    clock = FakeClock(ms(local("Asia/Shanghai", 2025, 2, 27, 7, 0)))
+    feed_id = await setup_chat(store, clock)
+    scheduler = DigestScheduler(store, settings, clock)
+    schedule = await scheduler.set_schedule(1, ["08:00", "Asia/Shanghai"], thread_id=None)
+    assert schedule.next_due_ms == ms(local("Asia/Shanghai", 2025, 2, 27, 8, 0))
+    await add_story(
+        store, clock, feed_id, 1, published_ms=1740591053000, title=SEED_TITLE, summary=SEED_SUMMARY
+    )
+    assert await scheduler.fire_due() == 0  # 07:00: not yet
+    clock.set(local("Asia/Shanghai", 2025, 2, 27, 8, 0, 3))
+    assert await scheduler.fire_due() == 1
+    [text] = await digests(store)
+    assert "2025-02-27 (Asia/Shanghai)" in text and SEED_TITLE in text
+    assert SEED_SUMMARY in text
+    clock.advance(600)
+    assert await scheduler.fire_due() == 0  # once a day
+    clock.set(local("Asia/Shanghai", 2025, 2, 28, 8, 0, 1))
+    assert await scheduler.fire_due() == 1
+    assert "No new stories" in (await digests(store))[1]
+
+
+async def run_days(
+    scheduler: DigestScheduler, clock: FakeClock, until: datetime, step_s: int = 300
+) -> list[int]:
+    """Tick every `step_s` until `until`; the clock times at which a digest was queued."""
+    fired = []
+    while clock.now_ms() < ms(until):
+        clock.advance(step_s)
+        if await scheduler.fire_due():
+            fired.append(clock.now_ms())
+    return fired
+
+
+async def test_berlin_across_both_dst_changes_one_digest_per_local_day(
+    store: Store, settings: Settings
+) -> None:
+    zone = "Europe/Berlin"
+    clock = FakeClock(ms(local(zone, 2025, 3, 29, 12, 0)))
+    await setup_chat(store, clock)
+    scheduler = DigestScheduler(store, settings, clock)
+    await scheduler.set_schedule(1, ["02:30", zone], thread_id=None)
+    fired = await run_days(scheduler, clock, local(zone, 2025, 4, 1, 12, 0))
+    local_times = [datetime.fromtimestamp(t / 1000, ZoneInfo(zone)) for t in fired]
+    # 30 March: 02:30 does not exist (02:00 → 03:00): sent at 03:00, the next valid instant.
+    assert [(t.day, t.hour, t.minute) for t in local_times] == [(30, 3, 0), (31, 2, 30), (1, 2, 30)]
+
+    clock.set(local(zone, 2025, 10, 25, 12, 0))
+    await scheduler.set_schedule(1, ["02:30", zone], thread_id=None)
+    fired = await run_days(scheduler, clock, local(zone, 2025, 10, 28, 12, 0))
+    local_times = [datetime.fromtimestamp(t / 1000, ZoneInfo(zone)) for t in fired]
+    # 26 October: 02:30 happens twice (fall back): one digest, at the first.
+    assert [(t.day, t.hour, t.minute, t.fold) for t in local_times] == [
+        (26, 2, 30, 0),
+        (27, 2, 30, 0),
+        (28, 2, 30, 0),
+    ]
+
+
+async def test_new_york_spring_forward(store: Store, settings: Settings) -> None:
+    zone = "America/New_York"
+    clock = FakeClock(ms(local(zone, 2025, 3, 8, 12, 0)))
+    await setup_chat(store, clock)
+    scheduler = DigestScheduler(store, settings, clock)
+    await scheduler.set_schedule(1, ["02:15", zone], thread_id=None)
+    fired = await run_days(scheduler, clock, local(zone, 2025, 3, 11, 0, 0), step_s=60)
+    hours = [datetime.fromtimestamp(t / 1000, ZoneInfo(zone)).strftime("%d %H:%M") for t in fired]
+    assert hours == ["09 03:00", "10 02:15"]
+
+
+async def test_restart_between_schedule_and_due_time(settings: Settings) -> None:
+    zone = "Europe/Berlin"
+    clock = FakeClock(ms(local(zone, 2025, 6, 1, 7, 0)))
+    store = await Store.open(settings.database.path)
+    await setup_chat(store, clock)
+    await DigestScheduler(store, settings, clock).set_schedule(1, ["08:00", zone], thread_id=None)
+    await store.close()
+    clock.set(local(zone, 2025, 6, 1, 7, 30))
+    store = await Store.open(settings.database.path)  # the bot restarted
+    try:
+        scheduler = DigestScheduler(store, settings, clock)
+        assert await scheduler.fire_due() == 0
+        clock.set(local(zone, 2025, 6, 1, 8, 0, 5))
+        assert await scheduler.fire_due() == 1
+    finally:
+        await store.close()
+
+
+async def test_missed_digest_inside_grace_is_sent_outside_is_skipped(
+    store: Store, settings: Settings
+) -> None:
+    zone = "UTC"
+    settings = dataclasses.replace(
+        settings, digest=dataclasses.replace(settings.digest, grace_hours=3)
+    )
+    clock = FakeClock(ms(local(zone, 2025, 6, 1, 7, 0)))
+    await setup_chat(store, clock)
+    scheduler = DigestScheduler(store, settings, clock)
+    await scheduler.set_schedule(1, ["08:00"], thread_id=None)
+    clock.set(local(zone, 2025, 6, 1, 10, 30))  # down from 07:00 to 10:30: 2.5 h late
+    assert await scheduler.fire_due() == 1
+    clock.set(local(zone, 2025, 6, 2, 12, 0))  # down again: 4 h late, skipped
+    assert await scheduler.fire_due() == 0
+    chat = await store.chats.get(1)
+    assert chat is not None and chat.next_digest_at == ms(local(zone, 2025, 6, 3, 8, 0))
+    assert len(await digests(store)) == 1
+    clock.set(local(zone, 2025, 6, 3, 8, 1))
+    assert await scheduler.fire_due() == 1
+
+
+async def test_story_found_just_after_a_digest_is_in_the_next_one(
+    store: Store, settings: Settings
+) -> None:
+    zone = "UTC"
+    clock = FakeClock(ms(local(zone, 2025, 6, 1, 7, 0)))
+    feed_id = await setup_chat(store, clock)
+    scheduler = DigestScheduler(store, settings, clock)
+    await scheduler.set_schedule(1, ["08:00"], thread_id=None)
+    clock.set(local(zone, 2025, 6, 1, 8, 0, 10))
+    assert await scheduler.fire_due() == 1
+    # Published 07:59, found 08:01, after the 08:00 digest was made.
+    clock.set(local(zone, 2025, 6, 1, 8, 1))
+    await add_story(
+        store, clock, feed_id, 7, published_ms=ms(local(zone, 2025, 6, 1, 7, 59)), title="Late find"
+    )
+    clock.set(local(zone, 2025, 6, 2, 8, 0, 10))
+    assert await scheduler.fire_due() == 1
+    first, second = await digests(store)
+    assert "Late find" not in first and "Late find" in second
+
+
+async def test_on_demand_digest_lists_the_last_24_hours_and_leaves_the_schedule(
+    store: Store, settings: Settings
+) -> None:
+    clock = FakeClock(ms(local("UTC", 2025, 6, 1, 12, 0)))
+    feed_id = await setup_chat(store, clock)
+    scheduler = DigestScheduler(store, settings, clock)
+    await scheduler.set_schedule(1, ["08:00"], thread_id=None)
+    before = await store.chats.get(1)
+    await add_story(store, clock, feed_id, 1, published_ms=clock.now_ms() - 3_600_000)
+    await add_story(store, clock, feed_id, 2, published_ms=clock.now_ms() - 30 * 3_600_000)
+    assert await scheduler.send_now(1, thread_id=None) == 1
+    [text] = await digests(store)
+    assert "Story 1" in text and "Story 2" not in text
+    assert await store.chats.get(1) == before
+
+
+async def test_keyword_matches_are_marked_and_first(store: Store, settings: Settings) -> None:
+    clock = FakeClock(ms(local("UTC", 2025, 6, 1, 12, 0)))
+    feed_id = await setup_chat(store, clock)
+    await store.chats.set_keywords(1, [("putin", False)])
+    await add_story(
+        store, clock, feed_id, 1, title="Markets calm", published_ms=clock.now_ms() - 60_000
+    )
+    await add_story(
+        store,
+        clock,
+        feed_id,
+        2,
+        title="Putin's envoy speaks",
+        published_ms=clock.now_ms() - 120_000,
+    )
+    await DigestScheduler(store, settings, clock).send_now(1, thread_id=None)
+    [text] = await digests(store)
+    assert text.index("Putin's envoy") < text.index("Markets calm")
+
+
+async def test_thousands_of_stories_split_into_valid_parts(
+    store: Store, settings: Settings
+) -> None:
+    clock = FakeClock(ms(local("UTC", 2025, 6, 1, 12, 0)))
+    await setup_chat(store, clock)
+    settings = dataclasses.replace(
+        settings, digest=dataclasses.replace(settings.digest, max_stories_per_feed=100)
+    )
+    feeds = [
+        await store.feeds.add(
+            f"https://feeds.test/{n}.xml", title=f"Feed {n}", site_url="", now_ms=clock.now_ms()
+        )
+        for n in range(3)
+    ]
+    for feed_id in feeds:
+        await store.chats.subscribe(1, feed_id, thread_id=None, now_ms=clock.now_ms())
+        for n in range(100):
+            await add_story(
+                store,
+                clock,
+                feed_id,
+                feed_id * 1000 + n,
+                published_ms=clock.now_ms() - n * 60_000,
+                summary="A fairly long summary sentence about the news. " * 3,
+            )
+    parts = await DigestScheduler(store, settings, clock).send_now(1, thread_id=None)
+    texts = await digests(store)
+    assert parts == len(texts) > 1
+    for n in range(3):
+        for k in (0, 50, 99):
+            number = feeds[n] * 1000 + k
+            assert sum(f">Story {number}<" in t for t in texts) == 1
+
+
+async def test_wrong_input_is_answered(store: Store, settings: Settings) -> None:
+    from bot.errors import UserError
+
+    clock = FakeClock(ms(local("UTC", 2025, 6, 1, 12, 0)))
+    await setup_chat(store, clock)
+    scheduler = DigestScheduler(store, settings, clock)
+    for args, key in [
+        (["25:99"], "digest.bad_time"),
+        (["8"], "digest.bad_time"),
+        (["08:00", "Mars/Olympus"], "digest.bad_zone"),
+        ([], "digest.usage"),
+    ]:
+        try:
+            await scheduler.set_schedule(1, args, thread_id=None)
+        except UserError as error:
+            assert error.key == key, args
+        else:
+            raise AssertionError(f"{args} accepted")
+    chat = await store.chats.get(1)
+    assert chat is not None and chat.digest_hour is None
+
+
+def test_timedelta_helper_sanity() -> None:
+    assert ms(local("UTC", 2025, 1, 1, 0, 0) + timedelta(hours=1)) == 1735693200000
