@@ -114,10 +114,11 @@ async def test_same_timestamp_both_new_restamp_and_return_not_new(
     feed_server.publish("/f.xml", [item(1)])
     await bot.service.subscribe(await bot.chat(1), url, thread_id=None)
 
-    # Two different stories with the same timestamp: both are news.
+    # Two different stories with the same timestamp: both are news, sent in the feed's
+    # order read from the bottom (feeds list the newest first).
     feed_server.publish("/f.xml", [item(10, when=NOW), item(11, when=NOW), item(1)])
     await bot.check(url)
-    assert [a[1] for a in await bot.alerts()] == ["Story 10", "Story 11"]
+    assert [a[1] for a in await bot.alerts()] == ["Story 11", "Story 10"]
 
     # Story 10 republished with a new time, story 1 left the feed: nothing new.
     feed_server.publish("/f.xml", [item(10, when=NOW + timedelta(hours=2)), item(11, when=NOW)])
@@ -211,7 +212,11 @@ async def test_same_story_in_two_feeds_alerts_a_chat_once(
         ],
     )
     await bot.check(feed_server.url("/b.xml"))
-    assert [a[1] for a in await bot.alerts()] == ["Story 5", "Central bank raises rates", "Story 9"]
+    assert sorted(a[1] for a in await bot.alerts()) == [
+        "Central bank raises rates",
+        "Story 5",
+        "Story 9",
+    ]
 
 
 async def test_keyword_filter_routes_and_names_the_keyword(

@@ -217,8 +217,10 @@ async def _insert_if_absent(
         for story_id, identity in await cursor.fetchall():
             entry = by_identity[identity]
             inserted.append(NewStory(story_id, entry, summaries.get(identity, "")))
-    # RETURNING order is unspecified; alerts go out oldest first.
-    inserted.sort(key=lambda s: (s.entry.timestamp_id, s.id))
+    # RETURNING order is unspecified; alerts go out oldest first. Stories with the same
+    # timestamp keep the feed's own order, which lists the newest first.
+    position = {entry.identity: index for index, entry in enumerate(entries)}
+    inserted.sort(key=lambda s: (s.entry.timestamp_id, -position[s.entry.identity]))
     return inserted
 
 
