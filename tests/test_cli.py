@@ -1,0 +1,60 @@
+"""The command line as a user meets it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import FIXTURES
+
+SEED_SUMMARY_START = "克里姆林宫周三（2月26日）表示"
+
+
+def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+    environ = {
+        k: v for k, v in os.environ.items() if not k.startswith(("NEWS_NOTIFIER_", "TELEGRAM_"))
+    }
+    environ.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environ,
+        cwd=cwd,
+    )
+
+
+def test_preview_prints_the_alert_the_bot_would_send() -> None:
+    result = cli("preview", str(FIXTURES / "feeds" / "seed_feedx_rss2.xml"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("<b>克里姆林宫称正在准备俄美专家级会谈，为特普峰会铺路</b>")
+    assert SEED_SUMMARY_START in result.stdout and "资料照" not in result.stdout
+
+
+def test_preview_limit_and_errors() -> None:
+    result = cli(
+        "preview", str(FIXTURES / "feeds" / "en_hackernews_frontpage_rss2.xml"), "--limit", "2"
+    )
+    assert result.returncode == 0 and result.stdout.count("<b>") == 2
+    result = cli("preview", "ftp://example.com/feed.xml")
+    assert result.returncode == 1 and "Only http:// and https://" in result.stderr
+
+
+def test_run_without_token_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = cli("run", env={"NEWS_NOTIFIER_DATABASE": str(tmp_path / "x.sqlite3")})
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "TELEGRAM_BOT_TOKEN" in result.stderr
+
+
+def test_bad_setting_exits_2_naming_it() -> None:
+    result = cli("run", env={"NEWS_NOTIFIER_POLL_INTERVAL": "soon"})
+    assert result.returncode == 2
+    assert "poll.interval (NEWS_NOTIFIER_POLL_INTERVAL)" in result.stderr
+
+
+def test_no_command_prints_help() -> None:
+    result = cli()
+    assert result.returncode == 2 and "preview" in result.stdout

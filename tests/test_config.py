@@ -1,0 +1,106 @@
+"""Settings: defaults < user TOML < environment; a bad value is one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    settings = load_settings(None, {})
+    assert settings.poll.interval == 300
+    assert settings.telegram.api_base_url == "https://api.telegram.org/bot"
+    assert settings.database.path == "data/news-notifier.sqlite3"
+    assert settings.digest.timezone == "UTC"
+    assert settings.fetch.max_body_bytes == 5 * 1024 * 1024
+    assert settings.fetch.allow_private_networks is False
+    assert settings.dedupe.archive_window_days == 7
+    assert settings.telegram.allowed_users == ()
+
+
+def test_user_file_overrides_defaults_and_environment_overrides_both(tmp_path: Path) -> None:
+    user = tmp_path / "settings.toml"
+    user.write_text('[poll]\ninterval = 120\n[digest]\ntimezone = "Asia/Shanghai"\n')
+    settings = load_settings(user, {})
+    assert (settings.poll.interval, settings.digest.timezone) == (120, "Asia/Shanghai")
+    settings = load_settings(
+        None,
+        {
+            "NEWS_NOTIFIER_CONFIG": str(user),
+            "NEWS_NOTIFIER_POLL_INTERVAL": "1",
+            "NEWS_NOTIFIER_ADMINS": "12, 34",
+            "NEWS_NOTIFIER_ALLOWED_USERS": "",
+            "NEWS_NOTIFIER_ALLOW_PRIVATE_NETWORKS": "1",
+            "TELEGRAM_BOT_TOKEN": "1:abc",
+        },
+    )
+    assert settings.poll.interval == 1
+    assert settings.digest.timezone == "Asia/Shanghai"
+    assert settings.telegram.admins == (12, 34)
+    assert settings.telegram.allowed_users == ()
+    assert settings.fetch.allow_private_networks is True
+    assert settings.telegram.token == "1:abc"
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        (
+            {"NEWS_NOTIFIER_POLL_INTERVAL": "soon"},
+            "setting poll.interval (NEWS_NOTIFIER_POLL_INTERVAL) is 'soon'; allowed: a whole",
+        ),
+        ({"NEWS_NOTIFIER_POLL_INTERVAL": "0"}, "poll.interval"),
+        ({"NEWS_NOTIFIER_TIMEZONE": "Mars/Olympus"}, "allowed: an IANA time zone name"),
+        ({"NEWS_NOTIFIER_ADMINS": "alice"}, "Telegram user ids"),
+        ({"NEWS_NOTIFIER_ALLOW_PRIVATE_NETWORKS": "maybe"}, "1 or 0"),
+        ({"TELEGRAM_API_BASE_URL": "api.telegram.org"}, "a URL starting with http://"),
+        ({"NEWS_NOTIFIER_DATABASE": " "}, "database.path"),
+    ],
+)
+def test_bad_values_stop_with_one_line(environ: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(None, environ)
+    message = str(error.value)
+    assert expected in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[poll]\ninterval = 'fast'\n", "setting poll.interval is 'fast'"),
+        ("[pol]\ninterval = 1\n", "unknown section [pol]"),
+        ("[poll]\nintervall = 1\n", "unknown setting poll.intervall"),
+        ("[poll\n", "not valid TOML"),
+        ("[log]\nlevel = 'LOUD'\n", "one of DEBUG, INFO, WARNING, ERROR"),
+    ],
+)
+def test_bad_user_files_stop_with_one_line(tmp_path: Path, text: str, expected: str) -> None:
+    user = tmp_path / "settings.toml"
+    user.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_settings(user, {})
+    assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+def test_missing_user_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings(tmp_path / "nope.toml", {})
+
+
+def test_every_setting_in_default_toml_is_documented() -> None:
+    """Each setting sits in a block of lines that opens with a comment explaining it."""
+    from bot.config import DEFAULTS_PATH
+
+    lines = DEFAULTS_PATH.read_text().splitlines()
+    for index, line in enumerate(lines):
+        if "=" not in line or line.startswith("#"):
+            continue
+        block = []
+        for previous in reversed(lines[:index]):
+            if not previous.strip() or previous.startswith("["):
+                break
+            block.append(previous)
+        assert any(b.startswith("#") for b in block), f"undocumented: {line}"
