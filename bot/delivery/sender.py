@@ -103,7 +103,8 @@ class Sender:
         self._stories: dict[int, StoryText] = {}
         self._sent_ids: list[int] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._wake = asyncio.Event()
+        self._new_rows = asyncio.Event()  # the outbox has rows the sender has not loaded
+        self._changed = asyncio.Event()  # a send finished: a chat or a slot became free
         self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
@@ -117,12 +118,12 @@ class Sender:
 
     def wake(self) -> None:
         """New rows are in the outbox: look now rather than at the next periodic refill."""
-        self._wake.set()
+        self._new_rows.set()
 
     async def stop(self, grace: float | None = None) -> None:
         """Send nothing new; let messages in flight finish (bounded); record what was sent."""
         self._stopping = True
-        self._wake.set()
+        self._changed.set()
         if self._loop_task:
             await asyncio.gather(self._loop_task, return_exceptions=True)
         if self._tasks:
@@ -159,8 +160,8 @@ class Sender:
         last_refill = 0.0
         while not self._stopping:
             now = loop.time()
-            if self._wake.is_set() or now - last_refill > 1.0:
-                self._wake.clear()
+            if self._new_rows.is_set() or now - last_refill > 1.0:
+                self._new_rows.clear()
                 try:
                     await self._refill()
                 except Exception:
@@ -175,10 +176,10 @@ class Sender:
             if start_at > now:
                 await self._sleep(start_at - now)
                 continue
-            await self._slots.acquire()
-            if self._stopping:
-                self._slots.release()
-                break
+            if self._slots.locked():  # max_in_flight reached: wait for one to finish
+                await self._sleep(1.0)
+                continue
+            await self._slots.acquire()  # free: returns at once, the heap cannot change
             heapq.heappop(self._heap)
             self._scheduled.discard(chat_id)
             queue = self._queues.get(chat_id)
@@ -199,10 +200,19 @@ class Sender:
             task.add_done_callback(self._tasks.discard)
 
     async def _sleep(self, seconds: float) -> None:
+        """Sleep until `seconds` pass, new rows arrive, or a send finishes."""
+        self._changed.clear()
+        waits = [
+            asyncio.ensure_future(self._new_rows.wait()),
+            asyncio.ensure_future(self._changed.wait()),
+        ]
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout=min(seconds, 1.0))
-        except TimeoutError:
-            pass
+            await asyncio.wait(
+                waits, timeout=min(seconds, 1.0), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in waits:
+                waiter.cancel()
 
     def _schedule(self, chat_id: int, at: float | None = None) -> None:
         if chat_id in self._scheduled or chat_id in self._busy or not self._queues.get(chat_id):
@@ -245,7 +255,7 @@ class Sender:
             self._busy.discard(chat_id)
             self._slots.release()
             self._schedule(chat_id)
-            self._wake.set()
+            self._changed.set()
 
     def _render(self, item: OutboxItem) -> str | None:
         if item.text is not None:
