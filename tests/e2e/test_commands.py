@@ -275,3 +275,46 @@ async def test_command_menu_is_registered_in_both_languages(
     async with running_bot(bot_settings(tmp_path, fake), fake):
         assert "subscribe" in fake.my_commands("")
         assert "digest" in fake.my_commands("zh")
+
+
+async def test_allowed_users_restrict_the_bot(
+    tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer
+) -> None:
+    url = publish(feed_server)
+    alice, mallory = fake.add_user(1001, "Alice"), fake.add_user(1666, "Mallory")
+    a, m = fake.private_chat(alice), fake.private_chat(mallory)
+    settings = bot_settings(tmp_path, fake, NEWS_NOTIFIER_ALLOWED_USERS="1001")
+    async with running_bot(settings, fake) as bot:
+        fake.user_command(m, mallory, "subscribe", url)
+        [refusal] = await fake.wait_for_messages(m.id, 1, timeout=10)
+        assert "this bot is private" in refusal.text
+        fake.user_command(a, alice, "subscribe", url)
+        [welcome] = await fake.wait_for_messages(a.id, 1, timeout=10)
+        assert "Subscribed to" in welcome.text
+        assert await bot.subscriptions(m.id) == []
+
+
+async def test_subscribers_are_told_once_when_a_feed_is_paused_and_when_it_recovers(
+    tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer
+) -> None:
+    url = publish(feed_server)
+    alice = fake.add_user(1001, "Alice", language_code="zh-TW")
+    chat = fake.private_chat(alice)
+    async with running_bot(bot_settings(tmp_path, fake), fake) as bot:
+        fake.user_command(chat, alice, "subscribe", url)
+        await fake.wait_for_messages(chat.id, 1, timeout=10)
+        feed_server.serve("/f.xml", b"oops", status=500)
+        # Failing for days: pretend it started failing long ago, then let a check fail.
+        await bot.store.db.execute(
+            "UPDATE feeds SET failing_since = 1, consecutive_failures = 9, next_check_at = 0"
+        )
+        messages = await fake.wait_for_messages(chat.id, 2, timeout=15)
+        assert "已暂停" in messages[1].text or "暂停" in messages[1].text
+        feed = await bot.store.feeds.by_url(url)
+        assert feed is not None and feed.status == "paused"
+        publish(feed_server)
+        await bot.store.db.execute("UPDATE feeds SET next_check_at = 0")
+        messages = await fake.wait_for_messages(chat.id, 3, timeout=15)
+        assert "已恢复" in messages[2].text
+        await asyncio.sleep(2)
+        assert len(fake.messages(chat.id)) == 3  # told once each time
