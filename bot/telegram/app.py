@@ -71,12 +71,17 @@ class BotRuntime:
     executor: ThreadPoolExecutor
     known_chats: dict[int, str] = field(default_factory=dict)
 
-    async def remember_chat(self, chat: Chat, language_code: str | None) -> str:
-        """Store the chat (once per process, or when its language changes); its language."""
+    async def remember_chat(self, chat: Chat, language_code: str | None) -> tuple[str, bool]:
+        """Store the chat (once per process, or when its language changes).
+
+        Returns its language and whether it had been paused: a chat that sends a command
+        can be reached again, so its subscriptions resume.
+        """
         language = language_of(language_code) if language_code else self.known_chats.get(chat.id)
         if language is None:
             stored = await self.store.chats.get(chat.id)
             language = stored.language if stored else "en"
+        resumed = False
         if self.known_chats.get(chat.id) != language:
             title = chat.title or chat.full_name or chat.username or ""
             await self.store.chats.upsert(
@@ -86,8 +91,13 @@ class BotRuntime:
                 language=language,
                 now_ms=self.clock.now_ms(),
             )
+            resumed = await self.store.chats.set_status(chat.id, "active")
             self.known_chats[chat.id] = language
-        return language
+        return language, resumed
+
+    def forget_chat(self, chat_id: int) -> None:
+        """The chat was paused: the next command from it must look it up again."""
+        self.known_chats.pop(chat_id, None)
 
     async def on_feed_health(self, feed: Feed, failing: bool) -> None:
         """Tell a feed's subscribers, once, that it was paused or gone, or that it recovered."""
@@ -110,7 +120,7 @@ class BotRuntime:
         self.sender.wake()
 
     async def on_chat_unreachable(self, chat_id: int) -> None:
-        self.known_chats.pop(chat_id, None)
+        self.forget_chat(chat_id)
 
     async def load_keywords(self) -> None:
         from bot.filters import Keyword

@@ -50,6 +50,7 @@ class Request:
     text: str  # everything after the command, as typed
     message: Message
     update: Update
+    resumed: bool = False  # the chat had been paused (blocked, removed) and is active again
 
 
 def runtime(context: ContextTypes.DEFAULT_TYPE) -> BotRuntime:
@@ -122,7 +123,7 @@ def command(*, changes: bool = False) -> Callable[[Callable[..., Awaitable[None]
                 return
             rt = runtime(context)
             user = update.effective_user
-            language = await rt.remember_chat(chat, user.language_code if user else None)
+            language, resumed = await rt.remember_chat(chat, user.language_code if user else None)
             if (
                 rt.settings.telegram.allowed_users
                 and (user is None or user.id not in rt.settings.telegram.allowed_users)
@@ -139,6 +140,7 @@ def command(*, changes: bool = False) -> Callable[[Callable[..., Awaitable[None]
                 text,
                 message,
                 update,
+                resumed,
             )
             try:
                 if len(text) > MAX_ARGUMENT_CHARS:
@@ -165,8 +167,7 @@ def command(*, changes: bool = False) -> Callable[[Callable[..., Awaitable[None]
 @command()
 async def start(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
     rt = runtime(context)
-    resumed = await rt.store.chats.set_status(request.chat_id, "active")
-    if resumed:
+    if request.resumed:
         count = await rt.store.chats.count_subscriptions(request.chat_id)
         await reply(request.message, t(request.language, "start.resumed", count=count))
     await reply(request.message, t(request.language, "help"))
@@ -447,12 +448,16 @@ async def chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     status = change.new_chat_member.status
     chat: Chat = change.chat
     if status in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT):
+        rt.forget_chat(chat.id)
         if await rt.store.chats.set_status(chat.id, "paused"):
             dropped = await rt.store.chats.drop_pending(chat.id)
             log.info("event=chat_paused chat=%d reason=%s dropped=%d", chat.id, status, dropped)
     elif status in (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR):
-        await rt.remember_chat(chat, change.from_user.language_code if change.from_user else None)
-        if await rt.store.chats.set_status(chat.id, "active"):
+        rt.forget_chat(chat.id)  # look it up again: it may have been paused
+        _language, resumed = await rt.remember_chat(
+            chat, change.from_user.language_code if change.from_user else None
+        )
+        if resumed:
             log.info("event=chat_resumed chat=%d", chat.id)
 
 

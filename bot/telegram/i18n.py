@@ -293,6 +293,134 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "▶️ <b>{title}</b> answers again; new stories will arrive as before.",
         "zh": "▶️ <b>{title}</b> 已恢复，新报道会照常发送。",
     },
+    # --- /export, /import (OPML) ---------------------------------------------------
+    "export.caption": {
+        "en": "This chat's {count} feed(s) as an OPML file. Any feed reader, or another chat "
+        "with /import, can take them from it.",
+        "zh": "本聊天的 {count} 个订阅源（OPML 文件）。任何阅读器或其他聊天都可以用 /import 导入。",
+    },
+    "import.usage": {
+        "en": "Send an OPML file (exported from your feed reader) with the caption /import, "
+        "or answer a message that has the file with /import.",
+        "zh": "请发送 OPML 文件（从阅读器导出）并附上说明文字 /import，或回复带有该文件的消息并发送 /import。",
+    },
+    "import.busy": {
+        "en": "An import is already running in this chat; its summary will arrive here when it ends.",
+        "zh": "本聊天已有一个导入正在进行，完成后会在这里发送汇总。",
+    },
+    "import.download_failed": {
+        "en": "I could not download that file from Telegram. Please send it again.",
+        "zh": "无法从 Telegram 下载该文件，请重新发送。",
+    },
+    "import.progress": {
+        "en": "Importing {total} feed(s): checked {done} of {total}…",
+        "zh": "正在导入 {total} 个订阅源：已检查 {done}/{total}…",
+    },
+    "import.progress_done": {
+        "en": "Import: checked {done} of {total} feed(s).",
+        "zh": "导入：已检查 {done}/{total} 个订阅源。",
+    },
+    "import.summary": {
+        "en": "<b>Import finished</b>: {total} feed(s) in the file\n"
+        "✅ added: {added}\n➖ already subscribed: {already}\n❌ failed: {failed}",
+        "zh": "<b>导入完成</b>：文件中有 {total} 个订阅源\n"
+        "✅ 新增：{added}\n➖ 已订阅：{already}\n❌ 失败：{failed}",
+    },
+    "import.failed_group": {"en": "<b>{reason}</b>: {count}", "zh": "<b>{reason}</b>：{count}"},
+    "import.failed_example": {"en": "  • {url}", "zh": "  • {url}"},
+    "import.failed_more": {"en": "  … and {count} more", "zh": "  …… 另有 {count} 个"},
+    "import.stopped": {
+        "en": "⏸ The bot was stopping, so {count} feed(s) were not checked. Send the file again "
+        "to finish: feeds already added are kept.",
+        "zh": "⏸ 机器人正在停止，有 {count} 个订阅源未检查。请重新发送文件以完成导入，已添加的订阅会保留。",
+    },
+    "import.reason.feed.invalid_url": {"en": "not a web address", "zh": "不是有效网址"},
+    "import.reason.feed.bad_scheme": {"en": "not http(s)", "zh": "不是 http(s) 地址"},
+    "import.reason.feed.address_not_allowed": {
+        "en": "private or local network address",
+        "zh": "私有或本地网络地址",
+    },
+    "import.reason.feed.dns": {"en": "site name not found (DNS)", "zh": "找不到域名（DNS）"},
+    "import.reason.feed.connection": {"en": "connection failed", "zh": "连接失败"},
+    "import.reason.feed.tls": {"en": "broken HTTPS certificate", "zh": "HTTPS 证书有问题"},
+    "import.reason.feed.timeout": {"en": "no answer in time", "zh": "响应超时"},
+    "import.reason.feed.too_large": {
+        "en": "feed over {limit_mb} MB",
+        "zh": "订阅源超过 {limit_mb} MB",
+    },
+    "import.reason.feed.too_many_redirects": {"en": "too many redirects", "zh": "重定向过多"},
+    "import.reason.feed.http_status": {"en": "HTTP {status}", "zh": "HTTP {status}"},
+    "import.reason.feed.gone": {"en": "gone for good (HTTP 410)", "zh": "已永久删除（HTTP 410）"},
+    "import.reason.feed.not_a_feed": {"en": "not a feed: {detail}", "zh": "不是订阅源：{detail}"},
+    "import.reason.subscribe.too_many": {
+        "en": "this chat reached {limit} subscriptions",
+        "zh": "本聊天已达 {limit} 个订阅的上限",
+    },
+    "import.reason.error.argument_too_long": {"en": "address too long", "zh": "地址太长"},
+    "import.reason.error.internal": {
+        "en": "internal error (logged for the operator)",
+        "zh": "内部错误（已记录）",
+    },
+    "opml.too_large": {
+        "en": "That file is too large ({size_kb} KB): an OPML file may have at most {limit_kb} KB.",
+        "zh": "文件太大（{size_kb} KB）：OPML 文件最多 {limit_kb} KB。",
+    },
+    "opml.too_many": {
+        "en": "That file lists {count} feeds; at most {limit} can be imported at once. "
+        "Split it into smaller files.",
+        "zh": "该文件列出了 {count} 个订阅源，一次最多导入 {limit} 个。请拆分成较小的文件。",
+    },
+    "opml.not_xml": {
+        "en": "That file is not an OPML file: it is not even valid XML ({detail}). "
+        "Export your feeds as OPML from your feed reader and send that file.",
+        "zh": "该文件不是 OPML 文件：它不是有效的 XML（{detail}）。请从阅读器导出 OPML 文件后发送。",
+    },
+    "opml.not_opml": {
+        "en": "That file is not an OPML file (it is <code>&lt;{root}&gt;</code>, not "
+        "<code>&lt;opml&gt;</code>). Export your feeds as OPML from your feed reader and send that file.",
+        "zh": "该文件不是 OPML 文件（根元素是 <code>&lt;{root}&gt;</code>，而不是 <code>&lt;opml&gt;</code>）。"
+        "请从阅读器导出 OPML 文件后发送。",
+    },
+    "opml.is_a_feed": {
+        "en": "That file is a news feed itself (<code>&lt;{root}&gt;</code>), not an OPML list of feeds. "
+        "Subscribe to a feed with <code>/subscribe URL</code>.",
+        "zh": "该文件本身是一个订阅源（<code>&lt;{root}&gt;</code>），而不是 OPML 订阅列表。"
+        "订阅单个源请用 <code>/subscribe 网址</code>。",
+    },
+    "opml.doctype": {
+        "en": "That file declares a DOCTYPE, which OPML files never need; it was refused for safety.",
+        "zh": "该文件包含 DOCTYPE 声明，OPML 文件从不需要它；出于安全考虑已拒绝。",
+    },
+    "opml.no_feeds": {
+        "en": "That OPML file lists no feeds (no outline with an <code>xmlUrl</code>).",
+        "zh": "该 OPML 文件中没有订阅源（没有带 <code>xmlUrl</code> 的 outline）。",
+    },
+    # --- /stats (operators) ------------------------------------------------------------
+    "stats.report": {
+        "en": "<b>Bot stats</b>\n"
+        "Chats: {chats_active} active, {chats_paused} paused\n"
+        "Subscriptions (active chats): {subscriptions}\n"
+        "Feeds: {feeds_healthy} healthy, {feeds_failing} failing, {feeds_paused} paused, "
+        "{feeds_gone} gone\n"
+        "Stories found today (UTC): {stories_today}\n"
+        "Outbox: {outbox_pending} pending\n"
+        "Messages sent in the last hour: {sent_last_hour}\n"
+        "Flood waits (last {hours} h): {flood_waits}\n"
+        "Send errors (last {hours} h): {errors}\n"
+        "Database: {database_mb} MB (file + WAL)",
+        "zh": "<b>机器人统计</b>\n"
+        "聊天：{chats_active} 个活跃，{chats_paused} 个已暂停\n"
+        "订阅（活跃聊天）：{subscriptions}\n"
+        "订阅源：{feeds_healthy} 个正常，{feeds_failing} 个失败中，{feeds_paused} 个已暂停，"
+        "{feeds_gone} 个已失效\n"
+        "今日发现的报道（UTC）：{stories_today}\n"
+        "待发送队列：{outbox_pending}\n"
+        "过去一小时发送的消息：{sent_last_hour}\n"
+        "限流等待（过去 {hours} 小时）：{flood_waits}\n"
+        "发送错误（过去 {hours} 小时）：{errors}\n"
+        "数据库：{database_mb} MB（文件 + WAL）",
+    },
+    "stats.no_errors": {"en": "none", "zh": "无"},
     # --- generic ---------------------------------------------------------------------
     "error.internal": {
         "en": "Something went wrong on my side; nothing was changed. Please try again in a minute.",

@@ -2,9 +2,291 @@
 
 from __future__ import annotations
 
-from telegram.ext import Application
+import asyncio
+import logging
+import re
+import time
+from datetime import UTC, datetime
+from functools import partial
+
+from telegram import Document, Message, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
+
+from bot.delivery.format import html_to_plain
+from bot.errors import UserError
+from bot.opml import ImportReport, OpmlDocument, OpmlFeed, build_opml, import_feeds, parse_opml
+from bot.store.stats import Stats, exported_feeds, gather_stats
+from bot.telegram.handlers import Request, command, reply, runtime
+from bot.telegram.i18n import TEXTS, t
+
+log = logging.getLogger(__name__)
+
+COMMAND_UPDATES = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
+# A document whose caption is the command: CommandHandler only looks at message text.
+IMPORT_CAPTION = re.compile(r"^/import(?:@(\w+))?(?:\s|$)", re.IGNORECASE)
+# Progress edits: often enough to show life, rarely enough to stay far below the per-chat
+# limit (edits count against it too). Module-level so tests can shorten it.
+PROGRESS_EVERY = 2.0
+MAX_FAILURE_EXAMPLES = 10
+IMPORTING = "importing"  # bot_data key: chats with an import running
+
+
+# --- /export -----------------------------------------------------------------------------
+
+
+@command()
+async def export_(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Anyone may read a chat's feeds, so anyone may export them."""
+    rt = runtime(context)
+    feeds = await exported_feeds(rt.store.db, request.chat_id)
+    if not feeds:
+        await reply(request.message, t(request.language, "list.empty"))
+        return
+    chat = request.update.effective_chat
+    title = f"news-notifier: {chat.effective_name}" if chat and chat.effective_name else ""
+    document = build_opml(
+        [OpmlFeed(f.url, f.title, site_url=f.site_url) for f in feeds],
+        title=title or "news-notifier subscriptions",
+    )
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    try:
+        await request.message.reply_document(
+            document,
+            filename=f"news-notifier-{day}.opml",
+            caption=t(request.language, "export.caption", count=len(feeds)),
+            parse_mode=ParseMode.HTML,
+            do_quote=False,
+        )
+    except TelegramError as error:
+        log.warning("event=export_failed chat=%d error=%r", request.chat_id, str(error))
+
+
+# --- /import -----------------------------------------------------------------------------
+
+
+def attached_document(message: Message) -> Document | None:
+    """The file /import is about: on the message itself, or on the message it answers."""
+    if message.document:
+        return message.document
+    replied = message.reply_to_message
+    return replied.document if replied else None
+
+
+@command(changes=True)
+async def import_(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Check the file here; the feeds are checked in the background (see run_import)."""
+    document = attached_document(request.message)
+    if document is None:
+        raise UserError("import.usage")
+    busy: set[int] = context.application.bot_data.setdefault(IMPORTING, set())
+    if request.chat_id in busy:
+        raise UserError("import.busy")
+    limits = runtime(context).settings.opml
+    opml = parse_opml(
+        await download(document, limits.max_bytes),
+        max_bytes=limits.max_bytes,
+        max_feeds=limits.max_feeds,
+    )
+    busy.add(request.chat_id)
+    # In the background: updates of one chat are handled in order, and a 200-feed import
+    # must not hold the chat's other commands for a minute.
+    context.application.create_task(
+        run_import(request, context, opml), update=request.update, name="import"
+    )
+
+
+async def import_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A document captioned /import: the same as /import, unless addressed to another bot."""
+    message = update.effective_message
+    match = IMPORT_CAPTION.match(message.caption or "") if message else None
+    if match is None:
+        return
+    addressee = match.group(1)
+    if addressee and addressee.lower() != (context.bot.username or "").lower():
+        return
+    await import_(update, context)
+
+
+async def download(document: Document, max_bytes: int) -> bytes:
+    """The file's bytes; its announced size is checked before anything is downloaded."""
+    if document.file_size and document.file_size > max_bytes:
+        raise UserError(
+            "opml.too_large", size_kb=-(-document.file_size // 1024), limit_kb=max_bytes // 1024
+        )
+    try:
+        file = await document.get_file()
+        return bytes(await file.download_as_bytearray())
+    except BadRequest as error:
+        if "too big" in str(error).lower():  # over Telegram's 20 MB download limit
+            raise UserError(
+                "opml.too_large", size_kb=20 * 1024, limit_kb=max_bytes // 1024
+            ) from None
+        raise UserError("import.download_failed") from None
+    except TelegramError as error:
+        log.warning("event=import_download_failed error=%r", str(error))
+        raise UserError("import.download_failed") from None
+
+
+class Progress:
+    """One message, edited as the import goes: at most every PROGRESS_EVERY seconds."""
+
+    def __init__(self, message: Message | None, language: str, total: int) -> None:
+        self.message = message
+        self.language = language
+        self.total = total
+        self.shown = 0
+        self.last_edit = time.monotonic()
+
+    async def update(self, report: ImportReport) -> None:
+        now = time.monotonic()
+        if now - self.last_edit < PROGRESS_EVERY:
+            return
+        self.last_edit = now  # before the await: the other workers must not edit too
+        await self._show("import.progress", report.checked)
+
+    async def finish(self, report: ImportReport) -> None:
+        await self._show("import.progress_done", report.checked, force=True)
+
+    async def _show(self, key: str, done: int, *, force: bool = False) -> None:
+        if self.message is None or (done == self.shown and not force):
+            return
+        self.shown = done
+        try:
+            await self.message.edit_text(t(self.language, key, done=done, total=self.total))
+        except TelegramError as error:  # a lost progress edit is no reason to stop importing
+            log.warning("event=import_progress_failed error=%r", str(error))
+
+
+async def run_import(
+    request: Request, context: ContextTypes.DEFAULT_TYPE, opml: OpmlDocument
+) -> None:
+    rt = runtime(context)
+    app = context.application
+    lang = request.language
+    total = len(opml.feeds)
+    try:
+        started = await reply(request.message, t(lang, "import.progress", done=0, total=total))
+        progress = Progress(started, lang, total)
+        subscribe = partial(rt.service.subscribe, request.chat_id, thread_id=request.thread_id)
+        report = await import_feeds(
+            subscribe,
+            opml.feeds,
+            on_checked=progress.update,
+            keep_going=lambda: app.running,  # the bot is stopping: start no further checks
+        )
+        log.info(
+            "event=import chat=%d total=%d added=%d already=%d failed=%d not_checked=%d",
+            request.chat_id,
+            total,
+            len(report.added),
+            len(report.already),
+            len(report.failures),
+            report.not_checked,
+        )
+        await progress.finish(report)
+        await reply(request.message, import_summary(lang, report))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("event=import_crashed chat=%d", request.chat_id)
+        await reply(request.message, t(lang, "error.internal"))
+    finally:
+        app.bot_data.get(IMPORTING, set()).discard(request.chat_id)
+
+
+def failure_reason(lang: str, key: str, values: dict[str, object]) -> str:
+    """A short label for why feeds failed; the full text for a reason without one."""
+    short = f"import.reason.{key}"
+    if short in TEXTS:
+        return t(lang, short, **values)
+    return html_to_plain(t(lang, key, **{"given": "…", **values}))
+
+
+def import_summary(lang: str, report: ImportReport) -> str:
+    """Counts, then failures grouped by reason with at most MAX_FAILURE_EXAMPLES addresses."""
+    lines = [
+        t(
+            lang,
+            "import.summary",
+            total=report.total,
+            added=len(report.added),
+            already=len(report.already),
+            failed=len(report.failures),
+        )
+    ]
+    budget = MAX_FAILURE_EXAMPLES
+    for group in report.failure_groups():
+        reason = failure_reason(lang, group.key, group.values)
+        lines.append("")
+        lines.append(t(lang, "import.failed_group", reason=reason, count=len(group.urls)))
+        shown = group.urls[: max(budget, 0)]
+        budget -= len(shown)
+        lines.extend(t(lang, "import.failed_example", url=url[:200]) for url in shown)
+        if len(group.urls) > len(shown):
+            lines.append(t(lang, "import.failed_more", count=len(group.urls) - len(shown)))
+    if report.not_checked:
+        lines.append("")
+        lines.append(t(lang, "import.stopped", count=report.not_checked))
+    return "\n".join(lines)
+
+
+# --- /stats ------------------------------------------------------------------------------
+
+
+@command()
+async def stats(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The operators' view of the whole bot; nobody else sees it, in any chat."""
+    rt = runtime(context)
+    user = request.update.effective_user
+    if user is None or user.id not in rt.settings.telegram.admins:
+        raise UserError("auth.operators_only")
+    report = await gather_stats(rt.store.db, now_ms=rt.clock.now_ms())
+    await reply(request.message, render_stats(request.language, report))
+
+
+def render_stats(lang: str, stats: Stats) -> str:
+    errors = {
+        name.removeprefix("error."): count
+        for name, count in sorted(stats.counters.items())
+        if name.startswith("error.") and count
+    }
+    return t(
+        lang,
+        "stats.report",
+        chats_active=stats.chats_active,
+        chats_paused=stats.chats_paused,
+        subscriptions=stats.subscriptions,
+        feeds_healthy=stats.feeds_healthy,
+        feeds_failing=stats.feeds_failing,
+        feeds_paused=stats.feeds_paused,
+        feeds_gone=stats.feeds_gone,
+        stories_today=stats.stories_today,
+        outbox_pending=stats.outbox_pending,
+        sent_last_hour=stats.sent_last_hour,
+        hours=stats.counters_hours,
+        flood_waits=stats.counters.get("flood_wait", 0),
+        errors=", ".join(f"{name} {count}" for name, count in errors.items())
+        or t(lang, "stats.no_errors"),
+        database_mb=f"{stats.database_bytes / 1_048_576:.1f}",
+    )
+
+
+# --- wiring ------------------------------------------------------------------------------
+
+OPS_COMMANDS = {("export",): export_, ("import",): import_, ("stats",): stats}
 
 
 def register(app: Application) -> None:
-    """Add this module's handlers to the application (none yet)."""
-    del app
+    """Add this module's handlers beside the others (called by app.add_handlers)."""
+    for names, callback in OPS_COMMANDS.items():
+        app.add_handler(CommandHandler(list(names), callback, filters=COMMAND_UPDATES))
+    app.add_handler(
+        MessageHandler(
+            filters.Document.ALL & filters.CaptionRegex(IMPORT_CAPTION) & COMMAND_UPDATES,
+            import_document,
+        )
+    )
+    # The catch-all for unknown commands must know these are ours.
+    app.bot_data.setdefault("commands", set()).update(n for names in OPS_COMMANDS for n in names)
