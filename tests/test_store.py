@@ -73,3 +73,27 @@ def test_process_exits_after_close_without_hanging(tmp_path: Path) -> None:
         "asyncio.run(main())\n"
     )
     subprocess.run([sys.executable, "-c", code], timeout=30, check=True)
+
+
+async def test_cancelled_transactions_never_leave_one_open(tmp_path: Path) -> None:
+    """A task cancelled at any point of a transaction (shutdown cancels feed checks) must
+    leave the connection usable: no 'cannot start a transaction within a transaction'."""
+    async with await Store.open(str(tmp_path / "bot.sqlite3")) as store:
+
+        async def write(n: int) -> None:
+            async with store.db.transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO chats (id, kind, created_at) VALUES (?, 'private', 0)", (n,)
+                )
+                await asyncio.sleep(0)
+                await conn.execute("UPDATE chats SET title = 'x' WHERE id = ?", (n,))
+
+        for n in range(200):
+            task = asyncio.create_task(write(n))
+            for _ in range(n % 7):
+                await asyncio.sleep(0)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await write(10_000)  # the connection still works
+        row = await store.db.fetchone("SELECT COUNT(*) FROM chats WHERE title = 'x'")
+        assert row is not None and row[0] >= 1

@@ -120,15 +120,27 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on any error)."""
+        """One write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on any error).
+
+        Cancellation-safe: aiosqlite runs a statement on its thread even when the awaiting
+        task is cancelled, so a cancelled BEGIN may still open a transaction. Whatever
+        interrupts us, a ROLLBACK is queued behind it (statements run in order), and the
+        COMMIT or ROLLBACK is shielded so no transaction is ever left open.
+        """
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                await asyncio.shield(self._rollback())
                 raise
-            await self._conn.execute("COMMIT")
+            await asyncio.shield(self._conn.execute("COMMIT"))
+
+    async def _rollback(self) -> None:
+        try:
+            await self._conn.execute("ROLLBACK")
+        except sqlite3.OperationalError:  # BEGIN never ran, or failed: nothing to undo
+            pass
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
