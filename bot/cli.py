@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
+from bot.delivery.format import html_to_plain
 from bot.errors import UserError
-from bot.store import DatabaseLockedError, Store
+from bot.store import Database, DatabaseLockedError, Store
+
+if TYPE_CHECKING:
+    from bot.opml import ImportReport, OpmlFeed
 
 log = logging.getLogger("bot.cli")
 EXIT_USAGE = 2
@@ -42,6 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "healthcheck", help="exit 0 when the database answers and feeds are being checked"
     )
+    export_opml = commands.add_parser(
+        "export-opml", help="print a chat's subscriptions as an OPML 2.0 document"
+    )
+    export_opml.add_argument("chat_id", type=int, metavar="CHAT_ID")
+    import_opml = commands.add_parser(
+        "import-opml",
+        help="subscribe a chat to the feeds of an OPML file, checking each like /subscribe",
+    )
+    import_opml.add_argument("chat_id", type=int, metavar="CHAT_ID")
+    import_opml.add_argument("file", metavar="FILE", help="the OPML file ('-': standard input)")
     return parser
 
 
@@ -114,4 +131,167 @@ async def cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if ok else 1
 
 
-COMMANDS = {"run": cmd_run, "preview": cmd_preview, "healthcheck": cmd_healthcheck}
+def plain(key: str, **values: object) -> str:
+    """An English text of bot/telegram/i18n.py without its Telegram markup."""
+    from bot.telegram.i18n import t
+
+    return html_to_plain(t("en", key, **values))
+
+
+def is_file(path: str) -> bool:
+    return Path(path).is_file()
+
+
+async def cmd_export_opml(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.opml import OpmlFeed, build_opml
+    from bot.store.stats import chat_title, exported_feeds
+
+    path = settings.database.path
+    if not is_file(path):
+        print(f"news-notifier: no database at {path}", file=sys.stderr)
+        return 1
+    # Read-only and without the process lock: exporting beside a running bot is safe (WAL).
+    try:
+        db = await Database.open(path, exclusive=False, read_only=True)
+        try:
+            title = await chat_title(db, args.chat_id)
+            feeds = await exported_feeds(db, args.chat_id)
+        finally:
+            await db.close()
+    except sqlite3.Error as error:
+        print(f"news-notifier: database {path} cannot be read ({error})", file=sys.stderr)
+        return 1
+    if title is None:
+        print(f"news-notifier: chat {args.chat_id} is not known to the bot", file=sys.stderr)
+        return 1
+    document = build_opml(
+        [OpmlFeed(f.url, f.title, site_url=f.site_url) for f in feeds],
+        title=f"news-notifier: {title}" if title else "news-notifier subscriptions",
+    )
+    sys.stdout.buffer.write(document)
+    sys.stdout.flush()
+    return 0
+
+
+def read_opml_file(name: str, max_bytes: int) -> bytes:
+    """At most max_bytes + 1 bytes: enough for parse_opml to tell the file is too large."""
+    if name == "-":
+        return sys.stdin.buffer.read(max_bytes + 1)
+    with open(name, "rb") as handle:
+        return handle.read(max_bytes + 1)
+
+
+class ProgressBar:
+    """`[#######.............]  57/200` on a terminal's stderr; nothing when it is not one."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.quieted: list[tuple[logging.Logger, int]] = []
+
+    def start(self) -> None:
+        """Info lines (one per feed checked) would break the bar; the summary tells it all."""
+        if self.enabled:
+            quiet = logging.getLogger("bot")
+            self.quieted.append((quiet, quiet.level))
+            quiet.setLevel(max(logging.WARNING, quiet.getEffectiveLevel()))
+
+    async def update(self, report: ImportReport) -> None:
+        if not self.enabled:
+            return
+        filled = self.WIDTH * report.checked // max(self.total, 1)
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        self.stream.write(f"\r[{bar}] {report.checked:>{len(str(self.total))}}/{self.total}")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+        for logger, level in self.quieted:
+            logger.setLevel(level)
+
+
+async def cmd_import_opml(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.opml import OpmlError, parse_opml
+
+    limits = settings.opml
+    try:
+        data = read_opml_file(args.file, limits.max_bytes)
+        document = parse_opml(data, max_bytes=limits.max_bytes, max_feeds=limits.max_feeds)
+    except OSError as error:
+        print(f"news-notifier: cannot read {args.file}: {error.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    except OpmlError as error:
+        print(f"news-notifier: {plain(error.key, **error.values)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        store = await Store.open(settings.database.path)
+    except DatabaseLockedError as error:
+        print(f"news-notifier: {error} (or send the file to the bot with /import)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if await store.chats.get(args.chat_id) is None:
+            print(
+                f"news-notifier: chat {args.chat_id} is not known to the bot: "
+                "it must have talked to the bot first",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        report = await import_into(store, settings, args.chat_id, document.feeds)
+    finally:
+        await store.close()
+    from bot.telegram.ops import import_summary
+
+    print(html_to_plain(import_summary("en", report)))
+    return 1 if report.failures or report.not_checked else 0
+
+
+async def import_into(
+    store: Store, settings: Settings, chat_id: int, feeds: list[OpmlFeed]
+) -> ImportReport:
+    """Check and subscribe as the running bot would: same service, same keyword routing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.clock import SystemClock
+    from bot.feeds.check import FeedChecker
+    from bot.feeds.fetch import Fetcher
+    from bot.filters import Keyword, KeywordIndex
+    from bot.opml import import_feeds
+    from bot.routing import make_router
+    from bot.service import Service
+
+    clock = SystemClock()
+    index = KeywordIndex()
+    # Stories this check finds new go to the feed's other subscribers (queued for the bot's
+    # next start), through their keyword filters like any other story.
+    for chat, keywords in (await store.chats.all_keywords()).items():
+        index.set_chat(chat, [Keyword(text, exclude) for text, exclude in keywords])
+    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")
+    bar = ProgressBar(len(feeds))
+    bar.start()
+    try:
+        async with Fetcher(settings.fetch) as fetcher:
+            checker = FeedChecker(store, fetcher, settings, clock, make_router(index), executor)
+            service = Service(store, checker, settings, clock, keyword_index=index)
+            report = await import_feeds(
+                lambda url: service.subscribe(chat_id, url, thread_id=None),
+                feeds,
+                on_checked=bar.update,
+            )
+    finally:
+        bar.finish()
+        executor.shutdown(wait=False, cancel_futures=True)
+    return report
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "preview": cmd_preview,
+    "healthcheck": cmd_healthcheck,
+    "export-opml": cmd_export_opml,
+    "import-opml": cmd_import_opml,
+}

@@ -12,11 +12,13 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from bot.config import LogSettings
 
-# Anything shaped like a Telegram bot token: digits, a colon, 30+ url-safe characters.
-TOKEN_SHAPE = re.compile(r"\d{5,}:[A-Za-z0-9_-]{30,}")
+# Anything shaped like a Telegram bot token: digits, a colon (or its URL-encoded %3A, as
+# httpx logs file downloads), 30+ url-safe characters.
+TOKEN_SHAPE = re.compile(r"\d{5,}(?::|%3[Aa])[A-Za-z0-9_-]{30,}")
 
 
 class RedactToken(logging.Filter):
@@ -26,7 +28,10 @@ class RedactToken(logging.Filter):
 
     def redact(self, text: str) -> str:
         if self.token:
-            text = text.replace(self.token, "<token>")
+            # The token as is, URL-encoded, and its secret half alone.
+            for secret in (self.token, quote(self.token, safe=""), self.token.partition(":")[2]):
+                if secret:
+                    text = text.replace(secret, "<token>")
         return TOKEN_SHAPE.sub("<token>", text)
 
     def filter(self, record: logging.LogRecord) -> bool:

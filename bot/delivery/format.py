@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -55,9 +57,9 @@ def format_alert(
     return "\n".join(lines)
 
 
+_TAG = re.compile(r"<[^>]+>")
+
+
 def html_to_plain(html_text: str) -> str:
     """The same message without markup, for the rare message Telegram refuses to parse."""
-    import html
-    import re
-
-    return html.unescape(re.sub(r"<[^>]+>", "", html_text))
+    return html.unescape(_TAG.sub("", html_text))

@@ -80,7 +80,6 @@ TEXTS: dict[str, dict[str, str]] = {
         "<code>/subscribe https://example.com/feed.xml</code>",
         "zh": "请在命令后附上订阅源地址，例如：\n<code>/subscribe https://example.com/feed.xml</code>",
     },
-    "subscribe.checking": {"en": "Checking {url} …", "zh": "正在检查 {url} …"},
     "subscribe.done": {
         "en": "Subscribed to <b>{title}</b>. New stories will arrive here; "
         "the {count} already in the feed are not sent.",
@@ -245,7 +244,6 @@ TEXTS: dict[str, dict[str, str]] = {
         '<code>"two words"</code>.',
         "zh": '引号没有闭合。短语请用成对的引号：<code>"两个 词"</code>。',
     },
-    "alert.matched": {"en": "🔎 {keyword}", "zh": "🔎 {keyword}"},
     # --- /digest ---------------------------------------------------------------------
     "digest.usage": {
         "en": "Use <code>/digest</code> (now), <code>/digest at HH:MM [Area/City]</code> "
@@ -329,6 +327,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "import.failed_group": {"en": "<b>{reason}</b>: {count}", "zh": "<b>{reason}</b>：{count}"},
     "import.failed_example": {"en": "  • {url}", "zh": "  • {url}"},
     "import.failed_more": {"en": "  … and {count} more", "zh": "  …… 另有 {count} 个"},
+    "import.failed_other": {
+        "en": "… and {count} more failed for other reasons (see the log).",
+        "zh": "…… 另有 {count} 个因其他原因失败（见日志）。",
+    },
     "import.stopped": {
         "en": "⏸ The bot was stopping, so {count} feed(s) were not checked. Send the file again "
         "to finish: feeds already added are kept.",

@@ -16,7 +16,15 @@ from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandl
 
 from bot.delivery.format import html_to_plain
 from bot.errors import UserError
-from bot.opml import ImportReport, OpmlDocument, OpmlFeed, build_opml, import_feeds, parse_opml
+from bot.opml import (
+    ImportReport,
+    OpmlDocument,
+    OpmlFeed,
+    build_opml,
+    import_feeds,
+    kilobytes,
+    parse_opml,
+)
 from bot.store.stats import Stats, exported_feeds, gather_stats
 from bot.telegram.handlers import Request, command, reply, runtime
 from bot.telegram.i18n import TEXTS, t
@@ -30,6 +38,7 @@ IMPORT_CAPTION = re.compile(r"^/import(?:@(\w+))?(?:\s|$)", re.IGNORECASE)
 # limit (edits count against it too). Module-level so tests can shorten it.
 PROGRESS_EVERY = 2.0
 MAX_FAILURE_EXAMPLES = 10
+MAX_FAILURE_GROUPS = 12  # with the examples, keeps the summary well inside one message
 IMPORTING = "importing"  # bot_data key: chats with an import running
 
 
@@ -111,18 +120,15 @@ async def import_document(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 async def download(document: Document, max_bytes: int) -> bytes:
     """The file's bytes; its announced size is checked before anything is downloaded."""
+    limit_kb = kilobytes(max_bytes)
     if document.file_size and document.file_size > max_bytes:
-        raise UserError(
-            "opml.too_large", size_kb=-(-document.file_size // 1024), limit_kb=max_bytes // 1024
-        )
+        raise UserError("opml.too_large", size_kb=kilobytes(document.file_size), limit_kb=limit_kb)
     try:
         file = await document.get_file()
         return bytes(await file.download_as_bytearray())
     except BadRequest as error:
         if "too big" in str(error).lower():  # over Telegram's 20 MB download limit
-            raise UserError(
-                "opml.too_large", size_kb=20 * 1024, limit_kb=max_bytes // 1024
-            ) from None
+            raise UserError("opml.too_large", size_kb=20 * 1024, limit_kb=limit_kb) from None
         raise UserError("import.download_failed") from None
     except TelegramError as error:
         log.warning("event=import_download_failed error=%r", str(error))
@@ -217,7 +223,8 @@ def import_summary(lang: str, report: ImportReport) -> str:
         )
     ]
     budget = MAX_FAILURE_EXAMPLES
-    for group in report.failure_groups():
+    groups = report.failure_groups()
+    for group in groups[:MAX_FAILURE_GROUPS]:
         reason = failure_reason(lang, group.key, group.values)
         lines.append("")
         lines.append(t(lang, "import.failed_group", reason=reason, count=len(group.urls)))
@@ -226,6 +233,10 @@ def import_summary(lang: str, report: ImportReport) -> str:
         lines.extend(t(lang, "import.failed_example", url=url[:200]) for url in shown)
         if len(group.urls) > len(shown):
             lines.append(t(lang, "import.failed_more", count=len(group.urls) - len(shown)))
+    if len(groups) > MAX_FAILURE_GROUPS:
+        rest = sum(len(group.urls) for group in groups[MAX_FAILURE_GROUPS:])
+        lines.append("")
+        lines.append(t(lang, "import.failed_other", count=rest))
     if report.not_checked:
         lines.append("")
         lines.append(t(lang, "import.stopped", count=report.not_checked))

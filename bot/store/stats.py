@@ -1,0 +1,113 @@
+"""Read-only reports over the whole store: the operators' /stats and a chat's OPML export."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from bot.store.db import Database
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    chats_active: int
+    chats_paused: int
+    subscriptions: int  # of active chats
+    feeds_healthy: int  # feeds with subscribers only: the others are not checked
+    feeds_failing: int
+    feeds_paused: int
+    feeds_gone: int
+    stories_today: int  # first seen since 00:00 UTC
+    outbox_pending: int
+    sent_last_hour: int
+    counters: dict[str, int]  # flood_wait, error.<kind>… over `counters_hours`
+    counters_hours: int
+    database_bytes: int  # the file and its write-ahead log
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedFeed:
+    url: str
+    title: str
+    site_url: str
+
+
+_CHATS = "SELECT status, COUNT(*) FROM chats GROUP BY status"
+_SUBSCRIPTIONS = (
+    "SELECT COUNT(*) FROM subscriptions s JOIN chats c ON c.id = s.chat_id"
+    " WHERE c.status = 'active'"
+)
+_FEEDS = (
+    "SELECT CASE WHEN status != 'active' THEN status"
+    " WHEN consecutive_failures > 0 THEN 'failing' ELSE 'healthy' END, COUNT(*)"
+    " FROM feeds f WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.feed_id = f.id)"
+    " GROUP BY 1"
+)
+_STORIES_SINCE = "SELECT COUNT(*) FROM stories WHERE first_seen_at >= ?"
+_PENDING = "SELECT COUNT(*) FROM outbox WHERE status = 'pending'"
+_SENT_SINCE = "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND sent_at >= ?"
+_COUNTERS_SINCE = "SELECT name, SUM(count) FROM counters WHERE hour >= ? GROUP BY name"
+
+
+async def gather_stats(db: Database, *, now_ms: int, counters_hours: int = 24) -> Stats:
+    """Everything /stats shows, read under one hold of the connection."""
+    since_counters = now_ms - now_ms % HOUR_MS - (counters_hours - 1) * HOUR_MS
+    async with db.read() as conn:
+        chats = dict(await (await conn.execute(_CHATS)).fetchall())
+        feeds = dict(await (await conn.execute(_FEEDS)).fetchall())
+        scalars = []
+        for sql, params in (
+            (_SUBSCRIPTIONS, ()),
+            (_STORIES_SINCE, (now_ms - now_ms % DAY_MS,)),
+            (_PENDING, ()),
+            (_SENT_SINCE, (now_ms - HOUR_MS,)),
+        ):
+            row = await (await conn.execute(sql, params)).fetchone()
+            scalars.append(int(row[0]) if row else 0)
+        counter_rows = await (await conn.execute(_COUNTERS_SINCE, (since_counters,))).fetchall()
+    subscriptions, stories_today, pending, sent = scalars
+    return Stats(
+        chats_active=chats.get("active", 0),
+        chats_paused=chats.get("paused", 0),
+        subscriptions=subscriptions,
+        feeds_healthy=feeds.get("healthy", 0),
+        feeds_failing=feeds.get("failing", 0),
+        feeds_paused=feeds.get("paused", 0),
+        feeds_gone=feeds.get("gone", 0),
+        stories_today=stories_today,
+        outbox_pending=pending,
+        sent_last_hour=sent,
+        counters={name: int(count) for name, count in counter_rows},
+        counters_hours=counters_hours,
+        database_bytes=database_bytes(db.path),
+    )
+
+
+def database_bytes(path: str) -> int:
+    """Size on disk of the database and its WAL (which holds recent writes until a checkpoint)."""
+    total = 0
+    for name in (path, f"{path}-wal"):
+        try:
+            total += os.path.getsize(name)
+        except OSError:  # no WAL right after a checkpoint, or ":memory:"
+            pass
+    return total
+
+
+async def exported_feeds(db: Database, chat_id: int) -> list[ExportedFeed]:
+    """A chat's subscribed feeds in /list order, with what an OPML outline carries."""
+    rows = await db.fetchall(
+        "SELECT f.url, f.title, f.site_url FROM subscriptions s JOIN feeds f ON f.id = s.feed_id"
+        " WHERE s.chat_id = ? ORDER BY s.id",
+        (chat_id,),
+    )
+    return [ExportedFeed(*row) for row in rows]
+
+
+async def chat_title(db: Database, chat_id: int) -> str | None:
+    """The chat's stored title ('' when it has none), None when the bot never met it."""
+    row = await db.fetchone("SELECT title FROM chats WHERE id = ?", (chat_id,))
+    return None if row is None else str(row[0])
