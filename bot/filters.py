@@ -10,7 +10,8 @@ Two ways to ask the same question, which must always agree (the tests check it):
 - `matches(keywords, text)` / `KeywordFilter`: one chat, plain `str.find` per keyword.
 - `KeywordIndex`: every chat's keywords in one Aho-Corasick automaton, so a story is scanned
   once however many chats there are; `match(text)` gives a `StoryMatches` that answers
-  `verdict(chat_id)` for any chat.
+  `verdict(chat_id)` for one chat, `verdicts(chat_ids)` for a feed's subscribers, and
+  `alerts()` (every chat alerted by an include keyword, with that keyword) in bulk.
 """
 
 from __future__ import annotations
@@ -437,21 +438,24 @@ class _Term:
         self.pattern = pattern
         self.spelled = _spell(pattern.text)  # kept: rebuilds add every term again
         self.spelled_length = len(self.spelled)
-        self.include_owners: set[int] = set()
+        # Chat → that chat's own spelling of the keyword ('Café' or 'cafe'), so that a story's
+        # alerts, keyword included, come from C-level dict merges (StoryMatches.alerts).
+        self.include_owners: dict[int, Keyword] = {}
         # Few terms are ever exclusions; an empty set would cost 216 bytes for each of them.
         self.exclude_owners: set[int] | frozenset[int] = _NOBODY
 
-    def add_owner(self, chat_id: int, exclude: bool) -> None:
+    def add_include(self, chat_id: int, keyword: Keyword) -> None:
+        self.include_owners[chat_id] = keyword
+
+    def add_exclude(self, chat_id: int) -> None:
         owners = self.exclude_owners
-        if not exclude:
-            self.include_owners.add(chat_id)
-        elif isinstance(owners, set):
+        if isinstance(owners, set):
             owners.add(chat_id)
         else:
             self.exclude_owners = {chat_id}
 
     def drop_owner(self, chat_id: int) -> None:
-        self.include_owners.discard(chat_id)
+        self.include_owners.pop(chat_id, None)
         owners = self.exclude_owners
         if isinstance(owners, set):
             owners.discard(chat_id)
@@ -481,7 +485,11 @@ def _build_automaton(terms: Iterable[_Term]) -> ahocorasick.Automaton | None:
 
 
 class StoryMatches:
-    """What one scan of a story found; answers for any chat without scanning again."""
+    """What one scan of a story found; answers for any chat without scanning again.
+
+    Ask it straight away, without awaiting in between: the answers read the chats' current
+    keywords, so a `/keywords` change made after the scan would apply only in part.
+    """
 
     __slots__ = ("_filters", "_hits", "_terms")
 
@@ -507,33 +515,47 @@ class StoryMatches:
             return PASS
         return chat_filter.decide(self._hits.get)
 
-    def matched_chats(self) -> set[int]:
-        """Chats alerted because one of their include keywords is in the story.
+    def alerts(self) -> dict[int, Keyword]:
+        """Every chat alerted because of an include keyword, with the keyword to show.
 
+        The same answers as `verdict`, for all such chats at once and with no Python code per
+        chat: the owners of each found keyword are merged worst first (latest start, then
+        shortest), so each chat ends with its best one; chats with an exclusion are dropped.
         Chats without include keywords are alerted too (unless excluded) but are not listed:
-        the pipeline knows its subscribers; `verdicts` answers for them.
+        the pipeline knows its subscribers, and `verdicts` answers for them.
         """
-        included = set().union(*(term.include_owners for term in self._terms))
-        return included - self.excluded_chats()
+        hits = self._hits
+        ranked = sorted(
+            self._terms,
+            key=lambda term: (hits[term.pattern], -len(term.pattern.text)),
+            reverse=True,
+        )
+        alerted: dict[int, Keyword] = {}
+        for term in ranked:
+            alerted.update(term.include_owners)
+        for chat_id in self.excluded_chats().intersection(alerted):
+            del alerted[chat_id]
+        return alerted
 
     def excluded_chats(self) -> set[int]:
         """Chats that never get this story because one of their exclusions is in it."""
         return set().union(*(term.exclude_owners for term in self._terms))
 
     def verdicts(self, chat_ids: Iterable[int]) -> dict[int, Verdict]:
-        """`verdict` for each of `chat_ids` (the feed's subscribers), cheaply for most.
+        """`verdict` for each of `chat_ids` (the feed's subscribers), in bulk.
 
         A chat that holds none of the story's keywords needs no search: it is alerted exactly
         when it has no include keywords.
         """
-        touched = set().union(
-            *(term.include_owners for term in self._terms),
-            *(term.exclude_owners for term in self._terms),
-        )
+        alerted = self.alerts()
+        excluded = self.excluded_chats()
         result: dict[int, Verdict] = {}
         for chat_id in chat_ids:
-            if chat_id in touched:
-                result[chat_id] = self.verdict(chat_id)
+            keyword = alerted.get(chat_id)
+            if keyword is not None:
+                result[chat_id] = Verdict(True, keyword)
+            elif chat_id in excluded:
+                result[chat_id] = REJECT
             else:
                 chat_filter = self._filters.get(chat_id)
                 result[chat_id] = REJECT if chat_filter and chat_filter.includes else PASS
@@ -575,10 +597,12 @@ class KeywordIndex:
         if not chat_filter:
             return
         self._filters[chat_id] = chat_filter
-        for pattern in chat_filter.include_patterns:
-            self._terms[pattern.text].add_owner(chat_id, exclude=False)
+        for keyword, pattern in zip(
+            chat_filter.includes, chat_filter.include_patterns, strict=True
+        ):
+            self._terms[pattern.text].add_include(chat_id, keyword)
         for pattern in chat_filter.exclude_patterns:
-            self._terms[pattern.text].add_owner(chat_id, exclude=True)
+            self._terms[pattern.text].add_exclude(chat_id)
 
     def remove_chat(self, chat_id: int) -> None:
         """Forget `chat_id`'s keywords (it then gets every story of its feeds)."""

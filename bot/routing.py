@@ -19,9 +19,11 @@ def make_router(index: KeywordIndex) -> Router:
 
     def route(story: NewStory, recipients: Sequence[Recipient]) -> list[Delivery]:
         matches = index.match(story_text(story.entry.title, story.summary))
+        # verdicts() answers chats the story's keywords do not touch without a search.
+        verdicts = matches.verdicts(r.chat_id for r in recipients)
         deliveries = []
         for recipient in recipients:
-            verdict = matches.verdict(recipient.chat_id)
+            verdict = verdicts[recipient.chat_id]
             if verdict.alert:
                 keyword = verdict.keyword.display() if verdict.keyword else None
                 deliveries.append(Delivery(recipient.chat_id, recipient.thread_id, keyword))

@@ -314,7 +314,8 @@ VOA_KREMLIN = story(
         (story("重大ニュース：フリーライセンスが法的に認められる"), ["ライセンス"], "ライセンス"),
         (story("NINの最新アルバムはCCライセンス"), ["ﾗｲｾﾝｽ"], "ﾗｲｾﾝｽ"),
         (story("NINの最新アルバムはCCライセンス"), ["CC"], "CC"),
-        (story("윤석열 대통령, 비상계엄 선포"), ["계엄"], "계엄"),  # Yonhap, 3 Dec 2024
+        # Made up, after the news of 3 Dec 2024 (none of the feeds is Korean).
+        (story("윤석열 대통령, 비상계엄 선포"), ["계엄"], "계엄"),
         (story("윤석열 대통령, 비상계엄 선포"), ["탄핵"], None),
     ],
 )
@@ -390,7 +391,7 @@ def test_index_decides_for_every_kind_of_chat() -> None:
         5: PASS,
         6: PASS,
     }
-    assert found.matched_chats() == {2}
+    assert found.alerts() == {2: Keyword("克里姆林宫")}
     assert found.excluded_chats() == {1}
     assert {"普京", "克里姆林宫", "putin", "特朗普"} <= found.found
     assert index.decide(VOA_KREMLIN, [2, 4]) == {2: found.verdict(2), 4: REJECT}
@@ -401,7 +402,7 @@ def test_index_follows_keyword_changes() -> None:
     index.set_chat(1, kw("Trump"))
     index.set_chat(2, kw("Trump"))
     text = "Trump sues over property tax bill for Florida golf club"
-    assert index.match(text).matched_chats() == {1, 2}
+    assert index.match(text).alerts().keys() == {1, 2}
     index.set_chat(1, kw("golf", "-tax"))
     assert index.match(text).verdict(1) == REJECT
     index.set_chat(1, kw("golf"))
@@ -442,10 +443,10 @@ def test_index_shares_an_indexed_keyword_without_rebuilding() -> None:
     index.rebuild()
     main = index._main
     index.set_chat(2, kw("TRUMP"))
-    assert index.match("Trump wins").matched_chats() == {1, 2}
+    assert index.match("Trump wins").alerts() == {1: Keyword("Trump"), 2: Keyword("TRUMP")}
     assert index._main is main
     index.set_chat(3, kw("Biden"))  # new keyword: goes to the small automaton
-    assert index.match("Biden and Trump").matched_chats() == {1, 2, 3}
+    assert index.match("Biden and Trump").alerts().keys() == {1, 2, 3}
     assert index._main is main
 
 
@@ -497,8 +498,15 @@ def test_index_agrees_with_one_chat_search(
             expected = {chat: matches(chats.get(chat, []), text) for chat in range(7)}
             assert found.verdicts(range(7)) == expected
             assert {chat: found.verdict(chat) for chat in range(7)} == expected
-            assert found.matched_chats() == {
-                chat for chat, verdict in expected.items() if verdict.keyword is not None
+            assert found.alerts() == {
+                chat: verdict.keyword
+                for chat, verdict in expected.items()
+                if verdict.keyword is not None
+            }
+            assert found.excluded_chats() == {
+                chat
+                for chat in chats
+                if any(k.exclude and not matches([k], text).alert for k in chats[chat])
             }
 
 
