@@ -5,6 +5,7 @@ Application, and the run loop with a clean stop on SIGINT/SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -288,6 +289,8 @@ async def run(
     add_handlers(app)
     async with runtime.fetcher, sender_bot, app:
         await runtime.load_keywords()
+        # Long-lived start-up data (keyword index, caches) out of the collector's way.
+        gc.freeze()
         await register_commands(app.bot)
         await runtime.sender.start()
         await app.start()
