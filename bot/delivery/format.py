@@ -23,15 +23,29 @@ def format_time(epoch_ms: int, zone: str = "UTC") -> str:
     return when.strftime("%Y-%m-%d %H:%M ") + (when.tzname() or zone)
 
 
-# Caps keeping any alert far below MESSAGE_LIMIT whatever a feed carries.
+# Caps for one alert's parts, in UTF-16 code units (what Telegram counts).
 TITLE_CAP = 500
 SUMMARY_CAP = 3000
 FEED_CAP = 200
 LINK_CAP = 2048
+KEYWORD_CAP = 100
+
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (an emoji outside the BMP is 2)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    """`text` cut to at most `limit` UTF-16 units, with "…" where cut."""
+    if utf16_len(text) <= limit:
+        return text
+    units = 0
+    for index, char in enumerate(text):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > limit - 1:
+            return text[:index].rstrip() + "…"
+    return text
 
 
 def format_alert(
@@ -44,16 +58,29 @@ def format_alert(
     zone: str = "UTC",
     keyword: str | None = None,
 ) -> str:
-    """One alert in Telegram HTML: bold title, summary, link, feed name and time, keyword."""
-    lines = [f"<b>{escape(clip(title, TITLE_CAP))}</b>"]
+    """One alert in Telegram HTML: bold title, summary, link, feed name and time, keyword.
+
+    Always within MESSAGE_LIMIT as Telegram counts it (text after parsing, UTF-16 units):
+    a link too long to be clipped usefully is left out (a cut link is a broken link), and
+    the summary, then the title, give way to what must be there.
+    """
+    title = clip(title, TITLE_CAP)
+    link = link if utf16_len(link) <= LINK_CAP else ""
+    footer = f"{clip(feed_title, FEED_CAP)} · {format_time(timestamp_id, zone)}"
+    keyword = clip(keyword, KEYWORD_CAP) if keyword else None
+    fixed = [title, link, footer, f"🔎 {keyword}" if keyword else ""]
+    # Separators: the blank lines and line breaks between the parts.
+    room = MESSAGE_LIMIT - sum(utf16_len(part) for part in fixed) - 8
+    summary = clip(summary, min(SUMMARY_CAP, room)) if summary and room > 1 else ""
+    lines = [f"<b>{escape(title)}</b>"]
     if summary:
-        lines += ["", escape(clip(summary, SUMMARY_CAP))]
+        lines += ["", escape(summary)]
     lines.append("")
     if link:
-        lines.append(escape(clip(link, LINK_CAP)))
-    lines.append(f"<i>{escape(clip(feed_title, FEED_CAP))} · {format_time(timestamp_id, zone)}</i>")
+        lines.append(escape(link))
+    lines.append(f"<i>{escape(footer)}</i>")
     if keyword:
-        lines.append(f"🔎 {escape(clip(keyword, 100))}")
+        lines.append(f"🔎 {escape(keyword)}")
     return "\n".join(lines)
 
 

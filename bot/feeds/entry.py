@@ -85,8 +85,12 @@ def entry_link(raw: Mapping[str, Any], feed_url: str) -> str:
         # Feeds whose <link> is missing or mangled often carry the URL as the guid.
         candidates.append(guid)
     for candidate in candidates:
-        absolute = urljoin(feed_url, candidate.strip())
-        if candidate.strip() and urlsplit(absolute).scheme in ("http", "https"):
+        try:
+            absolute = urljoin(feed_url, candidate.strip())
+            scheme = urlsplit(absolute).scheme
+        except ValueError:  # "http://[::1/story": not a URL, try the next candidate
+            continue
+        if candidate.strip() and scheme in ("http", "https"):
             return absolute
     return ""
 

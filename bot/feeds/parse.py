@@ -41,14 +41,21 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     feed readers do; a feed with zero entries is a valid, empty feed.
     """
     headers = {"content-location": url}
-    if content_type:
+    # A byte order mark is authoritative (RFC 7303 §3.3): a charset in the HTTP header, or
+    # text/xml's us-ascii default, must not override it.
+    if content_type and not body.startswith(_BOMS):
         headers["content-type"] = content_type
-    result = feedparser.parse(
-        body,
-        response_headers=headers,
-        sanitize_html=False,
-        resolve_relative_uris=False,
-    )
+    body = _fix_surrogate_references(body)
+    try:
+        result = feedparser.parse(
+            body,
+            response_headers=headers,
+            sanitize_html=False,
+            resolve_relative_uris=False,
+        )
+    except (ValueError, UnicodeError, LookupError, RecursionError) as error:
+        # feedparser's loose parser on hostile bytes: not a feed we can read.
+        raise NotAFeedError(f"an unreadable document ({type(error).__name__})") from None
     version = result.get("version") or ""
     entries = list(result.get("entries") or [])
     if not version and not entries:
@@ -77,6 +84,51 @@ def _ttl_seconds(value: object) -> int | None:
     if minutes <= 0:
         return None
     return min(minutes, _TTL_MAX_MINUTES) * 60
+
+
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+# Character references to UTF-16 surrogates (emoji written as "&#55357;&#56832;" by some
+# CMSs): feedparser's loose parser raises on them. A pair becomes its one code point, a lone
+# half the replacement character.
+_SURROGATE_REF = re.compile(rb"&#(?:x([0-9a-fA-F]{4})|([0-9]{5}));")
+
+
+def _fix_surrogate_references(body: bytes) -> bytes:
+    if b"&#" not in body:
+        return body
+
+    def code(match: re.Match[bytes]) -> int:
+        hex_digits, decimal = match.groups()
+        return int(hex_digits, 16) if hex_digits else int(decimal)
+
+    def surrogate(match: re.Match[bytes]) -> bool:
+        return 0xD800 <= code(match) <= 0xDFFF
+
+    out: list[bytes] = []
+    last = 0
+    matches = [m for m in _SURROGATE_REF.finditer(body) if surrogate(m)]
+    index = 0
+    while index < len(matches):
+        match = matches[index]
+        out.append(body[last : match.start()])
+        high = code(match)
+        following = matches[index + 1] if index + 1 < len(matches) else None
+        if (
+            0xD800 <= high <= 0xDBFF
+            and following is not None
+            and following.start() == match.end()
+            and 0xDC00 <= code(following) <= 0xDFFF
+        ):
+            point = 0x10000 + ((high - 0xD800) << 10) + (code(following) - 0xDC00)
+            out.append(b"&#%d;" % point)
+            last = following.end()
+            index += 2
+            continue
+        out.append(b"&#xFFFD;")
+        last = match.end()
+        index += 1
+    out.append(body[last:])
+    return b"".join(out)
 
 
 _HTML_START = re.compile(rb"^\s*(<!doctype\s+html|<html)", re.IGNORECASE)

@@ -257,22 +257,18 @@ async def _enqueue_alerts(
     """Write the story's alerts, skipping chats that got the same story from another feed."""
     already: set[int] = set()
     entry = story.entry
-    if entry.link_key or entry.title_key:
+    # One index-driven query per key (the partial indexes need "key = ? AND key != ''"
+    # spelled out; an OR of both would scan every alert in the outbox for each story).
+    for column, key in (("link_key", entry.link_key), ("title_key", entry.title_key)):
+        if not key:
+            continue
         cursor = await conn.execute(
             "SELECT DISTINCT o.chat_id FROM stories s JOIN outbox o ON o.story_id = s.id"
-            " WHERE s.feed_id != ? AND o.kind = 'alert' AND o.status IN ('pending', 'sent')"
-            " AND s.first_seen_at >= ?"
-            " AND ((? != '' AND s.link_key = ?) OR (? != '' AND s.title_key = ?))",
-            (
-                entry.feed_id,
-                duplicate_since,
-                entry.link_key,
-                entry.link_key,
-                entry.title_key,
-                entry.title_key,
-            ),
+            f" WHERE s.{column} = ? AND s.{column} != '' AND s.feed_id != ?"
+            " AND s.first_seen_at >= ? AND o.kind = 'alert' AND o.status IN ('pending', 'sent')",
+            (key, entry.feed_id, duplicate_since),
         )
-        already = {row[0] for row in await cursor.fetchall()}
+        already.update(row[0] for row in await cursor.fetchall())
     rows = [
         (d.chat_id, d.thread_id, story.id, d.keyword, now, now)
         for d in deliveries
