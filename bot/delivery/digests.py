@@ -32,9 +32,12 @@ from bot.filters import Keyword, KeywordFilter
 from bot.models import Story
 from bot.routing import story_text
 from bot.store import Chat, Store
+from bot.store.chats import DailyDigest
 
 log = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
+# Digests written per transaction when many chats fall due together.
+WRITE_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,7 @@ class DigestScheduler:
             return 0
         grace_ms = int(self.settings.digest.grace_hours * HOUR_MS)
         queued = 0
+        ready: list[DailyDigest] = []
         # Chats due together mostly share a window: read its stories once per window.
         windows: dict[DigestWindow, dict[int, list[Story]]] = {}
         feeds = await self.store.chats.subscribed_feeds([c.id for c in chats])
@@ -182,15 +186,13 @@ class DigestScheduler:
                 language=chat.language,
                 max_per_feed=self.settings.digest.max_stories_per_feed,
             )
-            await self.store.chats.record_daily_digest(
-                chat.id,
-                due_ms=due,
-                next_due_ms=following,
-                thread_id=chat.digest_thread_id,
-                texts=texts,
-                now_ms=now,
-            )
+            ready.append(DailyDigest(chat.id, chat.digest_thread_id, due, following, texts))
             queued += 1
+            if len(ready) >= WRITE_BATCH:
+                await self.store.chats.record_daily_digests(ready, now)
+                ready = []
+        if ready:
+            await self.store.chats.record_daily_digests(ready, now)
         if queued and self.on_queued:
             self.on_queued()
         log.info("event=digests_queued count=%d", queued)

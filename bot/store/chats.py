@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.store.db import Database
@@ -35,6 +36,17 @@ class Subscription:
     feed_status: str
     feed_failures: int
     feed_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DailyDigest:
+    """A daily digest ready to queue: its messages, and the chat's schedule after it."""
+
+    chat_id: int
+    thread_id: int | None
+    due_ms: int
+    next_due_ms: int
+    texts: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,27 +246,22 @@ class ChatStore:
                 result.setdefault(chat_id, []).append((text, bool(exclude)))
         return result
 
-    async def record_daily_digest(
-        self,
-        chat_id: int,
-        *,
-        due_ms: int,
-        next_due_ms: int,
-        thread_id: int | None,
-        texts: list[str],
-        now_ms: int,
-    ) -> None:
-        """Queue a daily digest and move the chat's schedule on, in one transaction: a
-        crash leaves either both (the outbox sends it later) or neither (made again)."""
+    async def record_daily_digests(self, digests: Sequence[DailyDigest], now_ms: int) -> None:
+        """Queue daily digests and move their chats' schedules on, in one transaction: a
+        crash leaves either both (the outbox sends them later) or neither (made again)."""
         async with self.db.transaction() as conn:
             await conn.executemany(
                 "INSERT INTO outbox (chat_id, thread_id, kind, text, not_before, created_at)"
                 " VALUES (?, ?, 'digest', ?, ?, ?)",
-                [(chat_id, thread_id, text, now_ms, now_ms) for text in texts],
+                [
+                    (d.chat_id, d.thread_id, text, now_ms, now_ms)
+                    for d in digests
+                    for text in d.texts
+                ],
             )
-            await conn.execute(
+            await conn.executemany(
                 "UPDATE chats SET last_digest_at = ?, next_digest_at = ? WHERE id = ?",
-                (due_ms, next_due_ms, chat_id),
+                [(d.due_ms, d.next_due_ms, d.chat_id) for d in digests],
             )
 
     async def move_digest(self, chat_id: int, next_due_ms: int) -> None:
