@@ -300,9 +300,10 @@ async def run(
             timeout=settings.telegram.polling_timeout,
             drop_pending_updates=False,
         )
-        app.job_queue.run_repeating(poll_tick, interval=1.0, first=0.0, name="poll")
+        # first=0.1, not 0: PTB's JobQueue takes first=0 as "after one interval".
+        app.job_queue.run_repeating(poll_tick, interval=1.0, first=0.1, name="poll")
         app.job_queue.run_repeating(
-            digest_tick, interval=DIGEST_TICK_SECONDS, first=0.0, name="digests"
+            digest_tick, interval=DIGEST_TICK_SECONDS, first=0.1, name="digests"
         )
         app.job_queue.run_repeating(
             housekeeping, interval=HOUSEKEEPING_SECONDS, first=60.0, name="housekeeping"

@@ -1,0 +1,679 @@
+"""Ingestion throughput: the bot's whole pipeline against bare feedparser.parse, in one run.
+
+    .venv/bin/python bench/ingest.py                  # 5 rounds on ../shared/feeds/crawl-sample
+    .venv/bin/python bench/ingest.py --first-fetch    # entries recorded as seen, none routed
+    .venv/bin/python bench/ingest.py --proposal       # also time the proposed bot/ changes
+    .venv/bin/python bench/ingest.py --profile        # where the pipeline's time goes
+
+The pipeline is what a poller check does with a fetched body, minus the network and the
+worker-thread hops: parse_and_normalize (feedparser with sanitizer and relative-URI rewriting
+off, then normalize_entry), known_identities, summarize_all on the unknown entries, and
+StoryStore.record_check (insert-if-new, route, outbox) on a fresh SQLite database, in the
+order FeedChecker.parse and FeedChecker.record run them. By default every feed is primed and
+has one instant subscriber without keywords (the real make_router, empty KeywordIndex), so
+every entry is a new story that is routed and queued: the costliest way through.
+--first-fetch leaves the feeds unprimed, as /subscribe's first check finds them: entries are
+recorded as seen and nothing is routed.
+
+The baseline is feedparser.parse(bytes) with its defaults (sanitizer and relative-URI
+resolution on) on the same bytes. Each document goes through every side back to back, the
+order rotating from one document to the next, so the machine's noise falls on all sides
+alike; each round starts from fresh databases. Documents that are not feeds count 0 entries
+but are processed all the same; any exception other than NotAFeedError stops the bench.
+
+--proposal adds a third side: the same pipeline with two changes to bot/ prototyped here and
+swapped in while that side runs (parse_without_base for bot/feeds/parse.py, and
+record_check_batched for bot/store/stories.py); it first counts the entries whose Entry the
+change alters.
+
+Figures are entries per second by wall clock and the ratios by wall clock and by CPU time
+(time.process_time, the aiosqlite thread included); on a loaded machine the CPU ratio moves
+least.
+
+Memory is measured apart, since tracemalloc slows the code it watches: one untimed pass per
+side in a fresh child process, reporting tracemalloc's peak and the process's ru_maxrss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import dataclasses
+import gc
+import io
+import os
+import platform
+import pstats
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from multiprocessing import get_context
+from pathlib import Path
+from urllib.parse import urljoin
+
+import aiosqlite
+import feedparser
+
+# Run as a script from anywhere: the project is not installed into the venv.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bot.clock import FakeClock
+from bot.config import Settings, load_settings
+from bot.feeds import check
+from bot.feeds.check import DAY_MS, Parsed, parse_and_normalize, summarize_all
+from bot.feeds.parse import NotAFeedError, ParsedFeed, parse_feed
+from bot.filters import KeywordIndex
+from bot.models import Entry
+from bot.routing import make_router
+from bot.store import CheckOutcome, Delivery, FeedCheck, NewStory, Store, StoryStore
+from bot.store import stories as stories_module
+from bot.store.feeds import apply_success
+from bot.store.stories import Router
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared/feeds/crawl-sample"
+GOAL_RATIO = 1.5
+# 2025-03-01T00:00:00Z, as in the tests: later than every entry of the sample.
+NOW_MS = 1_740_787_200_000
+
+# Seconds per stage of the pipeline, summed over a pass.
+Stages = dict[str, float]
+# One side of the comparison: (document index, bytes, stage timer) → entries.
+Side = Callable[[int, bytes, Stages], Awaitable[int]]
+
+
+@dataclass
+class Timing:
+    wall: float = 0.0
+    cpu: float = 0.0
+    entries: int = 0
+    not_feeds: int = 0
+
+    def rate(self, seconds: float) -> float:
+        return self.entries / seconds if seconds else 0.0
+
+
+@dataclass
+class Round:
+    timings: dict[str, Timing]
+    stages: dict[str, Stages] = field(default_factory=dict)
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+def load_documents(folder: Path) -> list[bytes]:
+    """Every document of the sample (the README beside them is not one)."""
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix != ".md")
+    if not paths:
+        raise SystemExit(f"no documents in {folder}")
+    return [p.read_bytes() for p in paths]
+
+
+def feed_url(index: int) -> str:
+    return f"http://feeds.test/crawl/{index:04d}.xml"
+
+
+def bench_settings(folder: Path) -> Settings:
+    return load_settings(None, {"NEWS_NOTIFIER_DATABASE": str(folder / "bench.sqlite3")})
+
+
+# --- the sides ------------------------------------------------------------------------------
+
+
+async def baseline(index: int, body: bytes, stages: Stages) -> int:
+    """feedparser with every default: what "just use feedparser" costs."""
+    return len(feedparser.parse(body).entries)
+
+
+def parse_without_base(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
+    """The proposal for bot/feeds/parse.py: no Content-Location for feedparser.
+
+    Given a base URI, feedparser joins it with itself (urllib.parse.urljoin) at every
+    element it opens, to track xml:base: about 17 joins per entry on the sample. Without a
+    base that join is trivial. Entry links need no base: normalize_entry joins them to the
+    feed URL; the feed's own <link> is joined here. One thing changes: feedparser also
+    joins a permalink <guid> or an Atom <id> that is not a URL to the base ("c5d518…" became
+    "http://host/path/c5d518…", and the identity key hashes that); without a base the id
+    stays as published, so the identity no longer changes when the feed's URL does.
+    """
+    parsed = parse_feed(body, url="", content_type=content_type)
+    if parsed.site_url:
+        parsed = dataclasses.replace(parsed, site_url=urljoin(url, parsed.site_url))
+    return parsed
+
+
+# The proposal for bot/store/stories.py: a check's alerts written in one go. record_check
+# now makes five trips through aiosqlite's thread per new story (two duplicate lookups, each
+# an execute and a fetch, and an executemany), about 60 µs each before any SQL runs. Every
+# story of a check comes from one feed and the lookup only looks at other feeds, so one
+# lookup per key kind for the whole batch finds exactly what the per-story lookups found.
+
+
+async def record_check_batched(
+    self: StoryStore,
+    feed_id: int,
+    entries: Sequence[Entry],
+    summaries: dict[str, str],
+    check: FeedCheck,
+    *,
+    archive_window_ms: int,
+    duplicate_window_ms: int,
+    router: Router,
+) -> CheckOutcome:
+    """StoryStore.record_check with only its loop over fresh stories changed."""
+    now = check.now_ms
+    async with self.db.transaction() as conn:
+        cursor = await conn.execute(
+            "SELECT primed_at, newest_timestamp_id FROM feeds WHERE id = ?", (feed_id,)
+        )
+        primed_at, newest = await cursor.fetchone()  # type: ignore[misc]
+        entries = stories_module._unique(entries)
+        inserted = await stories_module._insert_if_absent(conn, feed_id, entries, summaries, now)
+        await stories_module._mark_present(conn, feed_id, [e.identity for e in entries], now)
+        fresh = [
+            story
+            for story in inserted
+            if primed_at is not None
+            and (newest is None or story.entry.timestamp_id >= newest - archive_window_ms)
+        ]
+        batch_newest = max((e.timestamp_id for e in entries), default=None)
+        recovered = await apply_success(conn, feed_id, check)
+        await conn.execute(
+            "UPDATE feeds SET primed_at = COALESCE(primed_at, ?), newest_timestamp_id ="
+            " CASE WHEN ? IS NULL THEN newest_timestamp_id"
+            " ELSE MAX(COALESCE(newest_timestamp_id, ?), ?) END WHERE id = ?",
+            (now, batch_newest, batch_newest, batch_newest, feed_id),
+        )
+        queued = skipped = 0
+        if fresh:
+            recipients = await stories_module._instant_recipients(conn, feed_id)
+            if recipients:
+                owed = [(story, found) for story in fresh if (found := router(story, recipients))]
+                queued, skipped = await enqueue_alerts_batched(
+                    conn, feed_id, owed, now, now - duplicate_window_ms
+                )
+        return CheckOutcome(
+            entries=len(entries),
+            inserted=len(inserted),
+            fresh=len(fresh),
+            queued=queued,
+            duplicates_skipped=skipped,
+            recovered=recovered,
+        )
+
+
+async def enqueue_alerts_batched(
+    conn: aiosqlite.Connection,
+    feed_id: int,
+    owed: Sequence[tuple[NewStory, Sequence[Delivery]]],
+    now: int,
+    duplicate_since: int,
+) -> tuple[int, int]:
+    """Every alert of one check: one duplicate lookup per key kind, one executemany."""
+    by_link = await _chats_by_key(
+        conn, "link_key", {s.entry.link_key for s, _ in owed}, feed_id, duplicate_since
+    )
+    by_title = await _chats_by_key(
+        conn, "title_key", {s.entry.title_key for s, _ in owed}, feed_id, duplicate_since
+    )
+    rows = []
+    skipped = 0
+    for story, deliveries in owed:
+        already = by_link.get(story.entry.link_key, set()) | by_title.get(
+            story.entry.title_key, set()
+        )
+        for d in deliveries:
+            if d.chat_id in already:
+                skipped += 1
+            else:
+                rows.append((d.chat_id, d.thread_id, story.id, d.keyword, now, now))
+    await conn.executemany(
+        "INSERT INTO outbox (chat_id, thread_id, kind, story_id, keyword, not_before, created_at)"
+        " VALUES (?, ?, 'alert', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        rows,
+    )
+    return len(rows), skipped
+
+
+async def _chats_by_key(
+    conn: aiosqlite.Connection, column: str, keys: set[str], feed_id: int, since: int
+) -> dict[str, set[int]]:
+    """Chats alerted, within the window, to another feed's story with one of these keys."""
+    found: dict[str, set[int]] = {}
+    wanted = sorted(keys - {""})
+    for start in range(0, len(wanted), stories_module.CHUNK):
+        chunk = wanted[start : start + stories_module.CHUNK]
+        marks = ",".join("?" * len(chunk))
+        # "column != ''" spelt out lets SQLite use the partial index on the column.
+        rows = await conn.execute_fetchall(
+            f"SELECT DISTINCT s.{column}, o.chat_id FROM stories s"
+            f" JOIN outbox o ON o.story_id = s.id WHERE s.{column} IN ({marks})"
+            f" AND s.{column} != '' AND s.feed_id != ? AND s.first_seen_at >= ?"
+            " AND o.kind = 'alert' AND o.status IN ('pending', 'sent')",
+            (*chunk, feed_id, since),
+        )
+        for key, chat_id in rows:
+            found.setdefault(key, set()).add(chat_id)
+    return found
+
+
+class Pipeline:
+    """The bot's stages on one store, in the order FeedChecker.parse and .record run them."""
+
+    def __init__(self, store: Store, settings: Settings, router: Router, feed_ids: list[int]):
+        self.store = store
+        self.settings = settings
+        self.router = router
+        self.feed_ids = feed_ids
+        self.clock = FakeClock(NOW_MS)
+
+    @classmethod
+    async def open(cls, folder: Path, documents: int, *, primed: bool) -> Pipeline:
+        """A fresh database with one feed per document, each followed by its own chat."""
+        settings = bench_settings(folder)
+        store = await Store.open(settings.database.path)
+        feed_ids = []
+        for index in range(documents):
+            feed_id = await store.feeds.add(feed_url(index), title="", site_url="", now_ms=NOW_MS)
+            chat_id = index + 1
+            await store.chats.upsert(
+                chat_id, kind="private", title="", language="en", now_ms=NOW_MS
+            )
+            await store.chats.subscribe(chat_id, feed_id, thread_id=None, now_ms=NOW_MS)
+            feed_ids.append(feed_id)
+        if primed:
+            # A primed feed's new entries are news: routed and queued.
+            await store.db.execute("UPDATE feeds SET primed_at = ?", (NOW_MS - DAY_MS,))
+        return cls(store, settings, make_router(KeywordIndex()), feed_ids)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def ingest(self, index: int, body: bytes, stages: Stages) -> int:
+        feed_id = self.feed_ids[index]
+        began = time.perf_counter()
+        try:
+            parsed = parse_and_normalize(
+                body, url=feed_url(index), content_type=None, feed_id=feed_id, now_ms=NOW_MS
+            )
+        except NotAFeedError:
+            stages["parse+normalize"] = stages.get("parse+normalize", 0.0) + _since(began)
+            raise
+        parsed_at = time.perf_counter()
+        stories = self.store.stories
+        known = await stories.known_identities(feed_id, [e.identity for e in parsed.entries])
+        unknown = [e for e in parsed.entries if e.identity not in known]
+        looked_up = time.perf_counter()
+        summaries = summarize_all(unknown, self.settings)
+        summarized = time.perf_counter()
+        await stories.record_check(
+            feed_id,
+            parsed.entries,
+            summaries,
+            self._check(parsed),
+            archive_window_ms=int(self.settings.dedupe.archive_window_days * DAY_MS),
+            duplicate_window_ms=int(self.settings.delivery.duplicate_title_hours * 3_600_000),
+            router=self.router,
+        )
+        done = time.perf_counter()
+        for stage, seconds in (
+            ("parse+normalize", parsed_at - began),
+            ("summarize", summarized - looked_up),
+            ("store", (looked_up - parsed_at) + (done - summarized)),
+        ):
+            stages[stage] = stages.get(stage, 0.0) + seconds
+        return len(parsed.entries)
+
+    def _check(self, parsed: Parsed) -> FeedCheck:
+        return FeedCheck(
+            now_ms=NOW_MS,
+            next_check_at=NOW_MS + self.settings.poll.interval * 1000,
+            etag='"bench"',
+            body_hash="0" * 32,
+            title=parsed.feed.title or None,
+            site_url=parsed.feed.site_url or None,
+            new_body=True,
+        )
+
+
+def _since(began: float) -> float:
+    return time.perf_counter() - began
+
+
+# --- timing ---------------------------------------------------------------------------------
+
+
+async def timed_round(
+    documents: Sequence[bytes], number: int, *, primed: bool, proposal: bool
+) -> Round:
+    """Every document through every side, back to back, the order rotating per document."""
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        async with AsyncExitStack() as stack:
+            pipeline = await Pipeline.open(Path(tmp, "current"), len(documents), primed=primed)
+            stack.push_async_callback(pipeline.close)
+            sides: dict[str, Side] = {"baseline": baseline, "pipeline": pipeline.ingest}
+            if proposal:
+                proposed = await Pipeline.open(Path(tmp, "proposal"), len(documents), primed=primed)
+                stack.push_async_callback(proposed.close)
+                sides["proposal"] = _with_patches(proposed.ingest, proposal_patches())
+            result = Round({name: Timing() for name in sides}, {name: {} for name in sides})
+            names = list(sides)
+            gc.collect()
+            for index, body in enumerate(documents):
+                shift = (index + number) % len(names)
+                for name in names[shift:] + names[:shift]:
+                    await _time_one(sides[name], index, body, result, name)
+            return result
+
+
+async def _time_one(side: Side, index: int, body: bytes, result: Round, name: str) -> None:
+    timing = result.timings[name]
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        entries = await side(index, body, result.stages[name])
+    except NotAFeedError:
+        entries = 0
+        timing.not_feeds += 1
+    timing.wall += time.perf_counter() - wall
+    timing.cpu += time.process_time() - cpu
+    timing.entries += entries
+
+
+# (module, attribute, replacement): what the proposal swaps in while it runs.
+Patches = Sequence[tuple[object, str, object]]
+
+
+def proposal_patches() -> Patches:
+    return [
+        (check, "parse_feed", parse_without_base),
+        (StoryStore, "record_check", record_check_batched),
+    ]
+
+
+@contextmanager
+def patched(patches: Patches) -> Iterator[None]:
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    for owner, name, replacement in patches:
+        setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+
+
+def _with_patches(side: Side, patches: Patches) -> Side:
+    """`side` with the bot's functions swapped for the proposal's while it runs."""
+
+    async def run(index: int, body: bytes, stages: Stages) -> int:
+        with patched(patches):
+            return await side(index, body, stages)
+
+    return run
+
+
+def compare_proposal(documents: Sequence[bytes]) -> tuple[Counter[str], int]:
+    """Entries whose Entry fields the proposal changes, by field; and in how many feeds."""
+    changed: Counter[str] = Counter()
+    feeds = 0
+    for index, body in enumerate(documents):
+        try:
+            current = parse_and_normalize(
+                body, url=feed_url(index), content_type=None, feed_id=1, now_ms=NOW_MS
+            )
+        except NotAFeedError:
+            continue
+        with patched(proposal_patches()):
+            proposed = parse_and_normalize(
+                body, url=feed_url(index), content_type=None, feed_id=1, now_ms=NOW_MS
+            )
+        before = changed.total()
+        for a, b in zip(current.entries, proposed.entries, strict=True):
+            for name in ("identity", "link", "title", "timestamp_id", "lead_html"):
+                changed[name] += getattr(a, name) != getattr(b, name)
+        if current.feed.site_url != proposed.feed.site_url:
+            changed["site_url"] += 1
+        feeds += changed.total() > before
+    return +changed, feeds
+
+
+# --- memory, in child processes -------------------------------------------------------------
+
+
+def memory_pass(folder: str, side: str, primed: bool) -> dict[str, int]:
+    """One untimed pass of `side` in this (fresh) process: RSS before, after, traced peak."""
+    documents = load_documents(Path(folder))
+    gc.collect()
+    rss_before = _max_rss_bytes()
+    tracemalloc.start()
+    asyncio.run(_memory_pass(documents, side, primed))
+    _current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"rss_before": rss_before, "rss_after": _max_rss_bytes(), "traced_peak": peak}
+
+
+async def _memory_pass(documents: Sequence[bytes], side: str, primed: bool) -> None:
+    stages: Stages = {}
+    if side == "baseline":
+        for index, body in enumerate(documents):
+            await baseline(index, body, stages)
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        pipeline = await Pipeline.open(Path(tmp), len(documents), primed=primed)
+        try:
+            for index, body in enumerate(documents):
+                try:
+                    await pipeline.ingest(index, body, stages)
+                except NotAFeedError:
+                    pass
+        finally:
+            await pipeline.close()
+
+
+def _max_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def measure_memory(folder: Path, primed: bool) -> dict[str, dict[str, int]]:
+    """Each side in its own new process, so one side's peak cannot hide the other's."""
+    figures = {}
+    for side in ("baseline", "pipeline"):
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+            figures[side] = pool.submit(memory_pass, str(folder), side, primed).result()
+    return figures
+
+
+# --- profile --------------------------------------------------------------------------------
+
+# Where time goes, by the file a function lives in (first match wins). Built-in functions
+# (pyexpat's Parse, str methods, dict lookups) are charged to the code that called them.
+_AREAS = (
+    ("feedparser", "/feedparser"),
+    ("xml.sax + expat (feedparser's strict parser)", "xml/sax/"),
+    ("urllib.parse (urljoin: feedparser, normalize)", "urllib/parse.py"),
+    ("re (feedparser's regexes, mostly)", "/re/"),
+    ("copy.deepcopy (feedparser)", "/copy.py"),
+    ("bot.feeds.parse", "bot/feeds/parse.py"),
+    ("bot.feeds.entry (normalize)", "bot/feeds/entry.py"),
+    ("bot.summary (+ selectolax)", "bot/summary.py"),
+    ("bot.store + aiosqlite calls", "bot/store/"),
+    ("waiting for aiosqlite's thread", "selectors.py"),
+    ("event loop", "asyncio/"),
+)
+
+
+def _area(function: tuple[str, int, str]) -> str:
+    filename = function[0]
+    return next((name for name, part in _AREAS if part in filename), "other")
+
+
+def time_by_area(stats: pstats.Stats) -> dict[str, float]:
+    """Own time per area, each built-in's time split among its callers."""
+    by_area: dict[str, float] = {}
+    for function, row in stats.stats.items():  # type: ignore[attr-defined]
+        own, callers = row[2], row[4]
+        if function[0] == "~" and callers:
+            # callers: {caller: (calls, primitive calls, own time, cumulative time)}
+            shares = [(_area(caller), timing[2]) for caller, timing in callers.items()]
+        else:
+            shares = [(_area(function), own)]
+        for area, seconds in shares:
+            by_area[area] = by_area.get(area, 0.0) + seconds
+    return by_area
+
+
+def profile_pipeline(documents: Sequence[bytes], primed: bool, top: int) -> str:
+    """cProfile of one pipeline pass: time per area, then the top functions."""
+    profiler = cProfile.Profile()
+
+    async def run() -> None:
+        with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+            pipeline = await Pipeline.open(Path(tmp), len(documents), primed=primed)
+            try:
+                profiler.enable()
+                for index, body in enumerate(documents):
+                    try:
+                        await pipeline.ingest(index, body, {})
+                    except NotAFeedError:
+                        pass
+                profiler.disable()
+            finally:
+                await pipeline.close()
+
+    asyncio.run(run())
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    by_area = time_by_area(stats)
+    total = sum(by_area.values())
+    out.write("own time by area (profiled, so slower than real):\n")
+    for area, seconds in sorted(by_area.items(), key=lambda item: -item[1]):
+        out.write(f"  {area:<48} {seconds:7.2f} s  {seconds / total:6.1%}\n")
+    stats.sort_stats("cumulative").print_stats(top)
+    return out.getvalue()
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"feedparser {metadata.version('feedparser')}, selectolax {metadata.version('selectolax')}"
+    )
+
+
+def print_rounds(rounds: Sequence[Round]) -> None:
+    names = list(rounds[0].timings)
+    others = [n for n in names if n != "baseline"]
+    header = "round " + "".join(f"{n + ' e/s':>16}" for n in names)
+    header += "".join(f"{n + '/base wall':>20}{'cpu':>6}" for n in others)
+    print(header)
+    for number, result in enumerate(rounds, 1):
+        t = result.timings
+        line = f"{number:>5} " + "".join(f"{t[n].rate(t[n].wall):>16,.0f}" for n in names)
+        for n in others:
+            line += f"{_ratio(t, n, 'wall'):>20.2f}{_ratio(t, n, 'cpu'):>6.2f}"
+        print(line)
+    for label, pick in (("best", max), ("median", statistics.median)):
+        line = f"{label:>5} " + "".join(
+            f"{pick([r.timings[n].rate(r.timings[n].wall) for r in rounds]):>16,.0f}" for n in names
+        )
+        for n in others:
+            walls = [_ratio(r.timings, n, "wall") for r in rounds]
+            cpus = [_ratio(r.timings, n, "cpu") for r in rounds]
+            line += f"{pick(walls):>20.2f}{pick(cpus):>6.2f}"
+        print(line)
+
+
+def _ratio(timings: dict[str, Timing], name: str, clock: str) -> float:
+    """How many times faster `name` is than the baseline, entries per second over entries
+    per second (the same entries, so the inverse ratio of times)."""
+    base, other = timings["baseline"], timings[name]
+    return getattr(base, clock) / getattr(other, clock) * other.entries / max(base.entries, 1)
+
+
+def print_stages(rounds: Sequence[Round], name: str) -> None:
+    walls = [r.timings[name].wall for r in rounds]
+    middle = rounds[walls.index(statistics.median_low(walls))]
+    total = middle.timings[name].wall
+    parts = ", ".join(
+        f"{stage} {seconds:.2f} s ({seconds / total:.0%})"
+        for stage, seconds in middle.stages[name].items()
+    )
+    print(f"{name} stages (median round, {total:.2f} s): {parts}")
+
+
+def print_memory(figures: dict[str, dict[str, int]]) -> None:
+    for side, f in figures.items():
+        print(
+            f"memory {side:<9}: tracemalloc peak {f['traced_peak'] / 2**20:6.1f} MiB, "
+            f"ru_maxrss {f['rss_after'] / 2**20:6.1f} MiB "
+            f"({f['rss_before'] / 2**20:.1f} MiB before the pass: imports and documents)"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", nargs="?", type=Path, default=SAMPLE)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--first-fetch", action="store_true", help="feeds unprimed: record only, no routing"
+    )
+    parser.add_argument("--proposal", action="store_true", help="also time the bot/ proposal")
+    parser.add_argument("--profile", action="store_true", help="cProfile one pipeline pass")
+    parser.add_argument("--top", type=int, default=30, help="functions listed by --profile")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory passes")
+    args = parser.parse_args(argv)
+
+    documents = load_documents(args.folder)
+    primed = not args.first_fetch
+    size = sum(map(len, documents))
+    print(f"machine: {machine()}")
+    print(
+        f"ingest: {len(documents)} documents ({size / 1e6:.1f} MB) from {args.folder}; "
+        f"mode: {'first fetch (record only)' if args.first_fetch else 'news (route + queue)'}; "
+        f"{args.rounds} rounds"
+    )
+    if args.proposal:
+        changed, feeds = compare_proposal(documents)
+        print(f"proposal changes, in {feeds} feeds: {dict(changed) or 'nothing'}")
+    rounds = [
+        asyncio.run(timed_round(documents, number, primed=primed, proposal=args.proposal))
+        for number in range(args.rounds)
+    ]
+    first = rounds[0].timings
+    print(
+        "entries: "
+        + ", ".join(f"{n} {t.entries:,} ({t.not_feeds} not feeds)" for n, t in first.items())
+    )
+    print_rounds(rounds)
+    for name in first:
+        if name != "baseline":
+            print_stages(rounds, name)
+    ratio = statistics.median(_ratio(r.timings, "pipeline", "wall") for r in rounds)
+    verdict = "met" if ratio >= GOAL_RATIO else "NOT met"
+    print(f"goal pipeline >= {GOAL_RATIO}x baseline (median wall ratio {ratio:.2f}): {verdict}")
+    if not args.no_memory:
+        print_memory(measure_memory(args.folder, primed))
+    if args.profile:
+        print(profile_pipeline(documents, primed, args.top))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
