@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin
 
 import feedparser
 
@@ -40,7 +41,10 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     A broken feed that still yields entries (bad bytes, truncated XML) is accepted, as
     feed readers do; a feed with zero entries is a valid, empty feed.
     """
-    headers = {"content-location": url}
+    # No content-location: feedparser would join its base URI at every element (a tenth of
+    # the parse time) and fold the fetch URL into relative guids, so a mirror or redirect
+    # would make every story look new. Entry links are made absolute by the normalizer.
+    headers: dict[str, str] = {}
     # A byte order mark is authoritative (RFC 7303 §3.3): a charset in the HTTP header, or
     # text/xml's us-ascii default, must not override it.
     if content_type and not body.startswith(_BOMS):
@@ -63,10 +67,17 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     meta = result.get("feed") or {}
     return ParsedFeed(
         title=_clean_title(meta.get("title") or ""),
-        site_url=meta.get("link") or "",
+        site_url=_absolute(url, meta.get("link") or ""),
         entries=entries,
         ttl_seconds=_ttl_seconds(meta.get("ttl")),
     )
+
+
+def _absolute(base: str, link: str) -> str:
+    try:
+        return urljoin(base, link.strip()) if link.strip() else ""
+    except ValueError:
+        return ""
 
 
 def _clean_title(title: str) -> str:

@@ -93,12 +93,18 @@ class Poller:
         if self._stopping:
             return 0
         now = self.clock.now_ms()
-        limit = self.settings.poll.concurrency * 4
+        # Checks wait on the concurrency bounds, so starting more than run at once is
+        # cheap; a tick that started only `concurrency` would stretch a cycle of many due
+        # feeds over many ticks.
+        limit = self.settings.poll.concurrency * 16
+        # A check that ends while the queries below run has its new due time written but
+        # may still be in the due list read before it: skip what was in flight before.
+        busy = set(self._in_flight)
         due = await self.store.feeds.due(now, limit)
         due += await self.store.feeds.paused_due_for_probe(now, limit)
         started = 0
         for feed in due:
-            if feed.id in self._in_flight:
+            if feed.id in busy or feed.id in self._in_flight:
                 continue
             task = asyncio.create_task(self._check_bounded(feed), name=f"check-feed-{feed.id}")
             self._in_flight[feed.id] = task

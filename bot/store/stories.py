@@ -110,15 +110,14 @@ class StoryStore:
             if fresh:
                 recipients = await _instant_recipients(conn, feed_id)
                 if recipients:
-                    for story in fresh:
-                        deliveries = router(story, recipients)
-                        if not deliveries:
-                            continue
-                        q, s = await _enqueue_alerts(
-                            conn, story, deliveries, now, now - duplicate_window_ms
-                        )
-                        queued += q
-                        skipped += s
+                    routed = [(story, router(story, recipients)) for story in fresh]
+                    queued, skipped = await _enqueue_alerts(
+                        conn,
+                        feed_id,
+                        [r for r in routed if r[1]],
+                        now,
+                        now - duplicate_window_ms,
+                    )
             return CheckOutcome(
                 entries=len(entries),
                 inserted=len(inserted),
@@ -249,34 +248,63 @@ async def _instant_recipients(conn: aiosqlite.Connection, feed_id: int) -> list[
 
 async def _enqueue_alerts(
     conn: aiosqlite.Connection,
-    story: NewStory,
-    deliveries: Sequence[Delivery],
+    feed_id: int,
+    routed: Sequence[tuple[NewStory, Sequence[Delivery]]],
     now: int,
     duplicate_since: int,
 ) -> tuple[int, int]:
-    """Write the story's alerts, skipping chats that got the same story from another feed."""
-    already: set[int] = set()
-    entry = story.entry
-    # One index-driven query per key (the partial indexes need "key = ? AND key != ''"
-    # spelled out; an OR of both would scan every alert in the outbox for each story).
-    for column, key in (("link_key", entry.link_key), ("title_key", entry.title_key)):
-        if not key:
-            continue
-        cursor = await conn.execute(
-            "SELECT DISTINCT o.chat_id FROM stories s JOIN outbox o ON o.story_id = s.id"
-            f" WHERE s.{column} = ? AND s.{column} != '' AND s.feed_id != ?"
-            " AND s.first_seen_at >= ? AND o.kind = 'alert' AND o.status IN ('pending', 'sent')",
-            (key, entry.feed_id, duplicate_since),
+    """Write the batch's alerts, skipping chats that got the same story from another feed
+    (same normalized link, or same title within the window). Returns (queued, skipped)."""
+    if not routed:
+        return 0, 0
+    had = {
+        column: await _chats_alerted_by_key(
+            conn,
+            column,
+            {getattr(story.entry, column) for story, _ in routed},
+            feed_id,
+            duplicate_since,
         )
-        already.update(row[0] for row in await cursor.fetchall())
-    rows = [
-        (d.chat_id, d.thread_id, story.id, d.keyword, now, now)
-        for d in deliveries
-        if d.chat_id not in already
-    ]
+        for column in ("link_key", "title_key")
+    }
+    rows = []
+    skipped = 0
+    for story, deliveries in routed:
+        entry = story.entry
+        already = had["link_key"].get(entry.link_key, set()) | had["title_key"].get(
+            entry.title_key, set()
+        )
+        for d in deliveries:
+            if d.chat_id in already:
+                skipped += 1
+            else:
+                rows.append((d.chat_id, d.thread_id, story.id, d.keyword, now, now))
     await conn.executemany(
         "INSERT INTO outbox (chat_id, thread_id, kind, story_id, keyword, not_before, created_at)"
         " VALUES (?, ?, 'alert', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         rows,
     )
-    return len(rows), len(deliveries) - len(rows)
+    return len(rows), skipped
+
+
+async def _chats_alerted_by_key(
+    conn: aiosqlite.Connection, column: str, keys: set[str], feed_id: int, since: int
+) -> dict[str, set[int]]:
+    """For each key, the chats that already have an alert for a story of another feed
+    with that key. Spelled "key IN (…) AND key != ''" so the partial index is used."""
+    keys.discard("")
+    found: dict[str, set[int]] = {}
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), CHUNK):
+        chunk = ordered[start : start + CHUNK]
+        marks = ",".join("?" * len(chunk))
+        cursor = await conn.execute(
+            f"SELECT DISTINCT s.{column}, o.chat_id FROM stories s"
+            " JOIN outbox o ON o.story_id = s.id"
+            f" WHERE s.{column} IN ({marks}) AND s.{column} != '' AND s.feed_id != ?"
+            " AND s.first_seen_at >= ? AND o.kind = 'alert' AND o.status IN ('pending', 'sent')",
+            (*chunk, feed_id, since),
+        )
+        for key, chat_id in await cursor.fetchall():
+            found.setdefault(key, set()).add(chat_id)
+    return found
