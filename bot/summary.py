@@ -690,8 +690,14 @@ def pick_body(contents: Sequence[str], description: str | None) -> str:
     On a tie the description is kept: feedparser copies content into the summary when a
     feed has no description, and a publisher's own blurb is as good a source otherwise.
     """
+    bodies = [content for content in contents if content]
+    # Nothing to compare (measuring means parsing): the common shapes of real feeds.
+    if not bodies or all(body == description for body in bodies):
+        return description or ""
+    if len(bodies) == 1 and not description:
+        return bodies[0]
     best, best_size = "", -1
-    for content in contents:
+    for content in bodies:
         size = _text_size(content)
         if content and size > best_size:
             best, best_size = content, size
