@@ -48,7 +48,12 @@ class Pacer:
 
     def book(self, chat_id: int, now: float) -> None:
         """A message to `chat_id` starts now: take its slot in both budgets."""
-        self.next_global = max(now, self.next_global) + self.global_gap
+        # A wake-up a little late keeps the planned spacing (slots stay `gap` apart on the
+        # schedule, so no window holds more than the rate); later than a gap, start afresh.
+        if now - self.next_global < self.global_gap:
+            self.next_global = max(now - self.global_gap, self.next_global) + self.global_gap
+        else:
+            self.next_global = now + self.global_gap
         self._next_chat[chat_id] = max(now + self.gap(chat_id), self._next_chat.get(chat_id, 0))
         if len(self._next_chat) > 200_000:  # forget chats whose slot has long passed
             self._next_chat = {c: t for c, t in self._next_chat.items() if t > now}

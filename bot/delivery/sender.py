@@ -103,6 +103,7 @@ class Sender:
         self._stories: dict[int, StoryText] = {}
         self._sent_ids: list[int] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._refill_lock = asyncio.Lock()
         self._new_rows = asyncio.Event()  # the outbox has rows the sender has not loaded
         self._changed = asyncio.Event()  # a send finished: a chat or a slot became free
         self._slots = asyncio.Semaphore(settings.max_in_flight)
@@ -223,6 +224,11 @@ class Sender:
         self._scheduled.add(chat_id)
 
     async def _refill(self) -> None:
+        # drain() refills too: without the lock both could load the same rows twice.
+        async with self._refill_lock:
+            await self._refill_unlocked()
+
+    async def _refill_unlocked(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             items = await self.store.outbox.pending_after(self._loaded_max_id, REFILL_BATCH)
