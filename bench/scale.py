@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.scale --feeds 1000 --chats 10000 --stories 100000   # quick look
     .venv/bin/python -m bench.scale --cache /tmp/scale.sqlite3   # build once, reuse after
     .venv/bin/python -m bench.scale --profile        # also: the bot under cProfile, top functions
-    .venv/bin/python -m bench.scale --fixed-poller --drain   # the recorded run (bench/README.md)
+    .venv/bin/python -m bench.scale --fixed-poller --fixed-sender --drain   # the recorded run
 
 What it builds (plain SQL, executemany in big transactions, seeded so two runs build the
 same data):

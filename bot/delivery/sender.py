@@ -38,6 +38,7 @@ REFILL_BATCH = 5000
 FLUSH_EVERY = 0.05  # seconds between two writes of "sent" marks
 MAX_BACKOFF = 300.0  # seconds between two tries of one message through an outage
 STORY_CACHE = 20_000
+REFILL_GAP = 0.5  # seconds between two loads of new outbox rows
 
 # Error texts (lower case) that mean the chat can no longer receive messages from the bot.
 UNREACHABLE = (
@@ -104,6 +105,7 @@ class Sender:
         self._sent_ids: list[int] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._refill_lock = asyncio.Lock()
+        self._last_refill = 0.0
         self._new_rows = asyncio.Event()  # the outbox has rows the sender has not loaded
         self._changed = asyncio.Event()  # a send finished: a chat or a slot became free
         self._slots = asyncio.Semaphore(settings.max_in_flight)
@@ -158,16 +160,19 @@ class Sender:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        last_refill = 0.0
+        self._last_refill = 0.0
         while not self._stopping:
             now = loop.time()
-            if self._new_rows.is_set() or now - last_refill > 1.0:
+            # New rows are loaded at most every REFILL_GAP: a busy poller wakes the sender
+            # after every check, and each load waits behind the checks' writes.
+            since = now - self._last_refill
+            if (self._new_rows.is_set() and since >= REFILL_GAP) or since > 1.0:
                 self._new_rows.clear()
                 try:
                     await self._refill()
                 except Exception:
                     log.exception("event=outbox_refill_failed")
-                last_refill = loop.time()
+                self._last_refill = loop.time()
                 continue
             if not self._heap:
                 await self._sleep(1.0)
@@ -188,9 +193,11 @@ class Sender:
                 self._slots.release()
                 continue
             item = queue.popleft()
+            if not queue:
+                del self._queues[chat_id]  # no idle queue per chat ever sent to
             now = loop.time()
             if self.pacer.chat_ready_at(chat_id) > now:  # a reply to this chat took the slot
-                queue.appendleft(item)
+                self._queues.setdefault(chat_id, deque()).appendleft(item)
                 self._slots.release()
                 self._schedule(chat_id)
                 continue
@@ -203,10 +210,13 @@ class Sender:
     async def _sleep(self, seconds: float) -> None:
         """Sleep until `seconds` pass, new rows arrive, or a send finishes."""
         self._changed.clear()
-        waits = [
-            asyncio.ensure_future(self._new_rows.wait()),
-            asyncio.ensure_future(self._changed.wait()),
-        ]
+        waits = [asyncio.ensure_future(self._changed.wait())]
+        if self._new_rows.is_set():
+            # Rows are waiting but the last load was under REFILL_GAP ago: wake for them
+            # when the gap has passed, not at once (that would spin).
+            seconds = min(seconds, max(0.0, REFILL_GAP - (loop_time() - self._last_refill)))
+        else:
+            waits.append(asyncio.ensure_future(self._new_rows.wait()))
         try:
             await asyncio.wait(
                 waits, timeout=min(seconds, 1.0), return_when=asyncio.FIRST_COMPLETED
@@ -434,6 +444,10 @@ class Sender:
             await self.store.outbox.bump_counter(name, self.clock.now_ms())
         except Exception:
             log.exception("event=counter_failed name=%s", name)
+
+
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def _seconds(value: int | float | timedelta) -> float:

@@ -102,6 +102,8 @@ class Poller:
         busy = set(self._in_flight)
         due = await self.store.feeds.due(now, limit)
         due += await self.store.feeds.paused_due_for_probe(now, limit)
+        if self._stopping:  # stop() came while the queries ran: start nothing
+            return 0
         started = 0
         for feed in due:
             if feed.id in busy or feed.id in self._in_flight:
