@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
@@ -538,7 +538,12 @@ def _section_units(
     return units
 
 
-def _plan_units(items: Sequence[DigestItem], max_per_feed: int, texts: DigestTexts) -> list[_Unit]:
+def _plan_units(
+    items: Sequence[DigestItem],
+    max_per_feed: int,
+    texts: DigestTexts,
+    more_by_feed: Mapping[int, int] | None = None,
+) -> list[_Unit]:
     """Order and cap the stories: matches first, then each feed's group.
 
     The cap is per feed and counts the feed's matched stories too, so a busy feed never
@@ -557,7 +562,8 @@ def _plan_units(items: Sequence[DigestItem], max_per_feed: int, texts: DigestTex
     feed_units: list[_Unit] = []
     for feed_id in sorted(by_feed, key=feed_order):
         group = sorted(by_feed[feed_id], key=lambda item: (not item.matched, *_newest_first(item)))
-        shown, hidden = group[:max_per_feed], len(group) - max_per_feed
+        shown = group[:max_per_feed]
+        hidden = len(group) - len(shown) + (more_by_feed or {}).get(feed_id, 0)
         matched_shown.extend(item for item in shown if item.matched)
         rest = [(item.story, texts.item_mark, "") for item in shown if not item.matched]
         more = texts.more.format(count=hidden) if hidden > 0 else None
@@ -606,6 +612,7 @@ def render_digest(
     language: str,
     max_per_feed: int,
     texts: DigestTexts | None = None,
+    more_by_feed: Mapping[int, int] | None = None,
 ) -> list[str]:
     """The digest as Telegram HTML messages, in order. Each is valid HTML on its own and
     within Telegram's limits (MESSAGE_LIMIT counted as Telegram does, ENTITY_LIMIT,
@@ -614,6 +621,8 @@ def render_digest(
     `items` are the selected stories (distinct), `now_ms` the digest's instant (its due
     instant for a daily one) whose local date in `zone` heads it. `texts` defaults to
     DigestTexts.for_language(language). An empty digest is one message of one line.
+    `more_by_feed` counts stories of a feed left out of `items` by the caller (who passed
+    only those the cap would show); they join that feed's "… and N more".
     """
     if max_per_feed < 1:
         raise ValueError(f"max_per_feed must be at least 1, not {max_per_feed}")
@@ -622,4 +631,4 @@ def render_digest(
         return [texts.empty]
     day = _local(now_ms, ZoneInfo(zone)).date().isoformat()
     header = texts.header.format(date=day, zone=escape(zone))
-    return _pack(header, _plan_units(items, max_per_feed, texts))
+    return _pack(header, _plan_units(items, max_per_feed, texts, more_by_feed))

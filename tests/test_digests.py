@@ -302,3 +302,44 @@ async def test_wrong_input_is_answered(store: Store, settings: Settings) -> None
 
 def test_timedelta_helper_sanity() -> None:
     assert ms(local("UTC", 2025, 1, 1, 0, 0) + timedelta(hours=1)) == 1735693200000
+
+
+def test_rendering_only_the_shown_stories_gives_the_same_digest() -> None:
+    """fire_due passes a keyword-less chat only each feed's newest `cap` stories plus a
+    count of the rest: the messages must be exactly those of rendering everything."""
+    from bot.digest import DigestItem, render_digest
+    from bot.models import Story
+
+    stories = [
+        Story(
+            n,
+            n % 4,
+            f"Feed {n % 4}",
+            1_740_000_000_000 - n * 60_000,
+            f"Story {n}",
+            f"https://n.test/{n}",
+            "One sentence. Two.",
+        )
+        for n in range(90)
+    ]
+    full = render_digest(
+        [DigestItem(s, False) for s in stories],
+        now_ms=1_740_000_000_000,
+        zone="UTC",
+        language="en",
+        max_per_feed=5,
+    )
+    shown, more = [], {}
+    for feed_id in range(4):
+        feed = [s for s in stories if s.feed_id == feed_id]
+        shown += feed[:5]
+        more[feed_id] = len(feed) - 5
+    trimmed = render_digest(
+        [DigestItem(s, False) for s in shown],
+        now_ms=1_740_000_000_000,
+        zone="UTC",
+        language="en",
+        max_per_feed=5,
+        more_by_feed=more,
+    )
+    assert trimmed == full and "and 17 more" in full[0]

@@ -174,17 +174,25 @@ class DigestScheduler:
                     published_from=window.published_from,
                 )
             by_feed = windows[window]
-            stories = sorted(
-                (s for feed_id in feeds.get(chat.id, ()) for s in by_feed.get(feed_id, ())),
-                key=lambda s: (-s.timestamp_id, -s.id),
-            )
             chat_keywords = [Keyword(t, ex) for t, ex in keywords.get(chat.id, [])]
+            cap = self.settings.digest.max_stories_per_feed
+            stories: list[Story] = []
+            more: dict[int, int] = {}
+            for feed_id in feeds.get(chat.id, ()):
+                feed_stories = by_feed.get(feed_id, [])  # newest first
+                if chat_keywords:  # matches may come from anywhere in the feed
+                    stories += feed_stories
+                else:  # the renderer shows only the newest `cap`: count the rest
+                    stories += feed_stories[:cap]
+                    if len(feed_stories) > cap:
+                        more[feed_id] = len(feed_stories) - cap
             texts = render_digest(
                 digest_items(stories, chat_keywords),
                 now_ms=due,
                 zone=zone,
                 language=chat.language,
-                max_per_feed=self.settings.digest.max_stories_per_feed,
+                max_per_feed=cap,
+                more_by_feed=more,
             )
             ready.append(DailyDigest(chat.id, chat.digest_thread_id, due, following, texts))
             queued += 1
