@@ -36,8 +36,8 @@ select/epoll.
 --prototype: fire_due reworked in this file (bot/ is not changed), each variant on the same
 data, its output compared with the real fire_due's chat by chat (SHA-256 of each chat's
 parts), which must be identical:
-  (a) one ChatStore.record_daily_digests transaction per chat: fire_due as it was before
-      commit 1ec8e0e, which batches 500 chats per transaction;
+  (a) one ChatStore.record_daily_digests transaction per chat, as fire_due wrote before
+      commit 1ec8e0e (it now writes 500 chats per transaction);
   (b) render_digest's per-story work memoized across chats (bot.digest._story_lines and
       _Size.of wrapped in functools.cache for the call);
   (c) b, and each story's text folded for keyword matching once, not once per chat;
@@ -770,18 +770,18 @@ class WindowRenderer:
 
 
 class PrototypeScheduler(DigestScheduler):
-    """DigestScheduler.fire_due (as of 1ec8e0e) with switches; the memoization of story
+    """DigestScheduler.fire_due (as of faeb6ce) with switches; the memoization of story
     lines and sizes is `memoized_rendering`, around the call:
 
     - batch: chats per ChatStore.record_daily_digests transaction (the product's
       WRITE_BATCH is 500; 1 is the one-transaction-per-chat fire_due before 1ec8e0e).
     - yield_each: await asyncio.sleep(0) after each chat whose digest did not end a batch,
-      so the event loop (handlers, the sender) runs between renders. fire_due at 1ec8e0e
+      so the event loop (handlers, the sender) runs between renders. fire_due (faeb6ce)
       awaits nothing while a batch fills.
     - normalize_once: a story's text is folded for keyword matching (filters.normalize)
       once per fire_due, not once per chat that has keywords and follows its feed;
       KeywordFilter.check_normalized is then asked, which check() calls anyway.
-    - shared: WindowRenderer instead of sort + digest_items + render_digest per chat
+    - shared: WindowRenderer instead of digest_items + render_digest per chat
       (implies normalize_once).
     """
 
@@ -851,17 +851,25 @@ class PrototypeScheduler(DigestScheduler):
                 texts = renderer.render(
                     chat_feeds, matched, now_ms=due, zone=zone, language=chat.language
                 )
-            else:
-                stories = sorted(
-                    (s for f in chat_feeds for s in windows[window].get(f, ())),
-                    key=lambda s: (-s.timestamp_id, -s.id),
-                )
+            else:  # as fire_due does since faeb6ce
+                cap = self.settings.digest.max_stories_per_feed
+                stories = []
+                more: dict[int, int] = {}
+                for feed_id in chat_feeds:
+                    feed_stories = windows[window].get(feed_id, [])  # newest first
+                    if chat_keywords:
+                        stories += feed_stories
+                    else:
+                        stories += feed_stories[:cap]
+                        if len(feed_stories) > cap:
+                            more[feed_id] = len(feed_stories) - cap
                 texts = digests_module.render_digest(
                     self.items(stories, chat_keywords),
                     now_ms=due,
                     zone=zone,
                     language=chat.language,
-                    max_per_feed=self.settings.digest.max_stories_per_feed,
+                    max_per_feed=cap,
+                    more_by_feed=more,
                 )
             ready.append(DailyDigest(chat.id, chat.digest_thread_id, due, following, texts))
             queued += 1
@@ -956,7 +964,7 @@ class Variant:
 def variants(batch: int) -> tuple[Variant, ...]:
     head = WRITE_BATCH
     return (
-        Variant("(a) one chat per transaction (before 1ec8e0e)", 1, False, False, False),
+        Variant("(a) one chat per transaction (as before 1ec8e0e)", 1, False, False, False),
         Variant("(b) memoized story lines+sizes", head, False, False, True),
         Variant("(c) b + keyword text folded once", head, False, True, True),
         Variant("(d) window renderer (b, c, shared sections)", head, False, True, True, True),
