@@ -2,7 +2,6 @@
 
     .venv/bin/python bench/ingest.py                  # 5 rounds on ../shared/feeds/crawl-sample
     .venv/bin/python bench/ingest.py --first-fetch    # entries recorded as seen, none routed
-    .venv/bin/python bench/ingest.py --proposal       # also time the proposed bot/ changes
     .venv/bin/python bench/ingest.py --profile        # where the pipeline's time goes
 
 The pipeline is what a poller check does with a fetched body, minus the network and the
@@ -21,11 +20,6 @@ order rotating from one document to the next, so the machine's noise falls on al
 alike; each round starts from fresh databases. Documents that are not feeds count 0 entries
 but are processed all the same; any exception other than NotAFeedError stops the bench.
 
---proposal adds a third side: the same pipeline with two changes to bot/ prototyped here and
-swapped in while that side runs (parse_without_base for bot/feeds/parse.py, and
-record_check_batched for bot/store/stories.py); it first counts the entries whose Entry the
-change alters.
-
 Figures are entries per second by wall clock and the ratios by wall clock and by CPU time
 (time.process_time, the aiosqlite thread included); on a loaded machine the CPU ratio moves
 least.
@@ -39,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import dataclasses
 import gc
 import io
 import os
@@ -51,32 +44,25 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
-from urllib.parse import urljoin
 
-import aiosqlite
 import feedparser
 
 # Run as a script from anywhere: the project is not installed into the venv.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.clock import FakeClock
 from bot.config import Settings, load_settings
-from bot.feeds import check
 from bot.feeds.check import DAY_MS, Parsed, parse_and_normalize, summarize_all
-from bot.feeds.parse import NotAFeedError, ParsedFeed, parse_feed
+from bot.feeds.parse import NotAFeedError
 from bot.filters import KeywordIndex
-from bot.models import Entry
 from bot.routing import make_router
-from bot.store import CheckOutcome, Delivery, FeedCheck, NewStory, Store, StoryStore
-from bot.store import stories as stories_module
-from bot.store.feeds import apply_success
+from bot.store import FeedCheck, Store
 from bot.store.stories import Router
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared/feeds/crawl-sample"
@@ -132,138 +118,6 @@ def bench_settings(folder: Path) -> Settings:
 async def baseline(index: int, body: bytes, stages: Stages) -> int:
     """feedparser with every default: what "just use feedparser" costs."""
     return len(feedparser.parse(body).entries)
-
-
-def parse_without_base(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
-    """The proposal for bot/feeds/parse.py: no Content-Location for feedparser.
-
-    Given a base URI, feedparser joins it with itself (urllib.parse.urljoin) at every
-    element it opens, to track xml:base: about 17 joins per entry on the sample. Without a
-    base that join is trivial. Entry links need no base: normalize_entry joins them to the
-    feed URL; the feed's own <link> is joined here. One thing changes: feedparser also
-    joins a permalink <guid> or an Atom <id> that is not a URL to the base ("c5d518…" became
-    "http://host/path/c5d518…", and the identity key hashes that); without a base the id
-    stays as published, so the identity no longer changes when the feed's URL does.
-    """
-    parsed = parse_feed(body, url="", content_type=content_type)
-    if parsed.site_url:
-        parsed = dataclasses.replace(parsed, site_url=urljoin(url, parsed.site_url))
-    return parsed
-
-
-# The proposal for bot/store/stories.py: a check's alerts written in one go. record_check
-# now makes five trips through aiosqlite's thread per new story (two duplicate lookups, each
-# an execute and a fetch, and an executemany), about 60 µs each before any SQL runs. Every
-# story of a check comes from one feed and the lookup only looks at other feeds, so one
-# lookup per key kind for the whole batch finds exactly what the per-story lookups found.
-
-
-async def record_check_batched(
-    self: StoryStore,
-    feed_id: int,
-    entries: Sequence[Entry],
-    summaries: dict[str, str],
-    check: FeedCheck,
-    *,
-    archive_window_ms: int,
-    duplicate_window_ms: int,
-    router: Router,
-) -> CheckOutcome:
-    """StoryStore.record_check with only its loop over fresh stories changed."""
-    now = check.now_ms
-    async with self.db.transaction() as conn:
-        cursor = await conn.execute(
-            "SELECT primed_at, newest_timestamp_id FROM feeds WHERE id = ?", (feed_id,)
-        )
-        primed_at, newest = await cursor.fetchone()  # type: ignore[misc]
-        entries = stories_module._unique(entries)
-        inserted = await stories_module._insert_if_absent(conn, feed_id, entries, summaries, now)
-        await stories_module._mark_present(conn, feed_id, [e.identity for e in entries], now)
-        fresh = [
-            story
-            for story in inserted
-            if primed_at is not None
-            and (newest is None or story.entry.timestamp_id >= newest - archive_window_ms)
-        ]
-        batch_newest = max((e.timestamp_id for e in entries), default=None)
-        recovered = await apply_success(conn, feed_id, check)
-        await conn.execute(
-            "UPDATE feeds SET primed_at = COALESCE(primed_at, ?), newest_timestamp_id ="
-            " CASE WHEN ? IS NULL THEN newest_timestamp_id"
-            " ELSE MAX(COALESCE(newest_timestamp_id, ?), ?) END WHERE id = ?",
-            (now, batch_newest, batch_newest, batch_newest, feed_id),
-        )
-        queued = skipped = 0
-        if fresh:
-            recipients = await stories_module._instant_recipients(conn, feed_id)
-            if recipients:
-                owed = [(story, found) for story in fresh if (found := router(story, recipients))]
-                queued, skipped = await enqueue_alerts_batched(
-                    conn, feed_id, owed, now, now - duplicate_window_ms
-                )
-        return CheckOutcome(
-            entries=len(entries),
-            inserted=len(inserted),
-            fresh=len(fresh),
-            queued=queued,
-            duplicates_skipped=skipped,
-            recovered=recovered,
-        )
-
-
-async def enqueue_alerts_batched(
-    conn: aiosqlite.Connection,
-    feed_id: int,
-    owed: Sequence[tuple[NewStory, Sequence[Delivery]]],
-    now: int,
-    duplicate_since: int,
-) -> tuple[int, int]:
-    """Every alert of one check: one duplicate lookup per key kind, one executemany."""
-    by_link = await _chats_by_key(
-        conn, "link_key", {s.entry.link_key for s, _ in owed}, feed_id, duplicate_since
-    )
-    by_title = await _chats_by_key(
-        conn, "title_key", {s.entry.title_key for s, _ in owed}, feed_id, duplicate_since
-    )
-    rows = []
-    skipped = 0
-    for story, deliveries in owed:
-        already = by_link.get(story.entry.link_key, set()) | by_title.get(
-            story.entry.title_key, set()
-        )
-        for d in deliveries:
-            if d.chat_id in already:
-                skipped += 1
-            else:
-                rows.append((d.chat_id, d.thread_id, story.id, d.keyword, now, now))
-    await conn.executemany(
-        "INSERT INTO outbox (chat_id, thread_id, kind, story_id, keyword, not_before, created_at)"
-        " VALUES (?, ?, 'alert', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        rows,
-    )
-    return len(rows), skipped
-
-
-async def _chats_by_key(
-    conn: aiosqlite.Connection, column: str, keys: set[str], feed_id: int, since: int
-) -> dict[str, set[int]]:
-    """Chats alerted, within the window, to another feed's story with one of these keys."""
-    found: dict[str, set[int]] = {}
-    wanted = sorted(keys - {""})
-    for start in range(0, len(wanted), stories_module.CHUNK):
-        chunk = wanted[start : start + stories_module.CHUNK]
-        marks = ",".join("?" * len(chunk))
-        # "column != ''" spelt out lets SQLite use the partial index on the column.
-        rows = await conn.execute_fetchall(
-            f"SELECT DISTINCT s.{column}, o.chat_id FROM stories s"
-            f" JOIN outbox o ON o.story_id = s.id WHERE s.{column} IN ({marks})"
-            f" AND s.{column} != '' AND s.feed_id != ? AND s.first_seen_at >= ?"
-            " AND o.kind = 'alert' AND o.status IN ('pending', 'sent')",
-            (*chunk, feed_id, since),
-        )
-        for key, chat_id in rows:
-            found.setdefault(key, set()).add(chat_id)
-    return found
 
 
 class Pipeline:
@@ -352,19 +206,13 @@ def _since(began: float) -> float:
 # --- timing ---------------------------------------------------------------------------------
 
 
-async def timed_round(
-    documents: Sequence[bytes], number: int, *, primed: bool, proposal: bool
-) -> Round:
+async def timed_round(documents: Sequence[bytes], number: int, *, primed: bool) -> Round:
     """Every document through every side, back to back, the order rotating per document."""
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         async with AsyncExitStack() as stack:
             pipeline = await Pipeline.open(Path(tmp, "current"), len(documents), primed=primed)
             stack.push_async_callback(pipeline.close)
             sides: dict[str, Side] = {"baseline": baseline, "pipeline": pipeline.ingest}
-            if proposal:
-                proposed = await Pipeline.open(Path(tmp, "proposal"), len(documents), primed=primed)
-                stack.push_async_callback(proposed.close)
-                sides["proposal"] = _with_patches(proposed.ingest, proposal_patches())
             result = Round({name: Timing() for name in sides}, {name: {} for name in sides})
             names = list(sides)
             gc.collect()
@@ -386,64 +234,6 @@ async def _time_one(side: Side, index: int, body: bytes, result: Round, name: st
     timing.wall += time.perf_counter() - wall
     timing.cpu += time.process_time() - cpu
     timing.entries += entries
-
-
-# (module, attribute, replacement): what the proposal swaps in while it runs.
-Patches = Sequence[tuple[object, str, object]]
-
-
-def proposal_patches() -> Patches:
-    return [
-        (check, "parse_feed", parse_without_base),
-        (StoryStore, "record_check", record_check_batched),
-    ]
-
-
-@contextmanager
-def patched(patches: Patches) -> Iterator[None]:
-    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
-    for owner, name, replacement in patches:
-        setattr(owner, name, replacement)
-    try:
-        yield
-    finally:
-        for owner, name, original in originals:
-            setattr(owner, name, original)
-
-
-def _with_patches(side: Side, patches: Patches) -> Side:
-    """`side` with the bot's functions swapped for the proposal's while it runs."""
-
-    async def run(index: int, body: bytes, stages: Stages) -> int:
-        with patched(patches):
-            return await side(index, body, stages)
-
-    return run
-
-
-def compare_proposal(documents: Sequence[bytes]) -> tuple[Counter[str], int]:
-    """Entries whose Entry fields the proposal changes, by field; and in how many feeds."""
-    changed: Counter[str] = Counter()
-    feeds = 0
-    for index, body in enumerate(documents):
-        try:
-            current = parse_and_normalize(
-                body, url=feed_url(index), content_type=None, feed_id=1, now_ms=NOW_MS
-            )
-        except NotAFeedError:
-            continue
-        with patched(proposal_patches()):
-            proposed = parse_and_normalize(
-                body, url=feed_url(index), content_type=None, feed_id=1, now_ms=NOW_MS
-            )
-        before = changed.total()
-        for a, b in zip(current.entries, proposed.entries, strict=True):
-            for name in ("identity", "link", "title", "timestamp_id", "lead_html"):
-                changed[name] += getattr(a, name) != getattr(b, name)
-        if current.feed.site_url != proposed.feed.site_url:
-            changed["site_url"] += 1
-        feeds += changed.total() > before
-    return +changed, feeds
 
 
 # --- memory, in child processes -------------------------------------------------------------
@@ -634,7 +424,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--first-fetch", action="store_true", help="feeds unprimed: record only, no routing"
     )
-    parser.add_argument("--proposal", action="store_true", help="also time the bot/ proposal")
     parser.add_argument("--profile", action="store_true", help="cProfile one pipeline pass")
     parser.add_argument("--top", type=int, default=30, help="functions listed by --profile")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory passes")
@@ -649,12 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"mode: {'first fetch (record only)' if args.first_fetch else 'news (route + queue)'}; "
         f"{args.rounds} rounds"
     )
-    if args.proposal:
-        changed, feeds = compare_proposal(documents)
-        print(f"proposal changes, in {feeds} feeds: {dict(changed) or 'nothing'}")
     rounds = [
-        asyncio.run(timed_round(documents, number, primed=primed, proposal=args.proposal))
-        for number in range(args.rounds)
+        asyncio.run(timed_round(documents, number, primed=primed)) for number in range(args.rounds)
     ]
     first = rounds[0].timings
     print(
