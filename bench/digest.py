@@ -2,7 +2,6 @@
 
     .venv/bin/python bench/digest.py                  # 3 timed runs + 1 traced for memory
     .venv/bin/python bench/digest.py --profile        # + where the time goes (phases, cProfile)
-    .venv/bin/python bench/digest.py --prototype      # + batched/memoized prototypes, same data
     .venv/bin/python bench/digest.py --chats 1000 --stories 500 --runs 1   # a quick look
 
 The database is a temporary SQLite Store (the real migrations, WAL) holding 100 feeds,
@@ -28,25 +27,14 @@ on. Memory is one more run under tracemalloc (peak during the call, every thread
 with its own, slower, time; ru_maxrss is the process's peak RSS (setup included).
 
 --profile: one run with fire_due's collaborators wrapped by timers, wall and CPU (reads,
-keyword marking, render_digest, record_daily_digests, the rest); the write alone with the
+keyword marking, DigestRenderer.render, record_daily_digests, the rest); the write alone with the
 texts ready at several batch sizes; then one run under cProfile. SQLite runs on aiosqlite's
 own thread, which cProfile does not see: there, SQL shows up as the event loop waiting in
 select/epoll.
 
---prototype: fire_due reworked in this file (bot/ is not changed), each variant on the same
-data, its output compared with the real fire_due's chat by chat (SHA-256 of each chat's
-parts), which must be identical:
-  (a) one ChatStore.record_daily_digests transaction per chat, as fire_due wrote before
-      commit 1ec8e0e (it now writes 500 chats per transaction);
-  (b) render_digest's per-story work memoized across chats (bot.digest._story_lines and
-      _Size.of wrapped in functools.cache for the call);
-  (c) b, and each story's text folded for keyword matching once, not once per chat;
-  (d) a window renderer: each feed's section (heading, newest stories, "… and N more")
-      built once per language and shared by every chat without a match in that feed; no
-      per-chat sort or DigestItem list (b and c included);
-  (e) d, writing --batch (100) chats per transaction and yielding to the event loop after
-      every other chat, so the loop is never blocked for a whole batch of renders.
-Then one run of the last variant with its parts timed. --variants picks some (e.g. "de").
+After the timed runs, --check chats (300) chosen at random are rendered again the one-chat
+way (their own stories, KeywordFilter.check, render_digest) and compared with what
+fire_due queued for them: the shared work must change nothing.
 
 Results go to stdout and bench/out/digest.json (--out).
 """
@@ -59,7 +47,6 @@ import contextlib
 import cProfile
 import functools
 import gc
-import hashlib
 import html
 import io
 import json
@@ -76,7 +63,7 @@ import tempfile
 import time
 import tracemalloc
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,32 +74,19 @@ import feedparser
 
 # Run as a script from anywhere: the project is not installed into the venv.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import bot.delivery.digests as digests_module
-import bot.digest as digest_module
 from bot.clock import FakeClock
 from bot.config import Settings, load_settings
-from bot.delivery.digests import HOUR_MS, WRITE_BATCH, DigestScheduler
-from bot.delivery.format import escape
+from bot.delivery.digests import DigestScheduler, KeywordMarker
 from bot.digest import (
     DAY_MS,
+    HOUR_MS,
     DigestItem,
-    DigestTexts,
-    DigestWindow,
-    _feed_section,
-    _feed_title,
-    _local,
-    _pack,
-    _Section,
-    _section_units,
-    _Size,
-    _Unit,
+    DigestRenderer,
     digest_window,
-    due_since,
-    next_due,
     previous_due,
+    render_digest,
 )
-from bot.filters import Keyword, KeywordFilter, normalize
-from bot.models import Story
+from bot.filters import Keyword, KeywordFilter
 from bot.routing import story_text
 from bot.store import Store
 from bot.store.chats import DailyDigest
@@ -120,7 +94,7 @@ from bot.summary import summarize
 
 BENCH_DIR = Path(__file__).resolve().parent
 JSON_PATH = BENCH_DIR / "out" / "digest.json"
-FEEDS_DIR = Path("/work/shared/feeds/real-world")
+FEEDS_DIR = BENCH_DIR.parent.parent / "shared" / "feeds" / "real-world"
 
 # 2025-03-01T07:00:00Z, a Saturday: no zone below changes its offset within days of it.
 DUE_MS = 1_740_812_400_000
@@ -615,20 +589,11 @@ def phase_timers(store: Store, phases: Phases) -> Iterator[None]:
                 stack.enter_context(
                     patched(obj, method, phases.wrap_async(phase, getattr(obj, method)))
                 )
-        stack.enter_context(
-            patched(
-                digests_module,
-                "digest_items",
-                phases.wrap("digest_items (keyword marking)", digests_module.digest_items),
-            )
-        )
-        stack.enter_context(
-            patched(
-                digests_module,
-                "render_digest",
-                phases.wrap("render_digest", digests_module.render_digest),
-            )
-        )
+        for cls, method, phase in (
+            (KeywordMarker, "matched", "keyword marking"),
+            (DigestRenderer, "render", "DigestRenderer.render"),
+        ):
+            stack.enter_context(patched(cls, method, phases.wrap(phase, getattr(cls, method))))
         yield
 
 
@@ -666,7 +631,7 @@ async def write_cost(built: Built, parts: int, chars: int) -> dict[str, float]:
     line = '• <a href="https://example.com/a">Story 新闻</a>\n'
     text = (line * (chars // len(line) + 1))[:chars]
     digests = [
-        DailyDigest(chat_id, None, DUE_MS, DUE_MS + DAY_MS, [text] * parts)
+        DailyDigest(chat_id, None, DUE_MS, DUE_MS + DAY_MS, [text] * parts, scheduled_ms=DUE_MS)
         for _, _, chat_id in built.schedules
     ]
     result: dict[str, float] = {"chats": len(digests), "parts": parts, "chars": chars}
@@ -686,367 +651,48 @@ async def write_cost(built: Built, parts: int, chars: int) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------------------------
-# Prototypes: batched writes, memoized rendering
+# Is the shared rendering right? A sample of chats, each rendered alone
 
 
-class WindowRenderer:
-    """render_digest for every chat of one window, with the work that depends on a feed
-    (not on the chat) done once: a feed's section (heading, its newest max_per_feed story
-    lines, "… and N more") is built once per language and shared by every chat that
-    follows the feed and has no keyword match in it; a feed's place in the order (its
-    newest story) is computed once. Per chat there is left: the feeds it follows, the
-    matched stories of chats with keywords (their feeds' sections are built as
-    render_digest builds them), and packing the shared units into messages (bot.digest's
-    own _pack).
-
-    It builds on bot.digest's private helpers, so it is a prototype of a change to
-    bot/digest.py (say, a `DigestRenderer` next to render_digest), not a copy of its
-    rules; its output is compared with the real fire_due's.
-    """
-
-    def __init__(self, by_feed: dict[int, list[Story]], max_per_feed: int) -> None:
-        # in_window lists each feed's stories newest first: (-timestamp_id, -id) order.
-        self.by_feed = by_feed
-        self.max_per_feed = max_per_feed
-        self.feed_key = {f: (-stories[0].timestamp_id, f) for f, stories in by_feed.items()}
-        self._plain_units: dict[tuple[int, DigestTexts], list[_Unit]] = {}
-
-    def render(
-        self, feed_ids: Iterable[int], matched: set[int], *, now_ms: int, zone: str, language: str
-    ) -> list[str]:
-        texts = DigestTexts.for_language(language)
-        present = sorted((f for f in feed_ids if f in self.by_feed), key=self.feed_key.__getitem__)
-        if not present:
-            return [texts.empty]
-        matched_shown: list[Story] = []
-        feed_units: list[_Unit] = []
-        for feed_id in present:
-            stories = self.by_feed[feed_id]
-            if matched and any(s.id in matched for s in stories):
-                feed_units.extend(self._units_with_matches(stories, matched, texts, matched_shown))
-            else:
-                feed_units.extend(self._feed_units(feed_id, texts))
-        matched_shown.sort(key=lambda s: (-s.timestamp_id, -s.id))
-        matches = _Section(
-            heading=texts.matches_heading, continued=f"{texts.matches_heading} {texts.continued}"
+async def check_sample(built: Built, size: int, seed: int) -> list[str]:
+    """Compare the digests the last fire_due queued for `size` chats (chosen at random)
+    with what the one-chat path gives for each: the chat's own stories read with
+    StoryStore.window, marked by KeywordFilter.check (not KeywordMarker), rendered by
+    render_digest. Returns the problems found (none, when the shared work is right)."""
+    store = built.store
+    rng = random.Random(seed)
+    sample = rng.sample(built.schedules, min(size, len(built.schedules)))
+    problems = []
+    for last_digest_at, _, chat_id in sample:
+        chat = await store.chats.get(chat_id)
+        assert chat is not None
+        window = digest_window(last_digest_at, DUE_MS)
+        stories = await store.stories.window(
+            chat_id,
+            seen_from=window.seen_from,
+            seen_until=window.seen_until,
+            published_from=window.published_from,
         )
-        match_rows = [
-            (s, texts.match_mark, f" · <i>{escape(_feed_title(s))}</i>") for s in matched_shown
-        ]
-        day = _local(now_ms, ZoneInfo(zone)).date().isoformat()
-        header = texts.header.format(date=day, zone=escape(zone))
-        return _pack(header, _section_units(matches, match_rows, None) + feed_units)
-
-    def _feed_units(self, feed_id: int, texts: DigestTexts) -> list[_Unit]:
-        key = (feed_id, texts)
-        units = self._plain_units.get(key)
-        if units is None:
-            stories = self.by_feed[feed_id]
-            hidden = len(stories) - self.max_per_feed
-            more = texts.more.format(count=hidden) if hidden > 0 else None
-            rows = [(s, texts.item_mark, "") for s in stories[: self.max_per_feed]]
-            units = _section_units(_feed_section(stories[0], texts), rows, more)
-            self._plain_units[key] = units
-        return units
-
-    def _units_with_matches(
-        self,
-        stories: list[Story],
-        matched: set[int],
-        texts: DigestTexts,
-        matched_shown: list[Story],
-    ) -> list[_Unit]:
-        # _plan_units' order: matched first, then the rest, each newest first.
-        group = [s for s in stories if s.id in matched] + [
-            s for s in stories if s.id not in matched
-        ]
-        shown, hidden = group[: self.max_per_feed], len(group) - self.max_per_feed
-        matched_shown.extend(s for s in shown if s.id in matched)
-        rest = [(s, texts.item_mark, "") for s in shown if s.id not in matched]
-        more = texts.more.format(count=hidden) if hidden > 0 else None
-        if not (rest or more):
-            return []
-        return _section_units(_feed_section(group[0], texts), rest, more)
-
-
-class PrototypeScheduler(DigestScheduler):
-    """DigestScheduler.fire_due (as of faeb6ce) with switches; the memoization of story
-    lines and sizes is `memoized_rendering`, around the call:
-
-    - batch: chats per ChatStore.record_daily_digests transaction (the product's
-      WRITE_BATCH is 500; 1 is the one-transaction-per-chat fire_due before 1ec8e0e).
-    - yield_each: await asyncio.sleep(0) after each chat whose digest did not end a batch,
-      so the event loop (handlers, the sender) runs between renders. fire_due (faeb6ce)
-      awaits nothing while a batch fills.
-    - normalize_once: a story's text is folded for keyword matching (filters.normalize)
-      once per fire_due, not once per chat that has keywords and follows its feed;
-      KeywordFilter.check_normalized is then asked, which check() calls anyway.
-    - shared: WindowRenderer instead of digest_items + render_digest per chat
-      (implies normalize_once).
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        settings: Settings,
-        clock: FakeClock,
-        *,
-        batch: int,
-        yield_each: bool,
-        normalize_once: bool,
-        shared: bool,
-    ) -> None:
-        super().__init__(store, settings, clock)
-        self.batch = batch
-        self.yield_each = yield_each
-        self.normalize_once = normalize_once or shared
-        self.shared = shared
-        self._normalized: dict[int, str] = {}
-        self._renderers: dict[DigestWindow, WindowRenderer] = {}
-
-    async def fire_due(self) -> int:
-        now = self.clock.now_ms()
-        chats = await self.store.chats.digests_due(now)
-        if not chats:
-            return 0
-        grace_ms = int(self.settings.digest.grace_hours * HOUR_MS)
-        windows: dict[DigestWindow, dict[int, list[Story]]] = {}
-        ids = [c.id for c in chats]
-        feeds = await self.store.chats.subscribed_feeds(ids)
-        keywords = await self.store.chats.keywords_of(ids)
-        self._normalized = {}
-        self._renderers = {}
-        ready: list[DailyDigest] = []
-        queued = 0
-        for chat in chats:
-            assert chat.digest_hour is not None and chat.digest_minute is not None
-            zone = chat.timezone or self.settings.digest.timezone
-            hour, minute = chat.digest_hour, chat.digest_minute
-            following = next_due(hour, minute, zone, now)
-            floor = max(x for x in (chat.last_digest_at, chat.digest_set_at, 0) if x is not None)
-            due = due_since(hour, minute, zone, floor, now, grace_ms)
-            if due is None:
-                await self.store.chats.move_digest(chat.id, following)
-                continue
-            window = digest_window(chat.last_digest_at, due)
-            if window not in windows:
-                windows[window] = await self.store.stories.in_window(
-                    seen_from=window.seen_from,
-                    seen_until=window.seen_until,
-                    published_from=window.published_from,
-                )
-            chat_feeds = feeds.get(chat.id, set())
-            chat_keywords = [Keyword(t, ex) for t, ex in keywords.get(chat.id, [])]
-            if self.shared:
-                renderer = self._renderers.get(window)
-                if renderer is None:
-                    renderer = WindowRenderer(
-                        windows[window], self.settings.digest.max_stories_per_feed
-                    )
-                    self._renderers[window] = renderer
-                matched: set[int] = set()
-                if chat_keywords:
-                    stories = [s for f in chat_feeds for s in windows[window].get(f, ())]
-                    matched = {i.story.id for i in self.items(stories, chat_keywords) if i.matched}
-                texts = renderer.render(
-                    chat_feeds, matched, now_ms=due, zone=zone, language=chat.language
-                )
-            else:  # as fire_due does since faeb6ce
-                cap = self.settings.digest.max_stories_per_feed
-                stories = []
-                more: dict[int, int] = {}
-                for feed_id in chat_feeds:
-                    feed_stories = windows[window].get(feed_id, [])  # newest first
-                    if chat_keywords:
-                        stories += feed_stories
-                    else:
-                        stories += feed_stories[:cap]
-                        if len(feed_stories) > cap:
-                            more[feed_id] = len(feed_stories) - cap
-                texts = digests_module.render_digest(
-                    self.items(stories, chat_keywords),
-                    now_ms=due,
-                    zone=zone,
-                    language=chat.language,
-                    max_per_feed=cap,
-                    more_by_feed=more,
-                )
-            ready.append(DailyDigest(chat.id, chat.digest_thread_id, due, following, texts))
-            queued += 1
-            if len(ready) >= self.batch:
-                await self.store.chats.record_daily_digests(ready, now)
-                ready = []
-            elif self.yield_each:
-                await asyncio.sleep(0)
-        if ready:
-            await self.store.chats.record_daily_digests(ready, now)
-        if queued and self.on_queued:
-            self.on_queued()
-        return queued
-
-    def items(self, stories: Sequence[Story], keywords: Sequence[Keyword]) -> list[DigestItem]:
-        """digest_items, or with normalize_once, the same with each story's folded text
-        computed once per fire_due (and no DigestItem list when there is nothing to mark)."""
-        if not self.normalize_once:
-            return digests_module.digest_items(stories, keywords)
-        chat_filter = KeywordFilter(keywords) if keywords else None
-        if chat_filter is None or not chat_filter.includes:
-            return [] if self.shared else [DigestItem(story, False) for story in stories]
+        chat_filter = KeywordFilter([Keyword(*k) for k in await store.chats.keywords(chat_id)])
         items = []
         for story in stories:
-            folded = self._normalized.get(story.id)
-            if folded is None:
-                folded = normalize(story_text(story.title, story.summary))
-                self._normalized[story.id] = folded
-            verdict = chat_filter.check_normalized(folded)
-            items.append(DigestItem(story, verdict.alert and verdict.keyword is not None))
-        return items
-
-
-@contextlib.contextmanager
-def memoized_rendering() -> Iterator[None]:
-    """Memoize, for one fire_due, the parts of render_digest that depend on a story (and
-    its section heading) only: _story_lines (escape, summary_line, room_for's two sizes),
-    and _Size.of for a unit's lines (which _pack measures once per chat per story). Story,
-    _Section and tuples of str are hashable, so functools.cache keys on them directly."""
-    story_lines = functools.cache(digest_module._story_lines)
-    size_of = functools.cache(digest_module._Size.of)
-
-    def size_of_lines(lines: Sequence[str]) -> _Size:
-        return size_of(tuple(lines))
-
-    with (
-        patched(digest_module, "_story_lines", story_lines),
-        patched(digest_module._Size, "of", staticmethod(size_of_lines)),
-    ):
-        yield
-    story_lines.cache_clear()
-    size_of.cache_clear()
-
-
-async def digest_rows(store: Store) -> dict[int, str]:
-    """Each chat's digest parts, in order, as one SHA-256 (the texts themselves would hold
-    hundreds of MB at 10,000 chats and distort the memory figures of what follows)."""
-    hashes: dict[int, hashlib._Hash] = {}
-    async with store.db.read() as conn:
-        cursor = await conn.execute(
-            "SELECT chat_id, text FROM outbox WHERE kind = 'digest' ORDER BY id"
+            verdict = chat_filter.check(story_text(story.title, story.summary))
+            matched = bool(chat_filter.includes) and verdict.alert and verdict.keyword is not None
+            items.append(DigestItem(story, matched))
+        expected = render_digest(
+            items,
+            now_ms=DUE_MS,
+            zone=chat.timezone or built.settings.digest.timezone,
+            language=chat.language,
+            max_per_feed=built.settings.digest.max_stories_per_feed,
         )
-        while rows := await cursor.fetchmany(1000):
-            for chat_id, text in rows:
-                digest = hashes.setdefault(chat_id, hashlib.sha256())
-                digest.update(text.encode())
-                digest.update(b"\0")
-    return {chat_id: h.hexdigest() for chat_id, h in hashes.items()}
-
-
-@dataclass(frozen=True)
-class Variant:
-    label: str
-    batch: int
-    yield_each: bool
-    normalize_once: bool
-    memoize: bool
-    shared: bool = False
-
-    def scheduler(self, built: Built, clock: FakeClock) -> PrototypeScheduler:
-        return PrototypeScheduler(
-            built.store,
-            built.settings,
-            clock,
-            batch=self.batch,
-            yield_each=self.yield_each,
-            normalize_once=self.normalize_once,
-            shared=self.shared,
+        rows = await store.db.fetchall(
+            "SELECT text FROM outbox WHERE kind = 'digest' AND chat_id = ? ORDER BY id",
+            (chat_id,),
         )
-
-
-def variants(batch: int) -> tuple[Variant, ...]:
-    head = WRITE_BATCH
-    return (
-        Variant("(a) one chat per transaction (as before 1ec8e0e)", 1, False, False, False),
-        Variant("(b) memoized story lines+sizes", head, False, False, True),
-        Variant("(c) b + keyword text folded once", head, False, True, True),
-        Variant("(d) window renderer (b, c, shared sections)", head, False, True, True, True),
-        Variant(f"(e) d, {batch} chats/tx, yield after each chat", batch, True, True, True, True),
-    )
-
-
-async def prototypes(built: Built, runs: int, batch: int, letters: str) -> dict[str, Any]:
-    """Each variant `runs` times; the output of each compared with the real fire_due's.
-    Then one run of the last variant with its parts timed."""
-    await timed_fire(built, scheduler_for(built), "reference")
-    reference = await digest_rows(built.store)
-    clock = FakeClock(DUE_MS + FIRE_AFTER_MS)
-    results: dict[str, Any] = {}
-    chosen = [v for v in variants(batch) if v.label[1] in letters]
-    for variant in chosen:
-
-        def make(v: Variant = variant) -> DigestScheduler:
-            return v.scheduler(built, clock)
-
-        runs_of: list[Run] = []
-        for i in range(runs):
-            with memoized_rendering() if variant.memoize else contextlib.nullcontext():
-                run = await timed_fire(built, make(), f"{variant.label} #{i + 1}")
-            if await digest_rows(built.store) != reference:
-                run.problems.append("digest texts differ from the real fire_due's")
-            print_run(run)
-            runs_of.append(run)
-        traced = None
-        if variant.label[1] in "ae":  # the memory of other batch sizes
-            with memoized_rendering() if variant.memoize else contextlib.nullcontext():
-                traced = await timed_fire(built, make(), f"{variant.label}, traced", trace=True)
-            print_run(traced)
-        walls = [r.wall_seconds for r in runs_of]
-        cpus = [r.cpu_seconds for r in runs_of]
-        results[variant.label] = {
-            "variant": asdict(variant),
-            "runs": [asdict(r) for r in runs_of],
-            "best_s": min(walls),
-            "median_s": statistics.median(walls),
-            "best_cpu_s": min(cpus),
-            "median_cpu_s": statistics.median(cpus),
-            "traced": asdict(traced) if traced else None,
-        }
-        print(
-            f"  => {variant.label}: best {min(walls):.2f} s, median"
-            f" {statistics.median(walls):.2f} s wall; CPU best {min(cpus):.2f} s, median"
-            f" {statistics.median(cpus):.2f} s"
-        )
-    if chosen:
-        last = chosen[-1]
-        phases = Phases()
-        with contextlib.ExitStack() as stack:
-            if last.memoize:
-                stack.enter_context(memoized_rendering())
-            for cls, name, phase in (
-                (WindowRenderer, "render", "WindowRenderer.render (incl. _pack)"),
-                (PrototypeScheduler, "items", "keyword marking"),
-            ):
-                stack.enter_context(patched(cls, name, phases.wrap(phase, getattr(cls, name))))
-            for obj, name, phase in (
-                (built.store.chats, "record_daily_digests", "write: record_daily_digests"),
-                (built.store.stories, "in_window", "read: stories.in_window"),
-            ):
-                stack.enter_context(
-                    patched(obj, name, phases.wrap_async(phase, getattr(obj, name)))
-                )
-            stack.enter_context(
-                patched(
-                    digests_module,
-                    "render_digest",
-                    phases.wrap("render_digest", digests_module.render_digest),
-                )
-            )
-            run = await timed_fire(
-                built, last.scheduler(built, clock), f"{last.label[:3]}, parts timed"
-            )
-        print_run(run)
-        results["phases of the last variant"] = phases.report(
-            run, "rest (reads, schedule math, loop, yields)"
-        )
-    return results
+        if [text for (text,) in rows] != expected:
+            problems.append(f"chat {chat_id}: fire_due's digest differs from render_digest's")
+    return problems
 
 
 # --------------------------------------------------------------------------------------------
@@ -1100,6 +746,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 run = await timed_fire(built, scheduler_for(built), f"fire_due #{i + 1}")
                 print_run(run)
                 runs.append(run)
+            problems = await check_sample(built, args.check, args.seed)
+            print(
+                f"check: {args.check} chats rendered alone: "
+                + ("; ".join(problems) if problems else "identical to fire_due's digests")
+            )
             traced = await timed_fire(
                 built, scheduler_for(built), "fire_due under tracemalloc", trace=True
             )
@@ -1152,9 +803,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 text = await profile_cprofile(built, args.top)
                 print(text)
                 result["cprofile_head"] = text[:20000]
-            if args.prototype:
-                print(f"prototypes x{args.runs} (output compared with the real fire_due's):")
-                result["prototypes"] = await prototypes(built, args.runs, args.batch, args.variants)
             result["maxrss_mib_end"] = maxrss_mib()
             return result
         finally:
@@ -1170,9 +818,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=20250301)
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--prototype", action="store_true")
-    parser.add_argument("--variants", default="abcde", help="prototype variants to run")
-    parser.add_argument("--batch", type=int, default=100, help="chats per transaction")
+    parser.add_argument("--check", type=int, default=300, help="chats checked one by one")
     parser.add_argument("--top", type=int, default=30, help="cProfile rows")
     parser.add_argument("--out", type=Path, default=JSON_PATH, help="JSON results file")
     parser.add_argument("--no-json", action="store_true", help="write no JSON file")

@@ -33,6 +33,9 @@ class FakeClock:
     def set(self, when: datetime) -> None:
         self._now = int(when.timestamp() * 1000)
 
+    def set_ms(self, epoch_ms: int) -> None:
+        self._now = epoch_ms
+
 
 def to_datetime(epoch_ms: int) -> datetime:
     return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)

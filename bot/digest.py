@@ -15,7 +15,8 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
@@ -470,9 +471,11 @@ class _Section:
 @dataclass(frozen=True, slots=True)
 class _Unit:
     """Lines that must stay in one message: one story, or a heading with its first story
-    (a heading alone at the bottom of a message is no use)."""
+    (a heading alone at the bottom of a message is no use). `size` is measured once when
+    the unit is made: a unit shared by thousands of chats' digests is never re-measured."""
 
     lines: tuple[str, ...]
+    size: _Size
     section: _Section | None
     opens_section: bool
 
@@ -520,87 +523,188 @@ def _story_lines(story: Story, mark: str, suffix: str, section: _Section) -> tup
     return lines(title[:low].rstrip() + ELLIPSIS, href)
 
 
-def _newest_first(item: DigestItem) -> tuple[int, int]:
-    return (-item.story.timestamp_id, -item.story.id)
+def _newest_first(story: Story) -> tuple[int, int]:
+    return (-story.timestamp_id, -story.id)
 
 
-def _section_units(
-    section: _Section, stories: list[tuple[Story, str, str]], more_line: str | None
-) -> list[_Unit]:
-    """A section's units: the heading glued to its first line, then one unit per story.
-    Each story is (story, mark, suffix HTML)."""
-    bodies = [_story_lines(story, mark, suffix, section) for story, mark, suffix in stories]
-    if more_line is not None:
-        bodies.append((more_line,))
-    units = [_Unit(lines, section, opens_section=False) for lines in bodies]
-    if units:
-        units[0] = _Unit(("", section.heading, *units[0].lines), section, opens_section=True)
-    return units
+# What a story's lines depend on besides the story: its mark, its suffix and its section.
+_LinesKey = tuple[int, str, str, _Section]
 
 
-def _plan_units(
-    items: Sequence[DigestItem],
-    max_per_feed: int,
-    texts: DigestTexts,
-    more_by_feed: Mapping[int, int] | None = None,
-) -> list[_Unit]:
-    """Order and cap the stories: matches first, then each feed's group.
+class DigestRenderer:
+    """Renders the digests of one window for any number of chats.
 
-    The cap is per feed and counts the feed's matched stories too, so a busy feed never
-    gets more than max_per_feed places; matched stories take the first places (they are
-    what the chat asked for), then the newest of the rest; the remainder is counted in
-    "… and N more" under the feed's heading.
+    Many chats due at the same minute share a window and mostly follow the same feeds, so
+    the work that depends on a feed and not on the chat is done once per window: a feed's
+    section (heading, its newest `max_per_feed` stories, "… and N more") is built and
+    measured once per language and shared by every chat that follows the feed and has no
+    keyword match in it; each story's lines are built and measured once per mark, suffix
+    and section. Per chat there is left: ordering its feeds, the sections in which it has
+    matches, and packing the units into messages. render_digest is this for one chat.
+
+    `by_feed` holds each feed's stories of the window, newest first ((-timestamp_id, -id)
+    order, as StoryStore.in_window returns them), without duplicates. The renderer keeps
+    what it builds until it is dropped: make one per window and fire.
     """
-    by_feed: dict[int, list[DigestItem]] = {}
-    for item in items:
-        by_feed.setdefault(item.story.feed_id, []).append(item)
 
-    def feed_order(feed_id: int) -> tuple[int, int]:
-        return (-max(item.story.timestamp_id for item in by_feed[feed_id]), feed_id)
+    def __init__(self, by_feed: Mapping[int, Sequence[Story]], *, max_per_feed: int) -> None:
+        if max_per_feed < 1:
+            raise ValueError(f"max_per_feed must be at least 1, not {max_per_feed}")
+        self._by_feed = {feed_id: stories for feed_id, stories in by_feed.items() if stories}
+        self._max_per_feed = max_per_feed
+        # Feeds are listed by their newest story, then by id (a stable tie-break).
+        self._feed_order = {
+            feed_id: (-stories[0].timestamp_id, feed_id)
+            for feed_id, stories in self._by_feed.items()
+        }
+        self._plain_sections: dict[tuple[int, DigestTexts], list[_Unit]] = {}
+        self._lines: dict[_LinesKey, tuple[tuple[str, ...], _Size]] = {}
+        self._headers: dict[tuple[int, str, DigestTexts], str] = {}
 
-    matched_shown: list[DigestItem] = []
-    feed_units: list[_Unit] = []
-    for feed_id in sorted(by_feed, key=feed_order):
-        group = sorted(by_feed[feed_id], key=lambda item: (not item.matched, *_newest_first(item)))
-        shown = group[:max_per_feed]
-        hidden = len(group) - len(shown) + (more_by_feed or {}).get(feed_id, 0)
-        matched_shown.extend(item for item in shown if item.matched)
-        rest = [(item.story, texts.item_mark, "") for item in shown if not item.matched]
+    def stories_of(self, feed_ids: Iterable[int]) -> Iterator[Story]:
+        """The window's stories of `feed_ids` (to find a chat's keyword matches)."""
+        for feed_id in set(feed_ids):
+            yield from self._by_feed.get(feed_id, ())
+
+    def render(
+        self,
+        feed_ids: Iterable[int],
+        matched: AbstractSet[int] = frozenset(),
+        *,
+        now_ms: int,
+        zone: str,
+        language: str,
+        texts: DigestTexts | None = None,
+    ) -> list[str]:
+        """One chat's digest: the window's stories of `feed_ids`, those whose id is in
+        `matched` (they hit one of the chat's include keywords) marked and listed first.
+        See render_digest for the layout and the limits kept."""
+        texts = texts or DigestTexts.for_language(language)
+        present = sorted(
+            (feed_id for feed_id in set(feed_ids) if feed_id in self._by_feed),
+            key=self._feed_order.__getitem__,
+        )
+        if not present:
+            return [texts.empty]
+        matched_shown: list[Story] = []
+        feed_units: list[_Unit] = []
+        for feed_id in present:
+            stories = self._by_feed[feed_id]
+            if matched and any(story.id in matched for story in stories):
+                feed_units += self._section_with_matches(stories, matched, texts, matched_shown)
+            else:
+                feed_units += self._plain_section(feed_id, texts)
+        matched_shown.sort(key=_newest_first)
+        matches = _Section(
+            heading=texts.matches_heading, continued=f"{texts.matches_heading} {texts.continued}"
+        )
+        # Outside its feed's group a match needs the feed's name to say where it is from.
+        match_rows = [
+            (story, texts.match_mark, f" · <i>{escape(_feed_title(story))}</i>")
+            for story in matched_shown
+        ]
+        header = self._header(now_ms, zone, texts)
+        return _pack(header, self._section_units(matches, match_rows, None) + feed_units)
+
+    def _plain_section(self, feed_id: int, texts: DigestTexts) -> list[_Unit]:
+        """A feed's section for a chat without a match in it, built once and shared."""
+        key = (feed_id, texts)
+        units = self._plain_sections.get(key)
+        if units is None:
+            stories = self._by_feed[feed_id]
+            hidden = len(stories) - self._max_per_feed
+            rows = [(story, texts.item_mark, "") for story in stories[: self._max_per_feed]]
+            more = texts.more.format(count=hidden) if hidden > 0 else None
+            units = self._section_units(_feed_section(stories[0], texts), rows, more)
+            self._plain_sections[key] = units
+        return units
+
+    def _section_with_matches(
+        self,
+        stories: Sequence[Story],
+        matched: AbstractSet[int],
+        texts: DigestTexts,
+        matched_shown: list[Story],
+    ) -> list[_Unit]:
+        """A feed's section for a chat with matches in it. The cap counts the matches too,
+        so a busy feed never gets more than max_per_feed places: matches take the first
+        places (they are what the chat asked for), then the newest of the rest; the
+        remainder is counted in "… and N more". The matches shown move to the top
+        section (appended to `matched_shown`); the section keeps the others."""
+        group = [s for s in stories if s.id in matched] + [
+            s for s in stories if s.id not in matched
+        ]
+        shown = group[: self._max_per_feed]
+        hidden = len(group) - len(shown)
+        matched_shown.extend(story for story in shown if story.id in matched)
+        rest = [(story, texts.item_mark, "") for story in shown if story.id not in matched]
         more = texts.more.format(count=hidden) if hidden > 0 else None
-        if rest or more:
-            section = _feed_section(group[0].story, texts)
-            feed_units.extend(_section_units(section, rest, more))
+        if not (rest or more):
+            return []
+        return self._section_units(_feed_section(group[0], texts), rest, more)
 
-    matches = _Section(
-        heading=texts.matches_heading, continued=f"{texts.matches_heading} {texts.continued}"
-    )
-    matched_shown.sort(key=_newest_first)
-    # Outside its feed's group a match needs the feed's name to say where it is from.
-    match_rows = [
-        (item.story, texts.match_mark, f" · <i>{escape(_feed_title(item.story))}</i>")
-        for item in matched_shown
-    ]
-    return _section_units(matches, match_rows, None) + feed_units
+    def _section_units(
+        self, section: _Section, rows: Sequence[tuple[Story, str, str]], more_line: str | None
+    ) -> list[_Unit]:
+        """A section's units: the heading glued to its first line, then one unit per
+        story. Each row is (story, mark, suffix HTML)."""
+        bodies = [self._story(story, mark, suffix, section) for story, mark, suffix in rows]
+        if more_line is not None:
+            bodies.append(((more_line,), _Size.of([more_line])))
+        units = [_Unit(lines, size, section, opens_section=False) for lines, size in bodies]
+        if units:
+            # "" then the heading: a blank line parts the section from the one above.
+            lead = _Size.of(["", section.heading])
+            units[0] = _Unit(
+                ("", section.heading, *units[0].lines),
+                lead.then(units[0].size),
+                section,
+                opens_section=True,
+            )
+        return units
+
+    def _story(
+        self, story: Story, mark: str, suffix: str, section: _Section
+    ) -> tuple[tuple[str, ...], _Size]:
+        key = (story.id, mark, suffix, section)
+        found = self._lines.get(key)
+        if found is None:
+            lines = _story_lines(story, mark, suffix, section)
+            found = self._lines[key] = (lines, _Size.of(lines))
+        return found
+
+    def _header(self, now_ms: int, zone: str, texts: DigestTexts) -> str:
+        key = (now_ms, zone, texts)
+        header = self._headers.get(key)
+        if header is None:
+            day = _local(now_ms, ZoneInfo(zone)).date().isoformat()
+            header = self._headers[key] = texts.header.format(date=day, zone=escape(zone))
+        return header
 
 
-def _pack(header: str, units: list[_Unit]) -> list[str]:
+def _pack(header: str, units: Sequence[_Unit]) -> list[str]:
     """Fill messages greedily, breaking only between units. A message that starts inside
     a section repeats its heading as "(continued)"; no message starts with a blank line.
-    Every unit fits a fresh message by construction (_story_lines), so none is cut."""
+    Every unit fits a fresh message by construction (_story_lines), so none is cut.
+
+    Sizes add up line by line (a tag or an entity never spans a newline), so the units'
+    own sizes are summed rather than the message measured again."""
     messages: list[list[str]] = [[header]]
     size = _Size.of([header])
     for unit in units:
-        lines = list(unit.lines)
-        grown = size.then(_Size.of(lines))
-        if not grown.fits():
-            if unit.opens_section:
-                lines = lines[1:]  # the blank line that separated it from the section above
-            elif unit.section is not None:
-                lines = [unit.section.continued, *lines]
-            messages.append([])
-            grown = _Size.of(lines)
-        messages[-1].extend(lines)
-        size = grown
+        grown = size.then(unit.size)
+        if grown.fits():
+            messages[-1].extend(unit.lines)
+            size = grown
+            continue
+        if unit.opens_section:
+            lines = list(unit.lines[1:])  # the blank line that parted it from the section above
+        elif unit.section is not None:
+            lines = [unit.section.continued, *unit.lines]
+        else:
+            lines = list(unit.lines)
+        messages.append(lines)
+        size = _Size.of(lines)
     return ["\n".join(lines) for lines in messages]
 
 
@@ -612,23 +716,26 @@ def render_digest(
     language: str,
     max_per_feed: int,
     texts: DigestTexts | None = None,
-    more_by_feed: Mapping[int, int] | None = None,
 ) -> list[str]:
     """The digest as Telegram HTML messages, in order. Each is valid HTML on its own and
     within Telegram's limits (MESSAGE_LIMIT counted as Telegram does, ENTITY_LIMIT,
     RAW_HTML_LIMIT); messages break between stories only.
 
+    Layout: a header with the date and zone; the stories that hit a keyword, newest
+    first, each with its feed's name; then one section per feed, the feed with the
+    newest story first, its stories newest first, at most `max_per_feed` stories per feed
+    (matches included) and "… and N more" for the rest. An empty digest is one line.
+
     `items` are the selected stories (distinct), `now_ms` the digest's instant (its due
     instant for a daily one) whose local date in `zone` heads it. `texts` defaults to
-    DigestTexts.for_language(language). An empty digest is one message of one line.
-    `more_by_feed` counts stories of a feed left out of `items` by the caller (who passed
-    only those the cap would show); they join that feed's "… and N more".
+    DigestTexts.for_language(language). For many chats of one window, DigestRenderer
+    does the same with the shared work done once.
     """
-    if max_per_feed < 1:
-        raise ValueError(f"max_per_feed must be at least 1, not {max_per_feed}")
-    texts = texts or DigestTexts.for_language(language)
-    if not items:
-        return [texts.empty]
-    day = _local(now_ms, ZoneInfo(zone)).date().isoformat()
-    header = texts.header.format(date=day, zone=escape(zone))
-    return _pack(header, _plan_units(items, max_per_feed, texts, more_by_feed))
+    by_feed: dict[int, list[Story]] = {}
+    for story in sorted((item.story for item in items), key=_newest_first):
+        by_feed.setdefault(story.feed_id, []).append(story)
+    matched = {item.story.id for item in items if item.matched}
+    renderer = DigestRenderer(by_feed, max_per_feed=max_per_feed)
+    return renderer.render(
+        by_feed, matched, now_ms=now_ms, zone=zone, language=language, texts=texts
+    )

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.delivery.digests import DigestScheduler
-from bot.models import Entry
+from bot.digest import DigestItem, DigestRenderer, digest_window, render_digest
+from bot.filters import Keyword, KeywordFilter
+from bot.models import Entry, Story
 from bot.store import FeedCheck, Store
 
 SEED_TITLE = "克里姆林宫称正在准备俄美专家级会谈，为特普峰会铺路"
@@ -26,6 +31,12 @@ def ms(when: datetime) -> int:
 
 def local(zone: str, *args: int) -> datetime:
     return datetime(*args, tzinfo=ZoneInfo(zone))  # type: ignore[misc]
+
+
+def with_grace(settings: Settings, *, hours: float) -> Settings:
+    return dataclasses.replace(
+        settings, digest=dataclasses.replace(settings.digest, grace_hours=hours)
+    )
 
 
 async def setup_chat(store: Store, clock: FakeClock, chat_id: int = 1) -> int:
@@ -169,9 +180,7 @@ async def test_missed_digest_inside_grace_is_sent_outside_is_skipped(
     store: Store, settings: Settings
 ) -> None:
     zone = "UTC"
-    settings = dataclasses.replace(
-        settings, digest=dataclasses.replace(settings.digest, grace_hours=3)
-    )
+    settings = with_grace(settings, hours=3)
     clock = FakeClock(ms(local(zone, 2025, 6, 1, 7, 0)))
     await setup_chat(store, clock)
     scheduler = DigestScheduler(store, settings, clock)
@@ -304,42 +313,181 @@ def test_timedelta_helper_sanity() -> None:
     assert ms(local("UTC", 2025, 1, 1, 0, 0) + timedelta(hours=1)) == 1735693200000
 
 
-def test_rendering_only_the_shown_stories_gives_the_same_digest() -> None:
-    """fire_due passes a keyword-less chat only each feed's newest `cap` stories plus a
-    count of the rest: the messages must be exactly those of rendering everything."""
-    from bot.digest import DigestItem, render_digest
-    from bot.models import Story
+# --- many chats at once -----------------------------------------------------------------
 
-    stories = [
-        Story(
-            n,
-            n % 4,
-            f"Feed {n % 4}",
-            1_740_000_000_000 - n * 60_000,
-            f"Story {n}",
-            f"https://n.test/{n}",
-            "One sentence. Two.",
-        )
-        for n in range(90)
+WORDS = [
+    "markets",
+    "putin",
+    "trade",
+    "energy",
+    "court",
+    "election",
+    "storm",
+    "vaccine",
+    "rates",
+    "chip",
+]
+HANZI = "克里姆林宫美俄会谈能源贸易法院选举台风疫苗利率芯片"
+
+
+def random_story(rng: random.Random, n: int, feed_id: int, base_ms: int) -> Story:
+    """A story with the shapes that change rendering: CJK, no summary, long titles and
+    links, markup characters, equal timestamps (so the id breaks the tie)."""
+    if feed_id % 3 == 0:
+        title = "".join(rng.choices(HANZI, k=rng.randint(4, 40)))
+        summary = "".join(rng.choices(HANZI, k=rng.randint(0, 150))) + "。"
+    else:
+        title = " ".join(rng.choices(WORDS, k=rng.randint(2, 12))) + rng.choice(["", " <&>"])
+        summary = rng.choice(["", "One sentence. Two.", " ".join(rng.choices(WORDS, k=40))])
+    if rng.random() < 0.02:
+        title = "x" * 5000  # cut to fit one message
+    link = rng.choice([f"https://n.test/{n}", f"https://n.test/{'p' * 300}/{n}", "mailto:x"])
+    return Story(
+        n,
+        feed_id,
+        f"Feed {feed_id} & co",
+        base_ms - rng.randint(0, 40) * 60_000,
+        title,
+        link,
+        summary,
+    )
+
+
+def test_one_renderer_for_many_chats_equals_rendering_each_alone() -> None:
+    """fire_due renders every chat of a window with one DigestRenderer, whose sections are
+    shared between chats: each chat's messages must be exactly render_digest's for that
+    chat's stories alone, whatever order the chats come in."""
+    rng = random.Random(5)
+    base = 1_740_000_000_000
+    stories = [random_story(rng, n, rng.randint(1, 8), base) for n in range(1, 400)]
+    by_feed: dict[int, list[Story]] = {}
+    for story in sorted(stories, key=lambda s: (-s.timestamp_id, -s.id)):
+        by_feed.setdefault(story.feed_id, []).append(story)
+    chats = []
+    for _ in range(120):
+        feeds = set(rng.sample(range(1, 10), rng.randint(0, 6)))  # feed 9 has no stories
+        mine = [s for s in stories if s.feed_id in feeds]
+        matched = {s.id for s in mine if rng.random() < 0.05} if rng.random() < 0.3 else set()
+        chats.append((feeds, matched, rng.choice(["en", "zh"]), rng.choice(["UTC", "Asia/Tokyo"])))
+    for order in (chats, list(reversed(chats))):
+        renderer = DigestRenderer(by_feed, max_per_feed=7)
+        for feeds, matched, language, zone in order:
+            shared = renderer.render(feeds, matched, now_ms=base, zone=zone, language=language)
+            alone = render_digest(
+                [DigestItem(s, s.id in matched) for s in stories if s.feed_id in feeds],
+                now_ms=base,
+                zone=zone,
+                language=language,
+                max_per_feed=7,
+            )
+            assert shared == alone
+
+
+async def test_fire_due_for_many_chats_equals_each_chat_rendered_alone(
+    store: Store, settings: Settings
+) -> None:
+    """One fire_due for 40 chats (two windows: new chats and chats with yesterday's
+    digest; keywords with includes and excludes) queues for each chat exactly the
+    messages that chat's stories and keywords give on their own."""
+    zone = "UTC"
+    rng = random.Random(8)
+    due = ms(local(zone, 2025, 6, 2, 8, 0))
+    clock = FakeClock(due - 30 * 3_600_000)
+    feed_ids = [
+        await store.feeds.add(f"https://feeds.test/{n}.xml", title=f"F{n}", site_url="", now_ms=0)
+        for n in range(5)
     ]
-    full = render_digest(
-        [DigestItem(s, False) for s in stories],
-        now_ms=1_740_000_000_000,
-        zone="UTC",
-        language="en",
-        max_per_feed=5,
-    )
-    shown, more = [], {}
-    for feed_id in range(4):
-        feed = [s for s in stories if s.feed_id == feed_id]
-        shown += feed[:5]
-        more[feed_id] = len(feed) - 5
-    trimmed = render_digest(
-        [DigestItem(s, False) for s in shown],
-        now_ms=1_740_000_000_000,
-        zone="UTC",
-        language="en",
-        max_per_feed=5,
-        more_by_feed=more,
-    )
-    assert trimmed == full and "and 17 more" in full[0]
+    for n in range(150):  # found over the 30 hours before the due instant
+        clock.set_ms(due - 30 * 3_600_000 + n * 700_000)
+        title = " ".join(rng.choices(WORDS, k=5))
+        await add_story(store, clock, rng.choice(feed_ids), n, title=title)
+    clock.set_ms(due - 3_600_000)
+    scheduler = DigestScheduler(store, settings, clock)
+    expected_keywords: dict[int, list[Keyword]] = {}
+    for chat_id in range(1, 41):
+        await store.chats.upsert(
+            chat_id, kind="private", title="", language=rng.choice(["en", "zh"]), now_ms=0
+        )
+        for feed_id in rng.sample(feed_ids, rng.randint(1, 4)):
+            await store.chats.subscribe(chat_id, feed_id, thread_id=None, now_ms=0)
+        if chat_id % 3 == 0:
+            chosen = [(w, False) for w in rng.sample(WORDS, 2)] + [(rng.choice(WORDS), True)]
+            await store.chats.set_keywords(chat_id, chosen)
+            expected_keywords[chat_id] = [Keyword(text, exclude) for text, exclude in chosen]
+        await scheduler.set_schedule(chat_id, ["08:00", zone], thread_id=None)
+        if chat_id % 4:  # had yesterday's digest; the others get their first
+            await store.db.execute(
+                "UPDATE chats SET last_digest_at = ? WHERE id = ?", (due - 86_400_000, chat_id)
+            )
+    clock.set_ms(due + 3_000)
+    assert await scheduler.fire_due() == 40
+    for chat_id in range(1, 41):
+        chat = await store.chats.get(chat_id)
+        assert chat is not None and chat.last_digest_at == due
+        first = chat_id % 4 == 0
+        window = digest_window(None if first else due - 86_400_000, due)
+        stories = await store.stories.window(
+            chat_id,
+            seen_from=window.seen_from,
+            seen_until=window.seen_until,
+            published_from=window.published_from,
+        )
+        chat_filter = KeywordFilter(expected_keywords.get(chat_id, []))
+        items = []
+        for story in stories:
+            verdict = chat_filter.check(f"{story.title}\n{story.summary}")
+            items.append(
+                DigestItem(
+                    story,
+                    bool(chat_filter.includes) and verdict.keyword is not None and verdict.alert,
+                )
+            )
+        expected = render_digest(
+            items, now_ms=due, zone=zone, language=chat.language, max_per_feed=10
+        )
+        assert await digests(store, chat_id) == expected, chat_id
+        if chat_id % 3 == 0 and any(item.matched for item in items):
+            assert "★" in expected[0]
+
+
+async def test_a_schedule_changed_while_digests_are_made_keeps_its_new_time(
+    store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fire_due reads the due chats, then yields while it renders thousands of digests: a
+    `/digest at` or `/digest off` answered meanwhile must not be overwritten by the
+    schedule fire_due computed from what it read. The due digest still goes out."""
+    zone = "UTC"
+    settings = with_grace(settings, hours=2)
+    clock = FakeClock(ms(local(zone, 2025, 6, 2, 2, 0)))
+    await setup_chat(store, clock)
+    scheduler = DigestScheduler(store, settings, clock)
+    for chat_id in (2, 3, 4, 5):
+        await store.chats.upsert(chat_id, kind="private", title="", language="en", now_ms=0)
+    for chat_id in (1, 2, 3):  # due at 06:00, found at 07:00: inside grace, sent
+        await scheduler.set_schedule(chat_id, ["06:00"], thread_id=None)
+    for chat_id in (4, 5):  # due at 03:00, found at 07:00: beyond grace, skipped
+        await scheduler.set_schedule(chat_id, ["03:00"], thread_id=None)
+    clock.set(local(zone, 2025, 6, 2, 7, 0))
+    read_feeds = store.chats.subscribed_feeds
+
+    async def answer_commands_meanwhile(chat_ids: list[int]) -> dict[int, set[int]]:
+        await scheduler.set_schedule(2, ["21:30"], thread_id=None)
+        await scheduler.turn_off(3)
+        await scheduler.set_schedule(4, ["22:00"], thread_id=None)
+        return await read_feeds(chat_ids)
+
+    monkeypatch.setattr(store.chats, "subscribed_feeds", answer_commands_meanwhile)
+    assert await scheduler.fire_due() == 3
+    chats = {chat_id: await store.chats.get(chat_id) for chat_id in range(1, 6)}
+    next_due = {chat_id: chat.next_digest_at for chat_id, chat in chats.items() if chat}
+    assert next_due == {
+        1: ms(local(zone, 2025, 6, 3, 6, 0)),  # moved on as usual
+        2: ms(local(zone, 2025, 6, 2, 21, 30)),  # the new time, not 06:00 tomorrow
+        3: None,  # still off
+        4: ms(local(zone, 2025, 6, 2, 22, 0)),  # the new time survives the skip
+        5: ms(local(zone, 2025, 6, 3, 3, 0)),  # skipped to tomorrow
+    }
+    for chat_id in (1, 2, 3):
+        chat = chats[chat_id]
+        assert chat is not None and chat.last_digest_at == ms(local(zone, 2025, 6, 2, 6, 0))
+        assert len(await digests(store, chat_id)) == 1

@@ -10,14 +10,16 @@ queued exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from bot.clock import Clock
 from bot.config import Settings
 from bot.digest import (
     DigestItem,
+    DigestRenderer,
     DigestWindow,
     digest_window,
     due_since,
@@ -28,7 +30,7 @@ from bot.digest import (
     render_digest,
 )
 from bot.errors import UserError
-from bot.filters import Keyword, KeywordFilter
+from bot.filters import Keyword, KeywordFilter, normalize
 from bot.models import Story
 from bot.routing import story_text
 from bot.store import Chat, Store
@@ -36,8 +38,9 @@ from bot.store.chats import DailyDigest
 
 log = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
-# Digests written per transaction when many chats fall due together.
-WRITE_BATCH = 500
+# Digests written per transaction when many chats fall due together. Each write waits
+# for the SQLite thread; 100 keeps that to 1% of a run without holding many texts.
+WRITE_BATCH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,21 +51,33 @@ class Schedule:
     next_due_ms: int
 
 
-def digest_items(stories: Sequence[Story], keywords: Sequence[Keyword]) -> list[DigestItem]:
-    """Mark the stories that hit one of the chat's include keywords.
+class KeywordMarker:
+    """Which stories hit a chat's include keywords, for the digest's "★" marks.
 
     The digest lists every story of the window (keywords decide alerts, not what the
-    digest shows), with matches first; an excluded story is still listed, unmarked.
+    digest shows), with matches first; an excluded story is still listed, unmarked. A
+    story's text is folded for matching (filters.normalize) once per marker, however many
+    chats with keywords follow its feed: keep one marker for one fire_due.
     """
-    chat_filter = KeywordFilter(keywords) if keywords else None
-    items = []
-    for story in stories:
-        matched = False
-        if chat_filter is not None and chat_filter.includes:
-            verdict = chat_filter.check(story_text(story.title, story.summary))
-            matched = verdict.alert and verdict.keyword is not None
-        items.append(DigestItem(story, matched))
-    return items
+
+    def __init__(self) -> None:
+        self._folded: dict[int, str] = {}
+
+    def matched(self, stories: Iterable[Story], keywords: Sequence[Keyword]) -> set[int]:
+        """The ids of `stories` that hit one of `keywords`' includes and none of its
+        excludes."""
+        chat_filter = KeywordFilter(keywords)
+        if not chat_filter.includes:
+            return set()
+        hits = set()
+        for story in stories:
+            folded = self._folded.get(story.id)
+            if folded is None:
+                folded = self._folded[story.id] = normalize(story_text(story.title, story.summary))
+            verdict = chat_filter.check_normalized(folded)
+            if verdict.alert and verdict.keyword is not None:
+                hits.add(story.id)
+        return hits
 
 
 class DigestScheduler:
@@ -139,20 +154,30 @@ class DigestScheduler:
     # --- the daily job ------------------------------------------------------------------
 
     async def fire_due(self) -> int:
-        """Queue every daily digest that has fallen due. Returns how many were queued."""
+        """Queue every daily digest that has fallen due. Returns how many were queued.
+
+        10,000 chats can fall due in the same minute (08:00 in one zone is a round hour in
+        many), so the work is shared: the chats mostly share one window, whose stories are
+        read once and rendered by one DigestRenderer; each story's text is folded for
+        keyword matching once. It yields to the event loop after each chat, so commands
+        and alerts keep flowing while thousands of digests are made, and writes a batch
+        of chats per transaction.
+        """
         now = self.clock.now_ms()
         chats = await self.store.chats.digests_due(now)
         if not chats:
             return 0
         grace_ms = int(self.settings.digest.grace_hours * HOUR_MS)
+        ids = [chat.id for chat in chats]
+        feeds = await self.store.chats.subscribed_feeds(ids)
+        keywords = await self.store.chats.keywords_of(ids)
+        renderers: dict[DigestWindow, DigestRenderer] = {}
+        marker = KeywordMarker()
         queued = 0
         ready: list[DailyDigest] = []
-        # Chats due together mostly share a window: read its stories once per window.
-        windows: dict[DigestWindow, dict[int, list[Story]]] = {}
-        feeds = await self.store.chats.subscribed_feeds([c.id for c in chats])
-        keywords = await self.store.chats.keywords_of([c.id for c in chats])
         for chat in chats:
             assert chat.digest_hour is not None and chat.digest_minute is not None
+            assert chat.next_digest_at is not None
             zone = chat.timezone or self.settings.digest.timezone
             hour, minute = chat.digest_hour, chat.digest_minute
             following = next_due(hour, minute, zone, now)
@@ -164,41 +189,48 @@ class DigestScheduler:
                     chat.id,
                     chat.next_digest_at,
                 )
-                await self.store.chats.move_digest(chat.id, following)
+                await self.store.chats.move_digest(
+                    chat.id, following, scheduled_ms=chat.next_digest_at
+                )
                 continue
             window = digest_window(chat.last_digest_at, due)
-            if window not in windows:
-                windows[window] = await self.store.stories.in_window(
+            renderer = renderers.get(window)
+            if renderer is None:
+                by_feed = await self.store.stories.in_window(
                     seen_from=window.seen_from,
                     seen_until=window.seen_until,
                     published_from=window.published_from,
                 )
-            by_feed = windows[window]
-            chat_keywords = [Keyword(t, ex) for t, ex in keywords.get(chat.id, [])]
-            cap = self.settings.digest.max_stories_per_feed
-            stories: list[Story] = []
-            more: dict[int, int] = {}
-            for feed_id in feeds.get(chat.id, ()):
-                feed_stories = by_feed.get(feed_id, [])  # newest first
-                if chat_keywords:  # matches may come from anywhere in the feed
-                    stories += feed_stories
-                else:  # the renderer shows only the newest `cap`: count the rest
-                    stories += feed_stories[:cap]
-                    if len(feed_stories) > cap:
-                        more[feed_id] = len(feed_stories) - cap
-            texts = render_digest(
-                digest_items(stories, chat_keywords),
-                now_ms=due,
-                zone=zone,
-                language=chat.language,
-                max_per_feed=cap,
-                more_by_feed=more,
+                renderer = renderers[window] = DigestRenderer(
+                    by_feed, max_per_feed=self.settings.digest.max_stories_per_feed
+                )
+            chat_feeds = feeds.get(chat.id, set())
+            chat_keywords = [Keyword(text, exclude) for text, exclude in keywords.get(chat.id, [])]
+            matched = (
+                marker.matched(renderer.stories_of(chat_feeds), chat_keywords)
+                if chat_keywords
+                else frozenset()
             )
-            ready.append(DailyDigest(chat.id, chat.digest_thread_id, due, following, texts))
+            texts = renderer.render(
+                chat_feeds, matched, now_ms=due, zone=zone, language=chat.language
+            )
+            ready.append(
+                DailyDigest(
+                    chat.id,
+                    chat.digest_thread_id,
+                    due,
+                    following,
+                    texts,
+                    scheduled_ms=chat.next_digest_at,
+                )
+            )
             queued += 1
             if len(ready) >= WRITE_BATCH:
                 await self.store.chats.record_daily_digests(ready, now)
                 ready = []
+            else:
+                # Rendering is CPU work with no await in it: let the loop run in between.
+                await asyncio.sleep(0)
         if ready:
             await self.store.chats.record_daily_digests(ready, now)
         if queued and self.on_queued:
@@ -214,8 +246,9 @@ class DigestScheduler:
             published_from=window.published_from,
         )
         keywords = [Keyword(t, ex) for t, ex in await self.store.chats.keywords(chat.id)]
+        matched = KeywordMarker().matched(stories, keywords)
         return render_digest(
-            digest_items(stories, keywords),
+            [DigestItem(story, story.id in matched) for story in stories],
             now_ms=now,
             zone=chat.timezone or self.settings.digest.timezone,
             language=chat.language,

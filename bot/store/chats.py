@@ -47,6 +47,9 @@ class DailyDigest:
     due_ms: int
     next_due_ms: int
     texts: list[str]
+    # next_digest_at as read when the digest was made. A schedule changed meanwhile
+    # (/digest at, /digest off while 10,000 digests render) keeps its new value.
+    scheduled_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,15 +262,20 @@ class ChatStore:
                     for text in d.texts
                 ],
             )
+            # The window still ends at the due instant (the next digest starts there), but
+            # the schedule moves on only if nobody changed it since it was read.
             await conn.executemany(
-                "UPDATE chats SET last_digest_at = ?, next_digest_at = ? WHERE id = ?",
-                [(d.due_ms, d.next_due_ms, d.chat_id) for d in digests],
+                "UPDATE chats SET last_digest_at = ?, next_digest_at = CASE"
+                " WHEN next_digest_at = ? THEN ? ELSE next_digest_at END WHERE id = ?",
+                [(d.due_ms, d.scheduled_ms, d.next_due_ms, d.chat_id) for d in digests],
             )
 
-    async def move_digest(self, chat_id: int, next_due_ms: int) -> None:
-        """Skip to the next due time (a digest missed beyond the grace period)."""
+    async def move_digest(self, chat_id: int, next_due_ms: int, *, scheduled_ms: int) -> None:
+        """Skip to the next due time (a digest missed beyond the grace period), unless the
+        schedule was changed since `scheduled_ms` was read."""
         await self.db.execute(
-            "UPDATE chats SET next_digest_at = ? WHERE id = ?", (next_due_ms, chat_id)
+            "UPDATE chats SET next_digest_at = ? WHERE id = ? AND next_digest_at = ?",
+            (next_due_ms, chat_id, scheduled_ms),
         )
 
     async def recipients(self, feed_id: int) -> list[Recipient]:
