@@ -7,8 +7,11 @@ import dataclasses
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from bot.clock import SystemClock
 from bot.config import Settings
+from bot.delivery import sender as sender_module
 from bot.delivery.pacing import Pacer
 from bot.delivery.sender import Sender
 from bot.store import Store
@@ -17,10 +20,12 @@ from bot.store import Store
 class RecordingBot:
     def __init__(self) -> None:
         self.sent: Counter[int] = Counter()
+        self.texts: dict[int, list[str]] = {}
 
     async def send_message(self, **kwargs: Any) -> None:
         await asyncio.sleep(0.001)
         self.sent[kwargs["chat_id"]] += 1
+        self.texts.setdefault(kwargs["chat_id"], []).append(kwargs["text"])
 
 
 async def queue_notices(store: Store, chats: int) -> None:
@@ -43,6 +48,46 @@ async def test_drain_and_the_send_loop_never_load_a_row_twice(
     assert len(bot.sent) == 200 and set(bot.sent.values()) == {1}
     row = await store.db.fetchone("SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
     assert row is not None and row[0] == 200
+
+
+async def test_a_backlog_bigger_than_memory_is_read_on_as_rows_are_sent(
+    store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender holds at most MAX_QUEUED rows; the rest stay in the outbox and are
+    loaded as the queue empties. Every row is sent once, each chat's in order, and the
+    large texts of digest parts are read only when they are sent."""
+    monkeypatch.setattr(sender_module, "MAX_QUEUED", 40)
+    monkeypatch.setattr(sender_module, "REFILL_BATCH", 15)
+    for chat_id in range(1, 31):
+        await store.chats.upsert(chat_id, kind="private", title="", language="en", now_ms=0)
+    for n in range(10):  # interleaved, as digests of many chats are queued
+        for chat_id in range(1, 31):
+            await store.outbox.enqueue_text(
+                chat_id, None, kind="digest", texts=[f"<b>part {n}</b>"], now_ms=0
+            )
+    delivery = dataclasses.replace(
+        settings.delivery, global_per_second=10_000, chat_per_second=10_000
+    )
+    bot = RecordingBot()
+    sender = Sender(store, bot, delivery, SystemClock())  # type: ignore[arg-type]
+    most = 0
+    refill = sender._refill_unlocked
+
+    async def watched_refill() -> None:
+        nonlocal most
+        await refill()
+        most = max(most, sender.queued)
+
+    monkeypatch.setattr(sender, "_refill_unlocked", watched_refill)
+    await sender.start()
+    sender.wake()
+    assert await sender.drain(30)
+    await sender.stop()
+    assert most == 40
+    assert all(texts == [f"<b>part {n}</b>" for n in range(10)] for texts in bot.texts.values())
+    assert len(bot.texts) == 30
+    row = await store.db.fetchone("SELECT COUNT(*) FROM outbox WHERE status = 'sent'")
+    assert row is not None and row[0] == 300
 
 
 def test_pacer_keeps_its_spacing_through_late_wake_ups() -> None:

@@ -35,6 +35,10 @@ from bot.store import OutboxItem, Store, StoryText
 log = logging.getLogger(__name__)
 
 REFILL_BATCH = 5000
+# Rows held in memory at most (about 330 bytes each): past this the outbox is read on as
+# rows are sent. A backlog after a long outage can be millions of rows; at 30 messages a
+# second, 100,000 rows are almost an hour of sending, so holding more gains nothing.
+MAX_QUEUED = 100_000
 FLUSH_EVERY = 0.05  # seconds between two writes of "sent" marks
 MAX_BACKOFF = 300.0  # seconds between two tries of one message through an outage
 STORY_CACHE = 20_000
@@ -107,6 +111,7 @@ class Sender:
         self._refill_lock = asyncio.Lock()
         self._last_refill = 0.0
         self._new_rows = asyncio.Event()  # the outbox has rows the sender has not loaded
+        self._backlog = False  # the last load stopped at MAX_QUEUED with rows left behind
         self._changed = asyncio.Event()  # a send finished: a chat or a slot became free
         self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._stopping = False
@@ -166,7 +171,8 @@ class Sender:
             # New rows are loaded at most every REFILL_GAP: a busy poller wakes the sender
             # after every check, and each load waits behind the checks' writes.
             since = now - self._last_refill
-            if (self._new_rows.is_set() and since >= REFILL_GAP) or since > 1.0:
+            wanted = self._new_rows.is_set() or (self._backlog and self.queued <= MAX_QUEUED // 2)
+            if (wanted and since >= REFILL_GAP) or since > 1.0:
                 self._new_rows.clear()
                 try:
                     await self._refill()
@@ -241,7 +247,13 @@ class Sender:
     async def _refill_unlocked(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            items = await self.store.outbox.pending_after(self._loaded_max_id, REFILL_BATCH)
+            # Rows are loaded in id order, so the ones left in the outbox are the newest.
+            room = MAX_QUEUED - self.queued
+            self._backlog = room <= 0
+            if self._backlog:
+                return
+            limit = min(REFILL_BATCH, room)
+            items = await self.store.outbox.pending_after(self._loaded_max_id, limit)
             if not items:
                 return
             self._loaded_max_id = items[-1].id
@@ -255,7 +267,8 @@ class Sender:
                 self._queues.setdefault(item.chat_id, deque()).append(item)
                 delay = max(0.0, (item.not_before - now_ms) / 1000)
                 self._schedule(item.chat_id, loop.time() + delay if delay else None)
-            if len(items) < REFILL_BATCH:
+            self._changed.set()  # drain() refills too: the send loop must see the new rows
+            if len(items) < limit:
                 return
 
     # --- one message ----------------------------------------------------------------
@@ -274,8 +287,7 @@ class Sender:
             self._changed.set()
 
     def _render(self, item: OutboxItem) -> str | None:
-        if item.text is not None:
-            return item.text
+        """An alert's HTML, from its story (None if the story is not loaded)."""
         story = self._stories.get(item.story_id or -1)
         if story is None:
             return None
@@ -289,15 +301,28 @@ class Sender:
             keyword=item.keyword,
         )
 
-    async def _attempt(self, item: OutboxItem, *, plain: bool = False, thread: bool = True) -> None:
+    async def _text(self, item: OutboxItem) -> str | None:
+        """What to send for `item`; None when there is nothing left to send (its row or its
+        story is gone), after which the row is no longer pending."""
+        if item.has_text:  # read now, not at refill: digest texts are large
+            text = await self.store.outbox.text(item.id)
+            if text is None:
+                log.warning("event=outbox_row_gone outbox=%d chat=%d", item.id, item.chat_id)
+            return text
         text = self._render(item)
         if text is None:  # its story was purged, or is being loaded after a restart
             missing = await self.store.outbox.stories([item.story_id or -1])
             if not missing:
                 await self.store.outbox.give_up(item.id, status="dropped", error="story gone")
-                return
+                return None
             self._stories.update(missing)
             text = self._render(item) or ""
+        return text
+
+    async def _attempt(self, item: OutboxItem, *, plain: bool = False, thread: bool = True) -> None:
+        text = await self._text(item)
+        if text is None:
+            return
         try:
             await self.bot.send_message(
                 chat_id=item.chat_id,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot.store.db import Database
 
@@ -18,7 +20,10 @@ class OutboxItem:
     kind: str  # alert, digest, notice
     story_id: int | None
     keyword: str | None
-    text: str | None
+    # A ready-made message (digest part, notice) rather than an alert rendered from its
+    # story. Its text stays in the database until it is sent (OutboxStore.text): a due
+    # minute of 10,000 digests queues about 280 MB of text.
+    has_text: bool
     attempts: int
     created_at: int
     not_before: int
@@ -39,10 +44,46 @@ class StoryText:
 
 
 _ITEM = (
-    "o.id, o.chat_id, o.thread_id, o.kind, o.story_id, o.keyword, o.text, o.attempts,"
+    "o.id, o.chat_id, o.thread_id, o.kind, o.story_id, o.keyword, o.text IS NOT NULL,"
+    " o.attempts,"
     " o.created_at, o.not_before, COALESCE(c.kind, 'private'), COALESCE(c.language, 'en'),"
     " c.timezone"
 )
+
+
+def _item(row: Sequence[Any]) -> OutboxItem:
+    # The sender may hold 100,000s of rows: share the few distinct kind, chat kind,
+    # language and zone strings instead of one copy of each per row (about 170 bytes).
+    (
+        id_,
+        chat_id,
+        thread_id,
+        kind,
+        story_id,
+        keyword,
+        has_text,
+        attempts,
+        created_at,
+        not_before,
+        chat_kind,
+        language,
+        timezone,
+    ) = row
+    return OutboxItem(
+        id_,
+        chat_id,
+        thread_id,
+        sys.intern(kind),
+        story_id,
+        keyword,
+        bool(has_text),
+        attempts,
+        created_at,
+        not_before,
+        sys.intern(chat_kind),
+        sys.intern(language),
+        sys.intern(timezone) if timezone else timezone,
+    )
 
 
 class OutboxStore:
@@ -56,7 +97,12 @@ class OutboxStore:
             " WHERE o.status = 'pending' AND o.id > ? ORDER BY o.id LIMIT ?",
             (after_id, limit),
         )
-        return [OutboxItem(*row) for row in rows]
+        return [_item(row) for row in rows]
+
+    async def text(self, item_id: int) -> str | None:
+        """The ready-made text of one row (None if the row is gone or has none)."""
+        row = await self.db.fetchone("SELECT text FROM outbox WHERE id = ?", (item_id,))
+        return row[0] if row else None
 
     async def stories(self, story_ids: Sequence[int]) -> dict[int, StoryText]:
         result: dict[int, StoryText] = {}
