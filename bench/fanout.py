@@ -1,7 +1,7 @@
 """One story to 10,000 chats through the real Sender, python-telegram-bot and the fake Bot API.
 
     .venv/bin/python -m bench.fanout [--chats 10000] [--seconds 20] [--rounds 2]
-                                     [--parts a,b,prototype,pacer,profile] [--use-drain]
+                                     [--parts a,b,before,pacer,profile] [--use-drain]
 
 The database is a temporary SQLite Store holding one feed, one story (the seed story), the
 chats and one pending outbox alert per chat, as `StoryStore.record_check` leaves them. The
@@ -21,9 +21,10 @@ b   Limits lifted: the fake's limits off, the Sender's global pace 100,000/s and
     once through PTB's default HTTPXRequest, `--rounds` times in alternating order.
     Reported: messages per second from Sender.start() until every row is marked sent, and
     the bot's CPU milliseconds per message.
-prototype
-    As b, the real Sender against prototypes of proposed changes (LockedRefillSender, LeanBot,
-    json_bodies below; nothing in bot/ is changed).
+before
+    As b, today's Sender against itself with two changes of 2026-11-26 undone: posting
+    urlencoded forms instead of JSON (form_bodies), then also building a telegram.Message
+    from every answer (MessageParsingBot), as Bot.send_message does.
 pacer
     As a, today's Pacer against CatchUpPacer (a proposed change, below), `--rounds` times.
 profile
@@ -49,7 +50,6 @@ import pstats
 import subprocess
 import tempfile
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -118,25 +118,44 @@ def httpx_transport(pool: int) -> BaseRequest:
 
 
 # --------------------------------------------------------------------------------------------
-# Prototypes of proposed changes (measured here; bot/ itself is not changed)
+# The Sender as it was before two changes that landed (part "before"), and a proposal (pacer)
 
 
-class LockedRefillSender(Sender):
-    """P1: one outbox read at a time.
+class MessageParsingBot:
+    """The Sender's sendMessage as it was before 2026-11-26: through Bot.send_message, which
+    builds a telegram.Message from every answer (the Sender now calls do_api_request)."""
 
-    Sender.drain() calls _refill() while the sender's loop may be in its own _refill(): both
-    read `_loaded_max_id` before their query's await and move it after, so both load the
-    same rows and every message is queued, and sent, twice (run with --use-drain). A lock
-    makes the second read start after the first has moved `_loaded_max_id`.
-    """
+    def __init__(self, bot: telegram.Bot) -> None:
+        self.bot = bot
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._refill_lock = asyncio.Lock()
+    async def do_api_request(self, endpoint: str, api_kwargs: dict[str, Any]) -> Any:
+        assert endpoint == "sendMessage"
+        return await self.bot.send_message(**api_kwargs)
 
-    async def _refill(self) -> None:
-        async with self._refill_lock:
-            await super()._refill()
+
+_json_body = transport_module._encode_body
+
+
+def _form_body(request_data: Any) -> tuple[bytes | Any | None, str | None]:
+    """AiohttpRequest's body as it was before 2026-11-26: HTTPXRequest's urlencoded form of
+    RequestData.json_parameters (it now posts JSON)."""
+    if request_data is None or request_data.contains_files:
+        return _json_body(request_data)  # multipart, unchanged
+    parameters = request_data.url_encoded_parameters()
+    if not parameters:
+        return None, None
+    return parameters.encode(), "application/x-www-form-urlencoded"
+
+
+@contextlib.contextmanager
+def form_bodies(enabled: bool) -> Any:
+    """AiohttpRequest posts urlencoded forms while this is open (a patch of this process)."""
+    if enabled:
+        transport_module._encode_body = _form_body
+    try:
+        yield
+    finally:
+        transport_module._encode_body = _json_body
 
 
 class CatchUpPacer(Pacer):
@@ -156,71 +175,30 @@ class CatchUpPacer(Pacer):
             self.next_global = planned + self.global_gap
 
 
-# PTB warns when do_api_request is given a method Bot has (P2 uses it on purpose).
-warnings.filterwarnings("ignore", message=r"Please use 'Bot\.sendMessage'")
-
-
-class LeanBot:
-    """P2: sendMessage without building a telegram.Message from the answer (the Sender drops it).
-
-    Bot.do_api_request posts through the same request object and raises the same errors
-    (RetryAfter, Forbidden, BadRequest...), it only skips Message.de_json.
-    """
-
-    def __init__(self, bot: telegram.Bot) -> None:
-        self.bot = bot
-
-    async def send_message(self, **parameters: Any) -> Any:
-        return await self.bot.do_api_request("sendMessage", api_kwargs=parameters)
-
-
-def _json_body(request_data: Any) -> tuple[bytes | Any | None, str | None]:
-    """P3: post the parameters as one JSON object instead of an urlencoded form."""
-    if request_data is None or request_data.contains_files:
-        return _form_body(request_data)
-    parameters = request_data.parameters
-    if not parameters:
-        return None, None
-    body = json.dumps(parameters, ensure_ascii=False, separators=(",", ":")).encode()
-    return body, "application/json"
-
-
-_form_body = transport_module._encode_body
-
-
-@contextlib.contextmanager
-def json_bodies(enabled: bool) -> Any:
-    """AiohttpRequest encodes bodies with P3 while this is open (a patch of this process)."""
-    if enabled:
-        transport_module._encode_body = _json_body
-    try:
-        yield
-    finally:
-        transport_module._encode_body = _form_body
-
-
 @dataclass(frozen=True)
 class Variant:
     name: str
     transport: Transport
     sender: type[Sender] = Sender
-    lean_bot: bool = False  # P2
-    json_body: bool = False  # P3
+    parse_messages: bool = False  # build a telegram.Message from each answer (before)
+    form_body: bool = False  # post urlencoded forms (before)
 
 
 AIOHTTP = Variant("aiohttp (AiohttpRequest)", aiohttp_transport)
 HTTPX = Variant("httpx (PTB HTTPXRequest)", httpx_transport)
 
 
-def prototypes(use_drain: bool) -> tuple[Variant, ...]:
-    """Today's Sender, then the proposals cumulatively (P1 only matters with --use-drain)."""
-    sender = LockedRefillSender if use_drain else Sender
-    fix = (Variant("P1 one refill at a time", aiohttp_transport, sender),) if use_drain else ()
+def before_and_now() -> tuple[Variant, ...]:
+    """Today's Sender, then undoing the two changes of 2026-11-26 one after the other."""
     return (
         Variant("today's Sender, aiohttp", aiohttp_transport),
-        *fix,
-        Variant("P2 no Message parsing", aiohttp_transport, sender, lean_bot=True),
-        Variant("P2+P3 JSON body", aiohttp_transport, sender, lean_bot=True, json_body=True),
+        Variant("form body (before)", aiohttp_transport, form_body=True),
+        Variant(
+            "form body + Message parsing (before)",
+            aiohttp_transport,
+            parse_messages=True,
+            form_body=True,
+        ),
     )
 
 
@@ -553,7 +531,9 @@ async def run_lifted(
             request = variant.transport(settings.max_in_flight + 4)
             bot = telegram.Bot(fake.token, base_url=fake.base_url, request=request)
             async with bot:
-                sending = cast(telegram.Bot, LeanBot(bot)) if variant.lean_bot else bot
+                sending = (
+                    cast(telegram.Bot, MessageParsingBot(bot)) if variant.parse_messages else bot
+                )
                 sender = variant.sender(store, sending, settings, SystemClock(), seed=1)
                 fake_cpu = fake.stats()["cpu"]
                 if profiler:
@@ -682,7 +662,7 @@ def run_variant(
     options = {"limits": FloodLimits(enabled=False), "record_requests": False}
     with (
         RecordingFake(private_chats=range(1, n + 1), **options) as fake,
-        json_bodies(variant.json_body),
+        form_bodies(variant.form_body),
     ):
         return asyncio.run(run_lifted(fake, settings, variant, n, profiler, use_drain))
 
@@ -828,14 +808,14 @@ def profile(n: int, defaults: DeliverySettings, top: int = 25) -> None:
     print(out.getvalue())
 
 
-PARTS = ("a", "b", "prototype", "pacer", "profile")
+PARTS = ("a", "b", "before", "pacer", "profile")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chats", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of part a")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of parts b and prototype")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of parts b and before")
     parser.add_argument(
         "--parts", default="a,b", help=f"comma-separated, from {','.join(PARTS)} (default a,b)"
     )
@@ -871,12 +851,10 @@ def main() -> None:
         record["a"] = asdict(limited(args.chats, args.seconds, defaults, machine_text))
     if "b" in parts:
         record["b"] = rows(lifted(args.chats, args.rounds, defaults, args.use_drain))
-    if "prototype" in parts:
-        title = "(prototype) proposed Sender changes"
-        record["prototype"] = rows(
-            compare(
-                title, prototypes(args.use_drain), args.chats, args.rounds, defaults, args.use_drain
-            )
+    if "before" in parts:
+        title = "(before) the Sender before and after the changes of 2026-11-26"
+        record["before"] = rows(
+            compare(title, before_and_now(), args.chats, args.rounds, defaults, args.use_drain)
         )
     if "pacer" in parts:
         record["pacer"] = pacers(args.chats, args.seconds, args.rounds, defaults)

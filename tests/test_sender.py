@@ -22,10 +22,11 @@ class RecordingBot:
         self.sent: Counter[int] = Counter()
         self.texts: dict[int, list[str]] = {}
 
-    async def send_message(self, **kwargs: Any) -> None:
+    async def do_api_request(self, endpoint: str, api_kwargs: dict[str, Any]) -> None:
+        assert endpoint == "sendMessage"
         await asyncio.sleep(0.001)
-        self.sent[kwargs["chat_id"]] += 1
-        self.texts.setdefault(kwargs["chat_id"], []).append(kwargs["text"])
+        self.sent[api_kwargs["chat_id"]] += 1
+        self.texts.setdefault(api_kwargs["chat_id"], []).append(api_kwargs["text"])
 
 
 async def queue_notices(store: Store, chats: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ from telegram.error import NetworkError, TimedOut
 from telegram.ext import ApplicationBuilder, CommandHandler, ContextTypes
 from telegram.request import HTTPXRequest, RequestData
 
-from bot.delivery.transport import AiohttpRequest
+from bot.delivery.transport import AiohttpRequest, _encode_body
 from tests.fakes.telegram_api import ApiSpec, FakeTelegram
 
 SPEC = ApiSpec.load()
@@ -60,7 +61,7 @@ async def exercise(bot: telegram.Bot, chat_id: int) -> None:
     await bot.send_document(chat_id, b"\x00\x01binary\xff", filename="data.bin", caption="ü")
 
 
-async def test_encodes_parameters_exactly_as_httpx_does(fake):
+async def test_telegram_gets_the_same_parameters_as_from_httpx(fake):
     chat = fake.private_chat(fake.add_user(1001))
 
     async with bot_with(fake, HTTPXRequest()) as httpx_bot:
@@ -78,6 +79,41 @@ async def test_encodes_parameters_exactly_as_httpx_does(fake):
     assert upload_aiohttp["caption"] == upload_httpx["caption"] == "ü"
     first, second = fake.messages(chat.id)[0::2]
     assert first.html == second.html == "<b>Title</b> — 标题 &amp; ✓"
+
+
+def test_bodies_are_json_and_uploads_stay_multipart() -> None:
+    # RequestParameter is how PTB itself builds RequestData (telegram.Bot._post).
+    from telegram import InputFile
+    from telegram.request._requestparameter import RequestParameter
+
+    data = RequestData(
+        [
+            RequestParameter.from_input("chat_id", -1001),
+            RequestParameter.from_input("text", "<b>标题</b> & ✓"),
+            RequestParameter.from_input("disable_notification", True),
+            RequestParameter.from_input(
+                "link_preview_options", LinkPreviewOptions(is_disabled=True)
+            ),
+        ]
+    )
+    body, content_type = _encode_body(data)
+    assert content_type == "application/json"
+    assert isinstance(body, bytes)
+    assert json.loads(body) == {
+        "chat_id": -1001,
+        "text": "<b>标题</b> & ✓",
+        "disable_notification": True,
+        "link_preview_options": {"is_disabled": True},
+    }
+    upload = RequestData(
+        [
+            RequestParameter.from_input("chat_id", 5),
+            RequestParameter.from_input("document", InputFile(b"x", filename="a.bin")),
+        ]
+    )
+    form, content_type = _encode_body(upload)
+    assert isinstance(form, aiohttp.FormData) and content_type is None
+    assert _encode_body(None) == (None, None)
 
 
 async def test_a_slow_answer_times_out(fake):
