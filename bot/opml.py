@@ -6,7 +6,8 @@ declarations: no "billion laughs" expansion, no external entities, no network or
 Size is capped before parsing, the number of feeds after.
 
 Importing checks every feed the way /subscribe does (through a `subscribe` callable, so the
-Telegram handler and the command line share it), a few at a time.
+Telegram handler and the command line share it), a few at a time, and subscribes the chat in
+the file's order: /list numbers (what /unsubscribe N and /mode N take) follow the file.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 # Feeds checked at the same time by one import: enough that 200 feeds take a minute, not
 # ten, and few enough that one import neither hogs the fetcher nor hammers one site.
 IMPORT_CONCURRENCY = 4
+# Checks run ahead of the first feed not yet subscribed (or failed): past a slow feed the
+# others are still checked, and at most this many checked feeds wait for their turn to be
+# written, holding their parsed entries meanwhile.
+IMPORT_LOOKAHEAD = 16
 FEED_ROOTS = {"rss", "feed", "rdf:RDF", "RDF"}
 
 
@@ -200,7 +205,13 @@ class SubscribeResult(Protocol):
     created: bool
 
 
-Subscribe = Callable[[str], Awaitable[SubscribeResult]]
+# Awaited by `subscribe` once the feed is checked, before it writes anything: returns when
+# every feed before it in the file is subscribed, has failed or was skipped.
+Turn = Callable[[], Awaitable[None]]
+
+
+class Subscribe(Protocol):
+    def __call__(self, url: str, *, turn: Turn) -> Awaitable[SubscribeResult]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,38 +260,82 @@ class ImportReport:
         return sorted(groups.values(), key=lambda g: -len(g.urls))
 
 
+class _FileOrder:
+    """Turns in file order: feed i's comes once every feed before it is decided
+    (subscribed, failed or skipped), however the checks' ends are ordered."""
+
+    def __init__(self, count: int) -> None:
+        self._decided = [False] * count
+        self._turns = [asyncio.Event() for _ in range(count + 1)]  # [k]: all before k decided
+        self._turns[0].set()
+        self._first_undecided = 0
+
+    async def wait(self, index: int) -> None:
+        await self._turns[index].wait()
+
+    def decide(self, index: int) -> None:
+        """Synchronous, so a failed or cancelled feed never holds up the ones after it."""
+        self._decided[index] = True
+        while self._first_undecided < len(self._decided) and self._decided[self._first_undecided]:
+            self._first_undecided += 1
+            self._turns[self._first_undecided].set()
+
+
 async def import_feeds(
     subscribe: Subscribe,
     feeds: Sequence[OpmlFeed],
     *,
     concurrency: int = IMPORT_CONCURRENCY,
+    lookahead: int = IMPORT_LOOKAHEAD,
     on_checked: Callable[[ImportReport], Awaitable[None]] | None = None,
     keep_going: Callable[[], bool] = lambda: True,
 ) -> ImportReport:
-    """Subscribe to each feed (checked like /subscribe), `concurrency` at a time.
+    """Subscribe to each feed (checked like /subscribe), `concurrency` checks at a time.
+
+    The checks end in any order, but `subscribe` awaits its turn before writing, so the
+    subscriptions are made, and listed, in the file's order. A feed waiting for its turn
+    frees its check slot; at most `lookahead` feeds are between starting and being decided.
+    A failed feed is reported as soon as its check fails and holds up no other.
 
     `on_checked` is awaited after each feed (progress); when `keep_going()` turns false
     (the bot is stopping) no further feed is started and the rest count as not checked.
     """
     report = ImportReport(total=len(feeds))
-    pending = iter(feeds)
+    order = _FileOrder(len(feeds))
+    slots = asyncio.Semaphore(max(1, concurrency))
+    ahead = max(1, concurrency, lookahead)
 
-    async def worker() -> None:
-        while keep_going():
-            feed = next(pending, None)  # one shared iterator: each feed is taken once
-            if feed is None:
+    async def one(index: int, url: str) -> None:
+        held = False
+
+        async def turn() -> None:
+            nonlocal held
+            if held:  # checked: the next feed's check may start while this one waits
+                held = False
+                slots.release()
+            await order.wait(index)
+
+        try:
+            await order.wait(max(0, index - ahead + 1))
+            await slots.acquire()
+            held = True
+            if not keep_going():
                 return
-            await _import_one(subscribe, feed.url, report)
-            if on_checked is not None:
-                await on_checked(report)
+            await _import_one(subscribe, url, turn, report)
+        finally:
+            if held:
+                slots.release()
+            order.decide(index)
+        if on_checked is not None:
+            await on_checked(report)
 
-    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(feeds))))))
+    await asyncio.gather(*(one(index, feed.url) for index, feed in enumerate(feeds)))
     return report
 
 
-async def _import_one(subscribe: Subscribe, url: str, report: ImportReport) -> None:
+async def _import_one(subscribe: Subscribe, url: str, turn: Turn, report: ImportReport) -> None:
     try:
-        result = await subscribe(url)
+        result = await subscribe(url, turn=turn)
     except UserError as error:
         report.failures.append(Failure(url, error.key, dict(error.values)))
     except Exception:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -97,16 +97,25 @@ class Service:
         self.on_queued = on_queued
         self.rng = random.Random()
 
-    async def subscribe(self, chat_id: int, text: str, *, thread_id: int | None) -> Subscribed:
+    async def subscribe(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        thread_id: int | None,
+        turn: Callable[[], Awaitable[None]] | None = None,
+    ) -> Subscribed:
         """Check the feed now (fetch, parse), then subscribe the chat to it.
 
         The entries in the feed now are recorded as seen for this chat: for a feed new to
         the bot this first check primes it; for a feed others follow, any story this check
         finds new goes to them, and the new subscription starts after it.
+
+        `turn` (an import) is awaited between the check and the first write, so an import
+        writes its feeds in the file's order while their checks run side by side.
         """
         url = check_url(text)
-        if await self.store.chats.count_subscriptions(chat_id) >= MAX_SUBSCRIPTIONS_PER_CHAT:
-            raise UserError("subscribe.too_many", limit=MAX_SUBSCRIPTIONS_PER_CHAT)
+        await self._check_room(chat_id)
         existing = await self.store.feeds.by_url(url)
         try:
             result = await self.checker.fetcher.fetch(url)
@@ -119,6 +128,9 @@ class Service:
             existing = await self.store.feeds.by_url(final_url)
         feed_id = existing.id if existing else 0
         parsed = await self.checker.parse(result, feed_id)  # raises NotAFeedError (UserError)
+        if turn is not None:
+            await turn()
+            await self._check_room(chat_id)  # the import's earlier feeds may have filled it
         now = self.clock.now_ms()
         if existing is None:
             feed_id = await self.store.feeds.add(
@@ -141,6 +153,10 @@ class Service:
         title = parsed.feed.title or feed.title or final_url
         log.info("event=subscribe chat=%d feed=%d created=%s", chat_id, feed_id, created)
         return Subscribed(feed_id, title, final_url, created, len(parsed.entries))
+
+    async def _check_room(self, chat_id: int) -> None:
+        if await self.store.chats.count_subscriptions(chat_id) >= MAX_SUBSCRIPTIONS_PER_CHAT:
+            raise UserError("subscribe.too_many", limit=MAX_SUBSCRIPTIONS_PER_CHAT)
 
     async def find_subscription(self, chat_id: int, text: str) -> Subscription:
         """A subscription by its /list number or its URL."""

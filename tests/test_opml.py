@@ -19,6 +19,7 @@ from bot.opml import (
     ImportReport,
     OpmlError,
     OpmlFeed,
+    Turn,
     build_opml,
     import_feeds,
     parse_opml,
@@ -27,7 +28,7 @@ from bot.store import Store
 from bot.store.stats import exported_feeds
 from bot.telegram.ops import import_summary
 from tests.conftest import FIXTURES, REPO, START_MS
-from tests.fakes.feed_server import FeedServer
+from tests.fakes.feed_server import FeedItem, FeedServer, rss_document
 
 OPML_FIXTURE = FIXTURES / "opml" / "feeds.opml"
 FEED_FILES = {
@@ -144,13 +145,44 @@ async def test_export_then_import_into_another_chat_gives_the_same_subscriptions
     def urls(subscriptions: list) -> list[str]:
         return [s.feed_url for s in subscriptions]
 
-    # Feeds are checked concurrently, so /list order is the order the checks finished in.
-    first_chat = sorted(urls(await store.chats.subscriptions(1)))
-    assert sorted(urls(await store.chats.subscriptions(2))) == first_chat
-    assert first_chat == sorted(f.url for f in imported.feeds)
+    # Feeds are checked concurrently, but subscribed (and listed) in the file's order.
+    first_chat = urls(await store.chats.subscriptions(1))
+    assert urls(await store.chats.subscriptions(2)) == first_chat
+    assert first_chat == [f.url for f in imported.feeds]
     # Importing the same file again changes nothing and says so.
     third = await import_into(store, settings, 2, again.feeds)
     assert (len(third.added), len(third.already)) == (0, len(FEED_FILES))
+
+
+async def test_imported_feeds_are_listed_in_the_files_order_not_the_order_checks_end(
+    store: Store, settings: Settings, feed_server: FeedServer
+) -> None:
+    # The first feed in the file answers last, the last first: checks end in reverse order.
+    paths = [f"/late{n}.xml" for n in range(6)]
+    for n, path in enumerate(paths):
+        document = rss_document([FeedItem(f"Story {n}", f"https://n.test/{n}", guid=str(n))])
+        feed_server.trickle(path, document, interval=0.1 * (len(paths) - n), count=1)
+    # A feed that fails slowly, and one that fails at once, between them.
+    feed_server.trickle(
+        "/slow-page.html", b"<html>hi</html>", interval=0.3, count=1, content_type="text/html"
+    )
+    feed_server.publish("/earlier.xml", [FeedItem("Old", "https://n.test/old", guid="old")])
+    await add_chat(store, 1, "Alice")
+    earlier = await import_into(store, settings, 1, [OpmlFeed(feed_server.url("/earlier.xml"))])
+    assert len(earlier.added) == 1
+    urls = [feed_server.url(path) for path in paths]
+    outlines = [*urls[:2], feed_server.url("/slow-page.html"), *urls[2:4]]
+    outlines += [feed_server.url("/missing.xml"), *urls[4:]]
+
+    report = await import_into(store, settings, 1, [OpmlFeed(url) for url in outlines])
+
+    # /list (whose numbers /unsubscribe and /mode take) and /export follow the file, after
+    # the feeds the chat already had; the failed feeds are reported as before.
+    expected = [feed_server.url("/earlier.xml"), *urls]
+    assert [s.feed_url for s in await store.chats.subscriptions(1)] == expected
+    assert [f.url for f in await exported_feeds(store.db, 1)] == expected
+    assert report.added == urls
+    assert sorted(f.key for f in report.failures) == ["feed.http_status", "feed.not_a_feed"]
 
 
 async def run_cli(*args: str, env: dict[str, str], stdin: bytes = b"") -> tuple[int, str, str]:
@@ -225,13 +257,16 @@ class Subscribed:
 async def test_feeds_are_checked_a_few_at_a_time() -> None:
     running = 0
     most = 0
+    written: list[str] = []
 
-    async def subscribe(url: str) -> Subscribed:
+    async def subscribe(url: str, *, turn: Turn) -> Subscribed:
         nonlocal running, most
         running += 1
         most = max(most, running)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01 + 0.001 * (int(url.rsplit("/", 1)[1]) % 7))  # out of order
         running -= 1
+        await turn()
+        written.append(url)
         return Subscribed(created=True)
 
     feeds = [OpmlFeed(f"https://a.test/{n}") for n in range(40)]
@@ -239,12 +274,38 @@ async def test_feeds_are_checked_a_few_at_a_time() -> None:
     report = await import_feeds(subscribe, feeds, concurrency=4)
     assert most == 4 and len(report.added) == 40
     assert time.monotonic() - started < 0.4 * 0.01 * 40  # faster than one at a time
+    assert written == report.added == [f.url for f in feeds]  # in the file's order
+
+
+async def test_checks_go_on_past_a_slow_feed_and_writes_keep_the_files_order() -> None:
+    slow_done = asyncio.Event()
+    checked_meanwhile: list[str] = []
+    written: list[str] = []
+
+    async def subscribe(url: str, *, turn: Turn) -> Subscribed:
+        if url.endswith("/0"):  # the file's first feed: a slow failure
+            await asyncio.sleep(0.3)
+            slow_done.set()
+            raise UserError("feed.timeout", given=url)
+        await asyncio.sleep(0.005)
+        if not slow_done.is_set():
+            checked_meanwhile.append(url)
+        await turn()
+        written.append(url)
+        return Subscribed(created=True)
+
+    feeds = [OpmlFeed(f"https://a.test/{n}") for n in range(40)]
+    report = await import_feeds(subscribe, feeds, concurrency=4, lookahead=16)
+    # While the slow feed was checked the others were too, as far as the lookahead allows.
+    assert checked_meanwhile == [f.url for f in feeds[1:16]]
+    assert written == report.added == [f.url for f in feeds[1:]]
+    assert [f.url for f in report.failures] == [feeds[0].url]
 
 
 async def test_a_stopping_bot_starts_no_further_checks() -> None:
     checked: list[str] = []
 
-    async def subscribe(url: str) -> Subscribed:
+    async def subscribe(url: str, *, turn: Turn) -> Subscribed:
         checked.append(url)
         return Subscribed(created=True)
 
@@ -255,7 +316,7 @@ async def test_a_stopping_bot_starts_no_further_checks() -> None:
 
 
 async def test_the_summary_groups_failures_by_reason_with_at_most_ten_examples() -> None:
-    async def subscribe(url: str) -> Subscribed:
+    async def subscribe(url: str, *, turn: Turn) -> Subscribed:
         number = int(url.rsplit("/", 1)[1])
         if number < 3:
             return Subscribed(created=number != 0)
@@ -401,7 +462,7 @@ def test_deep_nesting_is_no_problem() -> None:
 
 
 async def test_many_kinds_of_failure_still_fit_one_message() -> None:
-    async def subscribe(url: str) -> Subscribed:
+    async def subscribe(url: str, *, turn: Turn) -> Subscribed:
         status = 400 + int(url.rsplit("/", 1)[1]) % 30  # thirty different reasons
         raise UserError("feed.http_status", given=url + "/x" * 80, status=status)
 

@@ -140,7 +140,38 @@ async def test_import_edits_one_progress_message_and_ends_with_one_summary(
         assert "failed: 5" in summary.text
         assert "HTTP 404: 3" in summary.text and "/missing0.xml" in summary.text
         assert "not a feed: " in summary.text and "not http(s): 1" in summary.text
-        assert sorted(await bot.subscriptions(chat.id)) == sorted([already, *good])
+        assert await bot.subscriptions(chat.id) == [already, *good]  # the file's order
+
+
+async def test_list_and_export_show_imported_feeds_in_the_files_order(
+    tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer
+) -> None:
+    # Checks end in reverse file order: the first feed answers last.
+    urls = []
+    for n in range(6):
+        document = rss_document([FeedItem("One", f"https://n.test/{n}", guid="1")], title=f"F{n}")
+        feed_server.trickle(f"/f{n}.xml", document, interval=0.1 * (6 - n), count=1)
+        urls.append(feed_server.url(f"/f{n}.xml"))
+    had = publish(feed_server, "/had.xml")
+    alice = fake.add_user(1001, "Alice")
+    chat = fake.private_chat(alice)
+    async with running_bot(fast_replies(bot_settings(tmp_path, fake), fake), fake):
+        await command_reply(fake, chat, alice, "subscribe", had)
+        before = len(fake.messages(chat.id))
+        missing = feed_server.url("/missing.xml")
+        await document_reply(fake, chat, alice, opml_of(*urls[:3], missing, *urls[3:]))
+        summary = (await fake.wait_for_messages(chat.id, before + 2, timeout=20))[-1]
+        assert "added: 6" in summary.text and "HTTP 404: 1" in summary.text
+
+        # The numbers /unsubscribe and /mode take follow the file, after the chat's own feeds.
+        listed = (await command_reply(fake, chat, alice, "list")).text.splitlines()
+        expected = [had, *urls]
+        assert [line for line in listed if line.startswith("http")] == expected, listed
+        numbered = [line.split(" — ")[0] for line in listed if line[:1].isdigit()]
+        assert numbered == ["1. Feed /had.xml", *(f"{n + 2}. F{n}" for n in range(6))]
+        exported = await command_reply(fake, chat, alice, "export")
+        document = parse_opml(await downloaded(fake, exported), **LIMITS)
+        assert [f.url for f in document.feeds] == expected
 
 
 async def test_import_as_a_reply_to_a_file_and_by_caption_in_groups(
@@ -160,7 +191,7 @@ async def test_import_as_a_reply_to_a_file_and_by_caption_in_groups(
         update["message"]["reply_to_message"] = sent["message"]
         messages = await fake.wait_for_messages(chat.id, 2, timeout=10)
         assert "added: 2" in messages[-1].text
-        assert sorted(await bot.subscriptions(chat.id)) == sorted(urls[:2])
+        assert await bot.subscriptions(chat.id) == urls[:2]
 
         # In a group only administrators may import; a caption for another bot is not ours.
         captioned = f"/import@{fake.bot_user.username}"
