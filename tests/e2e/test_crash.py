@@ -14,7 +14,6 @@ import contextlib
 import math
 import os
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -22,10 +21,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.store import FeedCheck, Store
+from tests.e2e.child import Children
 from tests.fakes.feed_server import FeedItem, FeedServer
 from tests.fakes.telegram_api import FakeTelegram, FloodLimits
 
-REPO = Path(__file__).resolve().parents[2]
 FEED = "/crash.xml"
 CHATS = range(10_001, 10_301)  # 300 private chats
 MAX_IN_FLIGHT = 32  # the default, written out in the settings file so the bound below holds
@@ -35,79 +34,14 @@ MAX_IN_FLIGHT = 32  # the default, written out in the settings file so the bound
 FLUSH_SECONDS = 0.05
 
 
-class Child:
-    """One `news-notifier run` (python -m bot run); its output goes to a file in tmp_path."""
-
-    def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
-        self.process = process
-        self.log = log
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    async def exit_code(self, timeout: float) -> int:  # noqa: ASYNC109 - reads as a deadline
-        try:
-            async with asyncio.timeout(timeout):
-                return await self.process.wait()
-        except TimeoutError:
-            raise AssertionError(
-                f"news-notifier run (pid {self.pid}) still running after {timeout}s;"
-                f" output:\n{self.output()[-3000:]}"
-            ) from None
-
-
-class Children:
-    """Starts children; whatever a test leaves running is killed in teardown."""
-
-    def __init__(self, tmp_path: Path, fake: FakeTelegram, rate: float) -> None:
-        self.tmp_path = tmp_path
-        self.database = tmp_path / "bot.sqlite3"
-        config = tmp_path / "settings.toml"
-        config.write_text(
-            "[delivery]\n"
-            f"global_per_second = {rate}\n"
-            f"max_in_flight = {MAX_IN_FLIGHT}\n"
-            "shutdown_grace_seconds = 5\n"
-        )
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("NEWS_NOTIFIER_")},
-            "TELEGRAM_BOT_TOKEN": fake.token,
-            "TELEGRAM_API_BASE_URL": fake.base_url,
-            "NEWS_NOTIFIER_CONFIG": str(config),
-            "NEWS_NOTIFIER_DATABASE": str(self.database),
-            "NEWS_NOTIFIER_ALLOW_PRIVATE_NETWORKS": "1",
-            "NEWS_NOTIFIER_POLL_INTERVAL": "1",
-        }
-        self.started: list[Child] = []
-
-    async def start(self) -> Child:
-        log = self.tmp_path / f"run-{len(self.started) + 1}.log"
-        with log.open("wb") as output:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "run",
-                cwd=REPO,
-                env=self.env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=output,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-        child = Child(process, log)
-        self.started.append(child)
-        return child
-
-    async def kill_all(self) -> None:
-        for child in self.started:
-            if child.process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    child.process.kill()
-                await child.process.wait()
+def settings(rate: float) -> str:
+    """The children's settings file: paced at `rate`, MAX_IN_FLIGHT sends open at most."""
+    return (
+        "[delivery]\n"
+        f"global_per_second = {rate}\n"
+        f"max_in_flight = {MAX_IN_FLIGHT}\n"
+        "shutdown_grace_seconds = 5\n"
+    )
 
 
 async def prepare(database: Path, feed_url: str) -> None:
@@ -169,17 +103,18 @@ def chats_reached(fake: FakeTelegram) -> int:
 @contextlib.asynccontextmanager
 async def setup(
     tmp_path: Path, feed_server: FeedServer, rate: float
-) -> AsyncIterator[tuple[FakeTelegram, Children]]:
+) -> AsyncIterator[tuple[FakeTelegram, Children, Path]]:
     # The fake keeps Telegram's per-chat limits; its overall limit follows the bot's pace.
     limits = FloodLimits(global_per_second=rate, global_burst=30)
     async with FakeTelegram(limits=limits) as fake:
         for chat_id in CHATS:
             fake.private_chat(fake.add_user(chat_id, f"User {chat_id}"))
-        children = Children(tmp_path, fake, rate)
+        children = Children(tmp_path, fake, settings(rate))
+        database = tmp_path / "bot.sqlite3"
         try:
-            await prepare(children.database, feed_server.url(FEED))
+            await prepare(database, feed_server.url(FEED))
             publish_story(feed_server)
-            yield fake, children
+            yield fake, children, database
         finally:
             await children.kill_all()
 
@@ -188,17 +123,18 @@ async def test_kill_9_mid_fan_out_then_restart_delivers_to_every_chat(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
     rate = 150.0
-    async with setup(tmp_path, feed_server, rate) as (fake, children):
+    async with setup(tmp_path, feed_server, rate) as (fake, children, database):
         # Each send takes a little while, so several are in flight when the kill comes.
         fake.delay(0.03, methods=["sendMessage"])
-        first = await children.start()
+        first = await children.start(database, "run-1")
         await fake.wait_for(lambda: len(fake.sent) >= 0.4 * len(CHATS), 30, "40% of the fan-out")
         os.kill(first.pid, signal.SIGKILL)
         assert await first.exit_code(10) == -signal.SIGKILL
         at_kill = chats_reached(fake)
         assert at_kill < 0.8 * len(CHATS), f"killed too late to test anything: {at_kill}"
 
-        second = await children.start()  # same database; the kernel released the lock
+        # The same database: the kernel released the lock the killed run held.
+        second = await children.start(database, "run-2")
         await fake.wait_for(
             lambda: chats_reached(fake) == len(CHATS), 30, "every chat to get the story"
         )
@@ -219,15 +155,15 @@ async def test_kill_9_mid_fan_out_then_restart_delivers_to_every_chat(
         bound = MAX_IN_FLIGHT + 2 * math.ceil(rate * FLUSH_SECONDS)
         assert duplicates <= bound, (duplicates, bound)
         assert max(per_chat.values()) <= 2, per_chat.most_common(3)
-        assert await outbox_statuses(children.database) == {"sent": len(CHATS)}
+        assert await outbox_statuses(database) == {"sent": len(CHATS)}
         assert fake.retry_after_count == 0
 
 
 async def test_sigterm_mid_fan_out_exits_0_and_restart_finishes_without_duplicates(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
-    async with setup(tmp_path, feed_server, rate=100.0) as (fake, children):
-        first = await children.start()
+    async with setup(tmp_path, feed_server, rate=100.0) as (fake, children, database):
+        first = await children.start(database, "run-1")
         await fake.wait_for(lambda: len(fake.sent) >= 0.3 * len(CHATS), 30, "30% of the fan-out")
         asked = time.monotonic()
         first.process.send_signal(signal.SIGTERM)
@@ -239,26 +175,18 @@ async def test_sigterm_mid_fan_out_exits_0_and_restart_finishes_without_duplicat
         # Stopped cleanly: every accepted message is recorded as sent, the rest is pending.
         delivered = len(fake.sent)
         assert delivered == chats_reached(fake) < len(CHATS)
-        assert await outbox_statuses(children.database) == {
+        assert await outbox_statuses(database) == {
             "sent": delivered,
             "pending": len(CHATS) - delivered,
         }
 
         calls_before = fake.request_counts["getme"]
-        second = await children.start()
+        second = await children.start(database, "run-2")
         # While it runs, a third `news-notifier run` on the same database refuses to start.
         # The second run asks getMe only after it took the database's lock.
         await fake.wait_for_request("getMe", calls_before + 1, timeout=30)
-        intruder = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            cwd=REPO,
-            env=children.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        intruder = await children.spawn(
+            database, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
         try:
             async with asyncio.timeout(30):
@@ -269,7 +197,7 @@ async def test_sigterm_mid_fan_out_exits_0_and_restart_finishes_without_duplicat
                 await intruder.wait()
         assert intruder.returncode == 2
         message = err.decode()
-        assert "in use" in message and str(children.database) in message, message
+        assert "in use" in message and str(database) in message, message
         assert len(message.strip().splitlines()) == 1, message  # one clear line, no traceback
         assert second.process.returncode is None  # the running bot was not disturbed
 
@@ -280,5 +208,5 @@ async def test_sigterm_mid_fan_out_exits_0_and_restart_finishes_without_duplicat
         assert await second.exit_code(10) == 0, second.output()[-3000:]
         # Nothing lost, and with clean stops nothing sent twice.
         assert Counter(m.chat_id for m in fake.sent) == dict.fromkeys(CHATS, 1)
-        assert await outbox_statuses(children.database) == {"sent": len(CHATS)}
+        assert await outbox_statuses(database) == {"sent": len(CHATS)}
         assert fake.retry_after_count == 0

@@ -52,7 +52,6 @@ import random
 import re
 import signal
 import sqlite3
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -64,10 +63,10 @@ import pytest
 
 from bot.models import Entry
 from bot.store import FeedCheck, Store
+from tests.e2e.child import Child, Children
 from tests.fakes.feed_server import FeedItem, FeedServer
 from tests.fakes.telegram_api import FakeTelegram, FloodLimits, SentMessage
 
-REPO = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("CRASH_TRIALS_SEED") or random.SystemRandom().randrange(2**32))
 
 PHASES = ("polling", "dedupe", "fan-out", "digest")
@@ -82,6 +81,18 @@ RATE = 200.0  # delivery.global_per_second
 CHAT_RATE = 20.0  # delivery.chat_per_second
 GROUP_PER_MINUTE = 600.0  # delivery.group_per_minute
 MAX_IN_FLIGHT = 8  # delivery.max_in_flight
+# The children's settings file: that pace, and long-polls short enough that a stop does
+# not wait for one.
+SETTINGS = (
+    "[telegram]\n"
+    "polling_timeout = 1\n"
+    "[delivery]\n"
+    f"global_per_second = {RATE}\n"
+    f"chat_per_second = {CHAT_RATE}\n"
+    f"group_per_minute = {GROUP_PER_MINUTE}\n"
+    f"max_in_flight = {MAX_IN_FLIGHT}\n"
+    "shutdown_grace_seconds = 5\n"
+)
 # The sender records deliveries in batches this often (bot.delivery.sender.FLUSH_EVERY),
 # written out, not imported: a slower flush means more resends after a kill, which is what
 # these trials must notice.
@@ -132,86 +143,6 @@ async def until(condition: Callable[[], bool], within: float, every: float = POL
             break
         await asyncio.sleep(every)
     return condition()
-
-
-# --------------------------------------------------------------------------------------------
-# Children
-
-
-class Child:
-    """One `news-notifier run` (python -m bot run); its output goes to a file."""
-
-    def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
-        self.process = process
-        self.log = log
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def logged(self, event: str) -> Callable[[], bool]:
-        return lambda: f"event={event} " in self.output()
-
-    async def exit_code(self, within: float) -> int:
-        try:
-            async with asyncio.timeout(within):
-                return await self.process.wait()
-        except TimeoutError:
-            raise AssertionError(
-                f"seed {SEED}: news-notifier run (pid {self.process.pid}) still running after"
-                f" {within}s; output:\n{self.output()[-3000:]}"
-            ) from None
-
-
-class Children:
-    """Starts children against the fake; whatever is left running is killed in teardown."""
-
-    def __init__(self, tmp_path: Path, fake: FakeTelegram) -> None:
-        self.tmp_path = tmp_path
-        config = tmp_path / "settings.toml"
-        config.write_text(
-            "[telegram]\n"
-            "polling_timeout = 1\n"
-            "[delivery]\n"
-            f"global_per_second = {RATE}\n"
-            f"chat_per_second = {CHAT_RATE}\n"
-            f"group_per_minute = {GROUP_PER_MINUTE}\n"
-            f"max_in_flight = {MAX_IN_FLIGHT}\n"
-            "shutdown_grace_seconds = 5\n"
-        )
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("NEWS_NOTIFIER_")},
-            "TELEGRAM_BOT_TOKEN": fake.token,
-            "TELEGRAM_API_BASE_URL": fake.base_url,
-            "NEWS_NOTIFIER_CONFIG": str(config),
-            "NEWS_NOTIFIER_ALLOW_PRIVATE_NETWORKS": "1",
-            "NEWS_NOTIFIER_POLL_INTERVAL": "1",
-        }
-        self.started: list[Child] = []
-
-    async def start(self, database: Path, name: str) -> Child:
-        log = self.tmp_path / f"{name}.log"
-        with log.open("wb") as output:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "run",
-                cwd=REPO,
-                env={**self.env, "NEWS_NOTIFIER_DATABASE": str(database)},
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=output,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-        child = Child(process, log)
-        self.started.append(child)
-        return child
-
-    async def kill_all(self) -> None:
-        for child in self.started:
-            if child.process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    child.process.kill()
-                await child.process.wait()
 
 
 # --------------------------------------------------------------------------------------------
@@ -673,7 +604,7 @@ async def test_kill_9_at_random_moments_then_restart_owes_nothing_and_repeats_wi
     async with FakeTelegram(limits=limits) as fake:
         fake.delay(SEND_DELAY, methods=["sendMessage"])
         ledger = Ledger(fake)
-        children = Children(tmp_path, fake)
+        children = Children(tmp_path, fake, SETTINGS, note=f"seed {SEED}: ")
 
         async def trial(number: int) -> tuple[str, list[str]]:
             await asyncio.sleep(number * STAGGER)

@@ -1,9 +1,11 @@
 """Delivery through Telegram's errors: the real bot (PTB, aiohttp, store, poller, sender)
 against the fake Bot API on loopback, with faults injected by the fake.
 
-Each test prepares the database before the bot starts: chats subscribed to one local feed
-that is already primed (seen once, empty), so the stories the feed serves when the bot's
-first poll reads it are news and are owed to every subscribed chat.
+Each alert test prepares the database before the bot starts: chats subscribed to one local
+feed that is already primed (seen once, empty), so the stories the feed serves when the bot's
+first poll reads it are news and are owed to every subscribed chat. Command replies do not go
+through the sender but through PTB's rate limiter hook (bot.delivery.pacing.PacedRateLimiter,
+the same pacer): one test here floods a reply.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pytest
 from bot.config import Settings
 from bot.delivery.format import html_to_plain
 from bot.store import FeedCheck, Store
+from bot.telegram.i18n import t
 from tests.e2e.harness import RunningBot, bot_settings, running_bot
 from tests.fakes.feed_server import FeedItem, FeedServer
 from tests.fakes.telegram_api import FakeTelegram, RecordedRequest, SentMessage
@@ -143,6 +146,43 @@ async def test_flood_wait_for_one_chat_delays_only_that_chat(
         assert dict(fake.retry_after_by_chat) == {slow: 1}
         assert bot.runtime.sender.stats.flood_waits == 1
         assert await statuses(bot) == {"sent": 10}
+
+
+async def test_flood_wait_on_a_command_reply_sends_it_once_after_the_wait_and_holds_no_other_chat(
+    tmp_path: Path, fake: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reply refused with 429 holds only its chat for retry_after (PacedRateLimiter), then
+    goes again; the two chats' commands are handled side by side (PerChatUpdateProcessor)."""
+    caplog.set_level(logging.WARNING, logger="bot.delivery.pacing")
+    wait = 2
+    alice, bob = fake.add_user(3001, "Alice"), fake.add_user(3002, "Bob")
+    flooded, other = fake.private_chat(alice), fake.private_chat(bob)
+    fake.force_retry_after(flooded.id, wait)
+
+    async with running_bot(bot_settings(tmp_path, fake), fake):
+        fake.user_command(flooded, alice, "help")
+        await fake.wait_for(lambda: fake.retry_after_count == 1, 10, "the reply's 429")
+        [refused] = sends_to(fake, flooded.id)
+        retry_at = refused.time + wait
+        # Meanwhile another chat's command is answered at once, well before the wait is over.
+        fake.user_command(other, bob, "list")
+        [answer] = await fake.wait_for_messages(other.id, 1, timeout=10)
+        took = answer.sent_at - refused.time
+        assert took < wait / 2, f"{took:.2f}s after the 429"
+        assert answer.source == t("en", "list.empty")
+        # The flooded reply is sent again once retry_after has passed, not before.
+        [reply] = await fake.wait_for_messages(flooded.id, 1, timeout=10)
+        assert reply.sent_at >= retry_at, f"{reply.sent_at - refused.time:.2f}s after the 429"
+        assert reply.source == t("en", "help")
+
+    # The bot has stopped: nothing more can come. Each reply arrived exactly once.
+    assert fake.messages(flooded.id) == [reply]
+    assert [r.status for r in sends_to(fake, flooded.id)] == [429, 200]
+    assert fake.messages(other.id) == [answer]
+    assert [r.status for r in sends_to(fake, other.id)] == [200]
+    assert dict(fake.retry_after_by_chat) == {flooded.id: 1}
+    floods = [r.getMessage() for r in caplog.records if "event=flood_wait" in r.getMessage()]
+    assert floods == [f"event=flood_wait chat={flooded.id} retry_after={wait} method=sendMessage"]
 
 
 # --- 403 / chat gone ------------------------------------------------------------------------
