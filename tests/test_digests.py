@@ -491,3 +491,25 @@ async def test_a_schedule_changed_while_digests_are_made_keeps_its_new_time(
         chat = chats[chat_id]
         assert chat is not None and chat.last_digest_at == ms(local(zone, 2025, 6, 2, 6, 0))
         assert len(await digests(store, chat_id)) == 1
+
+
+async def test_a_tick_while_digests_are_made_returns_at_once_and_queues_nothing_twice(
+    store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job ticks every few seconds and a big minute takes longer than a tick."""
+    clock = FakeClock(ms(local("UTC", 2025, 6, 1, 7, 0)))
+    await setup_chat(store, clock)
+    scheduler = DigestScheduler(store, settings, clock)
+    await scheduler.set_schedule(1, ["08:00"], thread_id=None)
+    clock.set(local("UTC", 2025, 6, 1, 8, 0, 5))
+    read_feeds = store.chats.subscribed_feeds
+    overlapping: list[int] = []
+
+    async def next_tick_meanwhile(chat_ids: list[int]) -> dict[int, set[int]]:
+        overlapping.append(await scheduler.fire_due())
+        return await read_feeds(chat_ids)
+
+    monkeypatch.setattr(store.chats, "subscribed_feeds", next_tick_meanwhile)
+    assert await scheduler.fire_due() == 1
+    assert overlapping == [0]
+    assert len(await digests(store)) == 1

@@ -92,6 +92,7 @@ class DigestScheduler:
         self.settings = settings
         self.clock = clock
         self.on_queued = on_queued
+        self._firing = asyncio.Lock()
 
     # --- commands ---------------------------------------------------------------------
 
@@ -162,7 +163,16 @@ class DigestScheduler:
         keyword matching once. It yields to the event loop after each chat, so commands
         and alerts keep flowing while thousands of digests are made, and writes a batch
         of chats per transaction.
+
+        A call made while another runs returns 0 at once: the job ticks every few seconds
+        and a big minute takes longer, and two runs would queue the same digests twice.
         """
+        if self._firing.locked():
+            return 0
+        async with self._firing:
+            return await self._fire_due()
+
+    async def _fire_due(self) -> int:
         now = self.clock.now_ms()
         chats = await self.store.chats.digests_due(now)
         if not chats:
