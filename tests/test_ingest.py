@@ -219,6 +219,41 @@ async def test_same_story_in_two_feeds_alerts_a_chat_once(
     ]
 
 
+async def test_untitled_stories_of_two_feeds_are_not_taken_for_one(
+    bot: Bot, feed_server: FeedServer
+) -> None:
+    """Only a title the feed gave makes two feeds' stories one: stories without a title
+    (named "(untitled)" or after their text) stay distinct."""
+    chat = await bot.chat(1)
+    for path in ("/a.xml", "/b.xml"):
+        feed_server.publish(path, [item(1)])
+        await bot.service.subscribe(chat, feed_server.url(path), thread_id=None)
+    for path, n in (("/a.xml", 5), ("/b.xml", 6)):
+        no_title = FeedItem(
+            title="",
+            link=f"https://{path[1]}.test/{n}",
+            guid=f"g-{n}",
+            pub_date=NOW,
+            description=None,
+        )
+        same_text = FeedItem(
+            title="",
+            link=f"https://{path[1]}.test/t{n}",
+            guid=f"t-{n}",
+            pub_date=NOW,
+            description=f"<p>Markets opened higher in {path[1]}.</p>",
+        )
+        feed_server.publish(path, [no_title, same_text, item(1)])
+        await bot.check(feed_server.url(path))
+    titles = sorted(a[1] for a in await bot.alerts())
+    assert titles == [
+        "(untitled)",
+        "(untitled)",
+        "Markets opened higher in a.",
+        "Markets opened higher in b.",
+    ]
+
+
 async def test_keyword_filter_routes_and_names_the_keyword(
     bot: Bot, feed_server: FeedServer
 ) -> None:

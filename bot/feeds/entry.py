@@ -31,6 +31,9 @@ def normalize_entry(raw: Mapping[str, Any], *, feed_id: int, feed_url: str, now_
     lead_html = pick_body(_contents(raw), raw.get("summary") or raw.get("description"))
     title = html_to_text(raw.get("title") or "")[:MAX_TITLE_CHARS]
     text_for_identity = ""
+    # Only a title the feed gave says which story this is: one made up from the text (or
+    # "(untitled)") must not make two feeds' different stories one (cross-feed duplicates).
+    given_title_key = title_key(title)
     if not title:
         text_for_identity = html_to_text(lead_html)
         title = _title_from_text(text_for_identity)
@@ -43,7 +46,7 @@ def normalize_entry(raw: Mapping[str, Any], *, feed_id: int, feed_url: str, now_
         link=link,
         lead_html=lead_html,
         link_key=link_key,
-        title_key=title_key(title),
+        title_key=given_title_key,
     )
 
 
