@@ -97,6 +97,41 @@ class AdminCache:
         self._seen[key] = (now, admin)
         return admin
 
+    async def any_admin_among(
+        self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_ids: frozenset[int]
+    ) -> bool:
+        """Whether one of `user_ids` administers the chat (a channel: posts carry no user)."""
+        key = (chat_id, 0)  # user id 0 is never a real user: the chat's whole admin list
+        hit = self._seen.get(key)
+        now = time.monotonic()
+        if hit and now - hit[0] < self.ttl:
+            return hit[1]
+        admins = await context.bot.get_chat_administrators(chat_id)
+        found = any(member.user.id in user_ids for member in admins)
+        if len(self._seen) > 10_000:
+            self._seen.clear()
+        self._seen[key] = (now, found)
+        return found
+
+
+async def is_allowed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """NEWS_NOTIFIER_ALLOWED_USERS: empty lets anyone in. A channel post carries no user, so
+    a channel is let in when one of its administrators is an allowed user."""
+    allowed = runtime(context).settings.telegram.allowed_users
+    if not allowed:
+        return True
+    chat = update.effective_chat
+    if chat is not None and chat.type == ChatType.CHANNEL:
+        try:
+            return await runtime(context).admins.any_admin_among(
+                context, chat.id, frozenset(allowed)
+            )
+        except TelegramError as error:
+            log.warning("event=admin_list_failed chat=%d error=%r", chat.id, str(error))
+            return False
+    user = update.effective_user
+    return user is not None and user.id in allowed
+
 
 async def may_change(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     """Private chats: the user. Groups: administrators only. Channels: posts are by admins."""
@@ -123,14 +158,13 @@ def command(*, changes: bool = False) -> Callable[[Callable[..., Awaitable[None]
                 return
             rt = runtime(context)
             user = update.effective_user
-            language, resumed = await rt.remember_chat(chat, user.language_code if user else None)
-            if (
-                rt.settings.telegram.allowed_users
-                and (user is None or user.id not in rt.settings.telegram.allowed_users)
-                and chat.type != ChatType.CHANNEL
-            ):
-                await reply(message, t(language, "auth.not_allowed"))
+            language_code = user.language_code if user else None
+            # Before remember_chat: a refused command must not store the chat, nor resume a
+            # paused one.
+            if not await is_allowed(update, context):
+                await reply(message, t(language_of(language_code), "auth.not_allowed"))
                 return
+            language, resumed = await rt.remember_chat(chat, language_code)
             text = argument_text(message)
             request = Request(
                 chat.id,
@@ -236,6 +270,9 @@ async def unsubscribe_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
         return
     rt = runtime(context)
     language = language_of(query.from_user.language_code if query.from_user else None)
+    if not await is_allowed(update, context):
+        await query.answer(t(language, "auth.not_allowed")[:200], show_alert=True)
+        return
     if not await may_change(update, context):
         await query.answer(t(language, "auth.not_admin")[:200], show_alert=True)
         return
