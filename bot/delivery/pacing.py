@@ -108,7 +108,13 @@ class PacedRateLimiter(BaseRateLimiter[int]):
         rate_limit_args: int | None,
     ) -> bool | dict[str, Any] | list[Any] | None:
         chat_id = data.get("chat_id")
-        paced = isinstance(chat_id, int) and endpoint.lower().startswith(_SENDING_PREFIXES)
+        method = endpoint.lower()
+        # A chat action ("typing…") is not a message: pacing it would delay the reply.
+        paced = (
+            isinstance(chat_id, int)
+            and method.startswith(_SENDING_PREFIXES)
+            and method != "sendchataction"
+        )
         for attempt in range(self.max_retries + 1):
             if paced:
                 await self.pacer.acquire(chat_id)  # type: ignore[arg-type]

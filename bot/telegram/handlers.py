@@ -6,9 +6,11 @@ the user's language), and an unexpected failure gets a short apology, never sile
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,7 +23,7 @@ from telegram import (
     Message,
     Update,
 )
-from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.constants import ChatAction, ChatMemberStatus, ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
@@ -195,6 +197,34 @@ def command(*, changes: bool = False) -> Callable[[Callable[..., Awaitable[None]
     return wrap
 
 
+# A check that takes longer than this shows "typing…" until it ends (a slow feed can take
+# up to fetch.total_timeout); a quick one shows nothing, so no "typing…" outlives the reply.
+TYPING_AFTER = 1.0
+TYPING_EVERY = 4.5  # Telegram shows a chat action for 5 s
+
+
+@contextlib.asynccontextmanager
+async def typing_while_slow(
+    context: ContextTypes.DEFAULT_TYPE, chat_id: int, thread_id: int | None
+) -> AsyncIterator[None]:
+    async def keep_typing() -> None:
+        await asyncio.sleep(TYPING_AFTER)
+        while True:
+            with contextlib.suppress(TelegramError):
+                await context.bot.send_chat_action(
+                    chat_id, ChatAction.TYPING, message_thread_id=thread_id
+                )
+            await asyncio.sleep(TYPING_EVERY)
+
+    task = asyncio.create_task(keep_typing())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 # --- commands ---------------------------------------------------------------------------
 
 
@@ -218,9 +248,10 @@ async def subscribe(request: Request, context: ContextTypes.DEFAULT_TYPE) -> Non
         raise UserError("subscribe.usage")
     if len(request.args) > 1:
         raise UserError("feed.invalid_url", given=request.text[:200])
-    result = await runtime(context).service.subscribe(
-        request.chat_id, request.text, thread_id=request.thread_id
-    )
+    async with typing_while_slow(context, request.chat_id, request.thread_id):
+        result = await runtime(context).service.subscribe(
+            request.chat_id, request.text, thread_id=request.thread_id
+        )
     key = "subscribe.done" if result.created else "subscribe.already"
     await reply(request.message, t(request.language, key, title=result.title, count=result.entries))
 
