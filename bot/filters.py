@@ -154,6 +154,10 @@ _EXCLUDE_MARKS = "-－"
 # an apostrophe belongs to words such as "Putin's".
 _QUOTES = {'"': '"', "＂": "＂", "“": "”", "„": "“", "«": "»", "「": "」", "『": "』"}
 _QUOTE_CHARS = frozenset(_QUOTES) | frozenset(_QUOTES.values())
+# Outside quotes these separate keywords as a space does: people type lists as "AI, ML",
+# "人工智能，芯片" or "人工智能、芯片", and a keyword must never end up as "AI," (which does
+# not match "AI is here") or as the whole list.
+_LIST_SEPARATORS = frozenset(",，、;；")
 # Quotes `display` may use, in order of preference: the first whose closer is not in the text.
 _DISPLAY_QUOTES = (('"', '"'), ("“", "”"), ("「", "」"), ("『", "』"))
 
@@ -185,8 +189,26 @@ def _needs_quotes(text: str) -> bool:
     return (
         not text
         or text[0] in _EXCLUDE_MARKS
-        or any(ch.isspace() or ch in _QUOTE_CHARS for ch in text)
+        or any(ch in _QUOTE_CHARS or _splits_at(text, i) for i, ch in enumerate(text))
     )
+
+
+def _splits_at(text: str, i: int) -> bool:
+    """Whether `text[i]`, outside quotes, ends a keyword: whitespace or a list separator.
+
+    A comma that groups thousands ("1,000", "10,000,000": a digit before it, exactly three
+    after) belongs to its number, as it always did; "2024,2025" and "3,5" are two keywords.
+    """
+    ch = text[i]
+    if ch.isspace():
+        return True
+    if ch not in _LIST_SEPARATORS:
+        return False
+    if ch == "," and i > 0 and text[i - 1].isdecimal():
+        group = text[i + 1 : i + 5]
+        if len(group) >= 3 and group[:3].isdecimal() and not group[3:].isdecimal():
+            return False
+    return True
 
 
 def parse_keywords(
@@ -194,10 +216,14 @@ def parse_keywords(
 ) -> list[Keyword]:
     """Keywords from the text after `/keywords add` (or `remove`), in order, duplicates dropped.
 
-    Words are split on whitespace (ASCII or the full-width U+3000); "double", “curly”,
-    「corner」 and 『white corner』 quotes make a phrase; a leading '-' or '－' makes an exclusion.
+    Words are split on whitespace (ASCII or the full-width U+3000) and, outside quotes, on the
+    list separators `,` `，` `、` `;` `；` ("AI, ML", "人工智能，芯片" are two keywords; a
+    thousands comma as in "1,000" stays in its number); "double", “curly”, 「corner」 and
+    『white corner』 quotes make a phrase, kept as typed ("a, b" is one phrase); a leading '-'
+    or '－' makes an exclusion, and a lone one (`/keywords add - x`) is ignored.
     `args` may also be the already split words (python-telegram-bot's `context.args`).
-    Raises KeywordError for empty input, an unbalanced quote, or a keyword over `max_length`.
+    Raises KeywordError for empty input (nothing but separators and lone dashes included), an
+    unbalanced quote, or a keyword over `max_length`.
     """
     text = args if isinstance(args, str) else " ".join(args)
     keywords: list[Keyword] = []
@@ -219,24 +245,30 @@ def parse_keywords(
 
 
 def _tokens(text: str) -> Iterator[tuple[str, bool]]:
-    """(body, exclude) for each whitespace-separated word or quoted phrase in `text`."""
+    """(body, exclude) for each word or quoted phrase in `text`, split as `_splits_at` says.
+
+    A lone exclusion mark (followed by whitespace, a separator or the end) yields nothing.
+    """
     i, n = 0, len(text)
     while i < n:
-        if text[i].isspace():
+        if _splits_at(text, i):
             i += 1
             continue
         exclude = text[i] in _EXCLUDE_MARKS
         start = i + 1 if exclude else i
+        if exclude and (start == n or _splits_at(text, start)):
+            i = start  # "- x", "x -", "-, x": a stray dash, not an exclusion of nothing
+            continue
         if start < n and text[start] in _QUOTES:
             close = text.find(_QUOTES[text[start]], start + 1)
             # A phrase must be closed and must end its word: `"a b"c` is a typo, not a keyword.
-            if close == -1 or (close + 1 < n and not text[close + 1].isspace()):
+            if close == -1 or (close + 1 < n and not _splits_at(text, close + 1)):
                 raise KeywordError("keywords.unbalanced_quote")
             yield text[start + 1 : close], exclude
             i = close + 1
             continue
         end = start
-        while end < n and not text[end].isspace():
+        while end < n and not _splits_at(text, end):
             end += 1
         word = text[start:end]
         # A quote inside a bare word means a phrase was opened or closed in the wrong place.

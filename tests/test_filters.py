@@ -16,6 +16,7 @@ from bot.filters import (
     REJECT,
     Keyword,
     KeywordError,
+    KeywordFilter,
     KeywordIndex,
     Verdict,
     check_limit,
@@ -105,6 +106,227 @@ def test_parse_rejects_empty(args: str | list[str]) -> None:
     with pytest.raises(KeywordError) as caught:
         parse_keywords(args)
     assert caught.value.key == "keywords.empty"
+
+
+# --- list separators: commas, semicolons, the ideographic comma -------------------------------
+# People type lists as they write them: "AI, ML", "人工智能，芯片", "人工智能、芯片". Outside
+# quotes `,` `，` `、` `;` `；` separate keywords like a space does, so none of them ends up
+# inside a keyword ("AI," would never match "AI is here", and "人工智能，芯片" would be one
+# keyword that matches almost nothing).
+
+
+@pytest.mark.parametrize(
+    "args",
+    ["AI,ML", "AI, ML", "AI ,ML", "AI , ML", "AI;ML", "AI; ML", "AI；ML", "AI，ML", "AI、ML",
+     "AI,,ML", ",AI,ML,", "AI,\u3000ML", "AI, ML;"],
+)  # fmt: skip
+def test_parse_splits_on_list_separators(args: str) -> None:
+    assert parse_keywords(args) == [Keyword("AI"), Keyword("ML")]
+
+
+@pytest.mark.parametrize(
+    "args",
+    ["人工智能，芯片", "人工智能、芯片", "人工智能；芯片", "人工智能;芯片", "人工智能, 芯片",
+     "人工智能，　芯片", "人工智能 ， 芯片", "人工智能、芯片、", "、人工智能、、芯片"],
+)  # fmt: skip
+def test_parse_splits_chinese_lists(args: str) -> None:
+    assert parse_keywords(args) == [Keyword("人工智能"), Keyword("芯片")]
+
+
+@pytest.mark.parametrize(
+    ("args", "parsed"),
+    [
+        ("-crypto,-nft", [Keyword("crypto", True), Keyword("nft", True)]),
+        ("AI, -crypto; -nft", [Keyword("AI"), Keyword("crypto", True), Keyword("nft", True)]),
+        ("芯片，-加密货币", [Keyword("芯片"), Keyword("加密货币", True)]),
+        ("－体育、－娱乐", [Keyword("体育", True), Keyword("娱乐", True)]),
+        ('-"white house",-"state of the union"', [
+            Keyword("white house", True), Keyword("state of the union", True)
+        ]),
+    ],
+)  # fmt: skip
+def test_parse_splits_exclusions_on_list_separators(args: str, parsed: list[Keyword]) -> None:
+    assert parse_keywords(args) == parsed
+
+
+@pytest.mark.parametrize(
+    ("args", "parsed"),
+    [
+        ("AI,", [Keyword("AI")]),
+        (",AI", [Keyword("AI")]),
+        ("AI;", [Keyword("AI")]),
+        ("-crypto,", [Keyword("crypto", True)]),
+        ("芯片、", [Keyword("芯片")]),
+        ("；芯片，", [Keyword("芯片")]),
+    ],
+)
+def test_parse_strips_separators_at_the_ends_of_a_word(args: str, parsed: list[Keyword]) -> None:
+    assert parse_keywords(args) == parsed
+
+
+@pytest.mark.parametrize(
+    ("args", "parsed"),
+    [
+        ('"a, b"', [Keyword("a, b")]),
+        ('"AI, ML"', [Keyword("AI, ML")]),
+        ("“人工智能，芯片”", [Keyword("人工智能，芯片")]),
+        ("「人工智能、芯片」", [Keyword("人工智能、芯片")]),
+        ('"a; b" c', [Keyword("a; b"), Keyword("c")]),
+        ('", a,"', [Keyword(", a,")]),
+        ('-"x, y"', [Keyword("x, y", True)]),
+        # A quoted phrase may be followed by a separator, as by a space.
+        ('"State of the Union", AI', [Keyword("State of the Union"), Keyword("AI")]),
+        ('"a b",c', [Keyword("a b"), Keyword("c")]),
+        ("「人工智能」、芯片", [Keyword("人工智能"), Keyword("芯片")]),
+        ('AI,"a b"', [Keyword("AI"), Keyword("a b")]),
+    ],
+)
+def test_parse_keeps_separators_inside_quotes(args: str, parsed: list[Keyword]) -> None:
+    assert parse_keywords(args) == parsed
+
+
+def test_parse_split_args_with_separators() -> None:
+    # context.args as python-telegram-bot gives them for `/keywords add AI, ML "a, b"`.
+    assert parse_keywords(["AI,", "ML", '"a,', 'b"']) == [
+        Keyword("AI"),
+        Keyword("ML"),
+        Keyword("a, b"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "parsed"),
+    [
+        ("1,000", [Keyword("1,000")]),  # a thousands separator is part of the number
+        ("10,000,000 troops", [Keyword("10,000,000"), Keyword("troops")]),
+        ("１,０００", [Keyword("１,０００")]),
+        ("2024,2025", [Keyword("2024"), Keyword("2025")]),
+        ("3,5", [Keyword("3"), Keyword("5")]),
+        ("5G,6G", [Keyword("5G"), Keyword("6G")]),
+        ("1,000,5", [Keyword("1,000"), Keyword("5")]),
+        ("1，000", [Keyword("1"), Keyword("000")]),  # only the ASCII comma groups digits
+        ("1;000", [Keyword("1"), Keyword("000")]),
+    ],
+)
+def test_parse_keeps_thousands_separators_in_numbers(args: str, parsed: list[Keyword]) -> None:
+    assert parse_keywords(args) == parsed
+
+
+@pytest.mark.parametrize(
+    ("args", "parsed"),
+    [
+        ("- x", [Keyword("x")]),
+        ("x -", [Keyword("x")]),
+        ("AI - ML", [Keyword("AI"), Keyword("ML")]),
+        ("-, x", [Keyword("x")]),
+        ("-,-crypto", [Keyword("crypto", True)]),
+        ("x -；", [Keyword("x")]),
+        ("－ 芯片", [Keyword("芯片")]),
+        ("－，芯片", [Keyword("芯片")]),
+        ("芯片 - -体育", [Keyword("芯片"), Keyword("体育", True)]),
+        ('- "a b"', [Keyword("a b")]),
+        ("--x", [Keyword("-x", True)]),  # not a lone dash: an exclusion of "-x", as before
+    ],
+)
+def test_parse_ignores_a_lone_dash(args: str, parsed: list[Keyword]) -> None:
+    assert parse_keywords(args) == parsed
+
+
+@pytest.mark.parametrize(
+    "args", [",", " , ", "，、；", "-,", "- ;", "－、", "- -", ["-", ","], ", - ,"]
+)
+def test_parse_rejects_only_separators_and_dashes(args: str | list[str]) -> None:
+    with pytest.raises(KeywordError) as caught:
+        parse_keywords(args)
+    assert caught.value.key == "keywords.empty"
+
+
+@pytest.mark.parametrize(
+    ("keyword", "shown"),
+    [
+        (Keyword("a,b"), '"a,b"'),
+        (Keyword("AI,"), '"AI,"'),  # stored before the fix: shown so that it can be removed
+        (Keyword("人工智能，芯片"), '"人工智能，芯片"'),
+        (Keyword("x;y", exclude=True), '-"x;y"'),
+        (Keyword("芯片、"), '"芯片、"'),
+        (Keyword("1,000"), "1,000"),
+        (Keyword("2024,2025"), '"2024,2025"'),
+    ],
+)
+def test_display_quotes_keywords_holding_separators(keyword: Keyword, shown: str) -> None:
+    assert keyword.display() == shown
+    assert parse_keywords(shown) == [keyword]
+
+
+def test_a_keyword_stored_with_a_comma_can_be_removed_as_shown() -> None:
+    stored = [Keyword("AI,"), Keyword("ML")]
+    shown = " ".join(keyword.display() for keyword in stored)
+    kept, removed = remove_keywords(stored, parse_keywords(shown.split(" ")[0]))
+    assert (kept, removed) == ([Keyword("ML")], [Keyword("AI,")])
+
+
+@pytest.mark.parametrize(
+    ("typed", "headline", "keyword"),
+    [
+        ("AI, ML", "Nvidia's AI chips", "AI"),
+        ("AI,ML", "AI is here", "AI"),
+        ("AI;ML", "Where ML meets the market", "ML"),
+        ("crypto, AI", "Nvidia's AI chips", "AI"),
+        ("人工智能，芯片", "芯片出口新规", "芯片"),
+        ("人工智能、芯片", "芯片出口新规", "芯片"),
+        ("人工智能，芯片", "习近平致信祝贺2018世界人工智能大会开幕", "人工智能"),
+        ("- AI", "Nvidia's AI chips", "AI"),
+        ("－ 芯片", "芯片出口新规", "芯片"),
+        ('"State of the Union", AI', story(
+            "Trump State of the Union address promised unity but emphasized discord"
+        ), "State of the Union"),
+        ("1,000", "Pentagon to send 1,000 more troops", "1,000"),
+    ],
+)  # fmt: skip
+def test_separated_keywords_match_real_headlines(typed: str, headline: str, keyword: str) -> None:
+    keywords = parse_keywords(typed)
+    expected = Verdict(True, Keyword(keyword))
+    assert KeywordFilter(keywords).check(headline) == expected
+    assert _index_verdict(keywords, headline) == expected
+
+
+def test_separated_exclusions_reject_real_headlines() -> None:
+    keywords = parse_keywords("AI, -crypto,-nft")
+    assert KeywordFilter(keywords).check("Nvidia's AI chips") == Verdict(True, Keyword("AI"))
+    assert KeywordFilter(keywords).check("AI picks crypto winners") == REJECT
+    assert KeywordFilter(keywords).check("AI art sold as an NFT") == REJECT
+    chinese = parse_keywords("芯片，－加密货币、－体育")
+    assert KeywordFilter(chinese).check("芯片出口新规") == Verdict(True, Keyword("芯片"))
+    assert KeywordFilter(chinese).check("加密货币芯片需求大涨") == REJECT
+
+
+_LIST_SEPARATORS = st.sampled_from(
+    [",", ", ", " ,", "，", "、", ";", "; ", "；", "，\u3000", " 、 ", ",,", " "]
+)
+_LETTER_WORDS = st.text(alphabet=st.sampled_from("abcXYZéñß"), min_size=1, max_size=8)
+_PHRASE_PIECES = st.sampled_from([", ", "，", "、", "; ", " "])
+
+
+@st.composite
+def _typed_keywords(draw: st.DrawFn) -> list[str]:
+    """Keywords as typed: words, -exclusions and quoted phrases holding separators."""
+    word = _LETTER_WORDS | _CJK_WORDS
+    typed = []
+    for _ in range(draw(st.integers(1, 5))):
+        kind = draw(st.integers(0, 2))
+        if kind == 2:
+            pieces = draw(st.lists(word, min_size=2, max_size=3))
+            body = '"' + draw(_PHRASE_PIECES).join(pieces) + '"'
+        else:
+            body = draw(word)
+        typed.append(("-" if draw(st.booleans()) else "") + body)
+    return typed
+
+
+@given(typed=_typed_keywords(), data=st.data())
+def test_separators_between_keywords_act_like_spaces(typed: list[str], data: st.DataObject) -> None:
+    with_separators = "".join(word + data.draw(_LIST_SEPARATORS) for word in typed)
+    assert parse_keywords(with_separators) == parse_keywords(" ".join(typed))
 
 
 def test_parse_length_limit() -> None:
