@@ -86,6 +86,8 @@ class Poller:
         self._all = asyncio.Semaphore(settings.poll.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        # Feeds whose check holds its slots and runs; the rest of _in_flight still waits.
+        self._running: set[int] = set()
         self._stopping = False
 
     async def tick(self) -> int:
@@ -126,24 +128,42 @@ class Poller:
     async def stop(self, grace: float) -> None:
         """Start nothing new; give checks in flight `grace` seconds, then cancel them.
 
-        A cancelled check loses nothing: its transaction never committed, and the feed is
-        still due, so the next start checks it again.
+        Checks still waiting for a slot are cancelled at once: they have not started, and
+        letting them take the slots freed during the grace would start new fetches while
+        shutting down. A cancelled check loses nothing: its transaction never committed,
+        and the feed is still due, so the next start checks it again.
         """
         self._stopping = True
         tasks = list(self._in_flight.values())
         if not tasks:
             return
-        _done, pending = await asyncio.wait(tasks, timeout=grace)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        running = []
+        for feed_id, task in list(self._in_flight.items()):
+            if feed_id in self._running:
+                running.append(task)
+            else:
+                task.cancel()
+        if running:
+            _done, pending = await asyncio.wait(running, timeout=grace)
+            for task in pending:
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _check_bounded(self, feed: Feed) -> None:
         host = (urlsplit(feed.url).hostname or "").lower()
         per_host = self._hosts.setdefault(
             host, asyncio.Semaphore(self.settings.poll.per_host_concurrency)
         )
-        async with self._all, per_host:
+        # The host's slot first, then a global one: a check waiting for its host (a slow
+        # self-hosted RSSHub serving a hundred feeds) must not hold a global slot meanwhile,
+        # or that host's queue fills them all and feeds on other hosts wait for nothing.
+        # Whoever waits for a global slot already holds its host's, so it runs as soon as
+        # it gets one; both bounds stay exact, and no more than per_host_concurrency checks
+        # of any one host queue for the global slots, so hosts share them in turn.
+        async with per_host, self._all:
+            if self._stopping:  # stop() came while this check waited: start nothing
+                return
+            self._running.add(feed.id)
             try:
                 await self.check(feed)
             except asyncio.CancelledError:
@@ -151,6 +171,8 @@ class Poller:
             except Exception:  # a bug in one check must not stop polling
                 log.exception("event=check_crashed feed=%d url=%s", feed.id, feed.url)
                 await self._record_failure(feed, "internal error", None)
+            finally:
+                self._running.discard(feed.id)
 
     async def check(self, feed: Feed) -> CheckOutcome | None:
         """Check one feed now and record the result (success or failure)."""
