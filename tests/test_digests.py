@@ -513,3 +513,48 @@ async def test_a_tick_while_digests_are_made_returns_at_once_and_queues_nothing_
     assert await scheduler.fire_due() == 1
     assert overlapping == [0]
     assert len(await digests(store)) == 1
+
+
+async def test_the_zone_is_remembered_when_only_a_time_is_given(
+    store: Store, settings: Settings
+) -> None:
+    """`/digest at 07:30 Asia/Tokyo`, then `/digest at 09:00`: still Tokyo (not the default
+    zone), also after `/digest off`; and the digest is headed with Tokyo's date and zone."""
+    from bot.delivery.format import format_time
+    from bot.telegram.i18n import t
+
+    assert settings.digest.timezone == "UTC"  # the default differs from the chat's zone
+    clock = FakeClock(ms(local("UTC", 2025, 6, 1, 12, 0)))  # 21:00 in Tokyo
+    feed_id = await setup_chat(store, clock)
+    scheduler = DigestScheduler(store, settings, clock)
+    first = await scheduler.set_schedule(1, ["07:30", "Asia/Tokyo"], thread_id=None)
+    assert (first.zone, first.next_due_ms) == (
+        "Asia/Tokyo",
+        ms(local("Asia/Tokyo", 2025, 6, 2, 7, 30)),
+    )
+    schedule = await scheduler.set_schedule(1, ["09:00"], thread_id=None)
+    tokyo_nine = ms(local("Asia/Tokyo", 2025, 6, 2, 9, 0))
+    assert (schedule.hour, schedule.minute, schedule.zone) == (9, 0, "Asia/Tokyo")
+    assert schedule.next_due_ms == tokyo_nine
+    chat = await store.chats.get(1)
+    assert chat is not None
+    assert (chat.timezone, chat.digest_hour, chat.next_digest_at) == ("Asia/Tokyo", 9, tokyo_nine)
+    # The reply the handler makes from this schedule names the zone and Tokyo's 09:00.
+    reply = t(
+        "en",
+        "digest.scheduled",
+        time="09:00",
+        zone=schedule.zone,
+        next=format_time(schedule.next_due_ms, schedule.zone),
+    )
+    assert "Asia/Tokyo" in reply and "2025-06-02 09:00" in reply
+
+    assert await scheduler.turn_off(1)
+    again = await scheduler.set_schedule(1, ["09:00"], thread_id=None)
+    assert (again.zone, again.next_due_ms) == ("Asia/Tokyo", tokyo_nine)
+
+    await add_story(store, clock, feed_id, 1, published_ms=clock.now_ms() - 60_000)
+    clock.set(local("UTC", 2025, 6, 2, 0, 0, 5))  # 09:00:05 in Tokyo (not yet 09:00 UTC)
+    assert await scheduler.fire_due() == 1
+    [text] = await digests(store)
+    assert "2025-06-02 (Asia/Tokyo)" in text and "Story 1" in text
