@@ -122,7 +122,7 @@ class Service:
         except FetchError as error:
             raise fetch_error_to_user(error, url, self.settings) from None
         if result.body is None:  # cannot happen without validators; be safe
-            raise UserError("feed.not_a_feed", detail="empty document")
+            raise UserError("feed.not_a_feed", detail="empty")  # NotAFeedError kind
         final_url = result.permanent_redirect or url
         if existing is None and final_url != url:
             existing = await self.store.feeds.by_url(final_url)

@@ -141,7 +141,15 @@ class FeedChecker:
 
 
 def describe(error: Exception) -> str:
-    """A short, log- and /list-friendly reason for a failed check."""
+    """Why a check failed, as a short code: logged, counted in the poller's stats, stored in
+    feeds.last_error, and shown by /list and the paused notice through
+    bot.telegram.i18n.check_failure_text, which translates it (so a new code needs a
+    "check.<code>" text there).
+
+    Codes: a FetchErrorKind with spaces ("connection", "too large"…), "HTTP <status>",
+    "not a feed", or the class name of an unexpected exception. They are the texts older
+    versions stored, so rows they wrote read the same.
+    """
     if isinstance(error, FetchError):
         if error.kind is FetchErrorKind.HTTP_STATUS and error.status:
             return f"HTTP {error.status}"

@@ -7,6 +7,7 @@ escapes it), while entry links are made absolute by the normalizer.
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +22,18 @@ _TTL_MAX_MINUTES = 7 * 24 * 60
 
 
 class NotAFeedError(UserError):
-    """The document is not RSS, Atom or RDF (an HTML page, JSON, an image…)."""
+    """The document is not RSS, Atom or RDF (an HTML page, JSON, an image…).
 
-    def __init__(self, detail: str = "") -> None:
-        super().__init__("feed.not_a_feed", detail=detail)
+    `kind` says what it is instead, as a code the texts translate (bot/telegram/i18n.py):
+    html, json, empty, other, or unreadable (feedparser failed on it; `cause` names how).
+    """
+
+    KINDS = ("html", "json", "empty", "other", "unreadable")
+
+    def __init__(self, kind: str = "other", cause: str = "") -> None:
+        values = {"detail": kind, "cause": cause} if cause else {"detail": kind}
+        super().__init__("feed.not_a_feed", **values)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     # text/xml's us-ascii default, must not override it.
     if content_type and not body.startswith(_BOMS):
         headers["content-type"] = content_type
+    body = _repair_utf8(body, headers.get("content-type"))
     body = _fix_surrogate_references(body)
     try:
         result = feedparser.parse(
@@ -59,7 +69,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         )
     except (ValueError, UnicodeError, LookupError, RecursionError) as error:
         # feedparser's loose parser on hostile bytes: not a feed we can read.
-        raise NotAFeedError(f"an unreadable document ({type(error).__name__})") from None
+        raise NotAFeedError("unreadable", type(error).__name__) from None
     version = result.get("version") or ""
     entries = list(result.get("entries") or [])
     if not version and not entries:
@@ -146,11 +156,99 @@ _HTML_START = re.compile(rb"^\s*(<!doctype\s+html|<html)", re.IGNORECASE)
 
 
 def _why_not_a_feed(body: bytes, result: Any) -> str:
+    """What the document is instead: a NotAFeedError kind."""
     head = body[:1024].lstrip(b"\xef\xbb\xbf")
     if not head.strip():
-        return "an empty document"
+        return "empty"
     if _HTML_START.match(head):
-        return "an HTML page"
+        return "html"
     if head.lstrip()[:1] in (b"{", b"["):
-        return "a JSON document"
-    return "a document of another kind"
+        return "json"
+    return "other"
+
+
+# --- UTF-8 with a few bad bytes -------------------------------------------------------------
+# feedparser decodes the whole document strictly in the encoding it settles on and, when one
+# byte is invalid there, decodes all of it in a fallback (windows-1252, iso-8859-2): a UTF-8
+# feed with a single bad byte turns into mojibake from its first accented letter to its last.
+
+_XML_ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+# Media types whose charset parameter feedparser obeys (RFC 3023): XML and text types.
+_XML_APPLICATION_TYPES = (
+    "application/xml",
+    "application/xml-dtd",
+    "application/xml-external-parsed-entity",
+)
+
+
+def _repair_utf8(body: bytes, content_type: str | None) -> bytes:
+    """A document meant to be UTF-8 with some invalid sequences → each one a U+FFFD.
+
+    "Meant to be UTF-8": the encoding feedparser would try first is UTF-8 (a UTF-8 BOM, an
+    HTTP charset it obeys, the XML declaration, or XML's default when none says). The repair
+    only happens when the valid multi-byte characters outnumber the invalid bytes: a Latin-1
+    or cp1252 document under a utf-8 label (no valid multi-byte character, many invalid bytes)
+    is left to feedparser's fallback, which reads it right; so is an ASCII document with a stray
+    Latin-1 byte. Anything else (valid UTF-8, other encodings) is returned unchanged.
+    """
+    if not _meant_as_utf8(body, content_type):
+        return body
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return body
+    escaped = body.decode("utf-8", "surrogateescape")  # each invalid byte → one lone surrogate
+    non_ascii = len(escaped) - len(escaped.encode("ascii", "ignore"))
+    invalid = len(_ESCAPED_BYTE.findall(escaped))
+    if non_ascii - invalid <= invalid:
+        return body
+    return body.decode("utf-8", "replace").encode("utf-8")
+
+
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _meant_as_utf8(body: bytes, content_type: str | None) -> bool:
+    """Whether the encoding feedparser tries first for this document is UTF-8.
+
+    Mirrors feedparser.encodings.convert_to_utf8, with the caller's rule that a BOM wins
+    (parse_feed drops the Content-Type of a document with a BOM).
+    """
+    if body.startswith(codecs.BOM_UTF8):
+        return True
+    if body.startswith(_BOMS):  # UTF-16
+        return False
+    mime, _, params = (content_type or "").partition(";")
+    mime = mime.strip().lower()
+    charset = ""
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip("\"'")
+    obeyed = (
+        mime.startswith("text/")
+        or mime in _XML_APPLICATION_TYPES
+        or (mime.startswith("application/") and mime.endswith("+xml"))
+    )
+    if obeyed and charset and not _is_ascii(charset):
+        return _is_utf8(charset)
+    # text/* without a charset means us-ascii to feedparser, a subset of UTF-8 that it gives
+    # up on at the first non-ASCII byte, moving on to the declaration, like other types do.
+    declared = _XML_ENCODING.match(body)
+    return _is_utf8(declared[1].decode("ascii")) if declared else True
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        return codecs.lookup(name).name == "utf-8"
+    except LookupError:
+        return False
+
+
+def _is_ascii(name: str) -> bool:
+    try:
+        return codecs.lookup(name).name == "ascii"
+    except LookupError:
+        return False

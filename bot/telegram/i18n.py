@@ -6,6 +6,7 @@ Texts are Telegram HTML: values are escaped by `t()` unless their name ends in `
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from bot.delivery.format import escape
@@ -146,6 +147,35 @@ TEXTS: dict[str, dict[str, str]] = {
         "Look for an RSS or Atom link on the site.",
         "zh": "该地址不是新闻订阅源（RSS、Atom 或 RDF）：它是{detail}。请在网站上寻找 RSS 或 Atom 链接。",
     },
+    # What a document is instead of a feed: NotAFeedError's kinds, the {detail} of
+    # feed.not_a_feed (bot/feeds/parse.py).
+    "not_a_feed.html": {"en": "an HTML page", "zh": "HTML 网页"},
+    "not_a_feed.json": {"en": "a JSON document", "zh": "JSON 文档"},
+    "not_a_feed.empty": {"en": "an empty document", "zh": "空文档"},
+    "not_a_feed.other": {"en": "a document of another kind", "zh": "其他类型的文档"},
+    "not_a_feed.unreadable": {
+        "en": "an unreadable document ({cause})",
+        "zh": "无法读取的文档（{cause}）",
+    },
+    # Why a check failed, as stored in feeds.last_error (bot/feeds/check.py describe(), the
+    # poller, the store): "check." + a stored reason of lowercase words, "_" for spaces; the
+    # last three for reasons with a value. The English texts are the stored reasons
+    # themselves, as /list and the notices always showed them.
+    "check.invalid_url": {"en": "invalid url", "zh": "网址无效"},
+    "check.bad_scheme": {"en": "bad scheme", "zh": "不支持的网址类型"},
+    "check.address_not_allowed": {"en": "address not allowed", "zh": "私有或本地网络地址"},
+    "check.dns": {"en": "dns", "zh": "找不到域名（DNS）"},
+    "check.connection": {"en": "connection", "zh": "连接失败"},
+    "check.timeout": {"en": "timeout", "zh": "响应超时"},
+    "check.too_large": {"en": "too large", "zh": "订阅源太大"},
+    "check.too_many_redirects": {"en": "too many redirects", "zh": "重定向过多"},
+    "check.gone": {"en": "gone", "zh": "已永久删除"},
+    "check.tls": {"en": "tls", "zh": "HTTPS 证书有问题"},
+    "check.not_a_feed": {"en": "not a feed", "zh": "不是订阅源"},
+    "check.internal_error": {"en": "internal error", "zh": "内部错误"},
+    "check.http.status": {"en": "HTTP {status}", "zh": "HTTP {status}"},
+    "check.http.gone": {"en": "HTTP 410 Gone", "zh": "HTTP 410（已永久删除）"},
+    "check.crash.name": {"en": "{name}", "zh": "内部错误（{name}）"},
     # --- /unsubscribe, /list, /mode --------------------------------------------------
     "list.empty": {
         "en": "This chat has no subscriptions yet. Add one with <code>/subscribe URL</code>.",
@@ -157,7 +187,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "{number}. <b>{title}</b> — {mode}\n{url}",
     },
     "list.failing": {
-        "en": "   ⚠️ failing: {error} ({failures} checks in a row)",
+        "en": "   ⚠️ failing: {error} ({failures} {failures:check|checks} in a row)",
         "zh": "   ⚠️ 获取失败：{error}（连续 {failures} 次）",
     },
     "list.paused": {
@@ -429,8 +459,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "机器人内部出错，没有做任何改动。请稍后再试。",
     },
     "error.argument_too_long": {
-        "en": "That is too long ({length} characters). A feed address has at most 2,048.",
-        "zh": "内容太长（{length} 个字符）。订阅源地址最多 2048 个字符。",
+        "en": "That is too long ({length} characters). Please send something shorter.",
+        "zh": "内容太长（{length} 个字符），请发送短一些的内容。",
     },
     "unknown_command": {
         "en": "I don't know that command. /help lists what I can do.",
@@ -471,11 +501,84 @@ def language_of(code: str | None) -> str:
 
 
 def t(language: str, key: str, **values: Any) -> str:
-    """The text `key` in `language`, with values escaped (names ending in _html are not)."""
-    variants = TEXTS[key]
-    template = variants.get(language) or variants["en"]
+    """The text `key` in `language`, with values escaped (names ending in _html are not).
+
+    A template may pick a word by a number: `{count:story|stories}` is "story" when the
+    value `count` is 1, "stories" otherwise. Values that are codes rather than text (a
+    check's failure reason, a kind of "not a feed") are translated here, for every caller.
+    """
+    template = _template(language, key)
+    if key in _REASON_TEXTS and "error" in values:
+        values = {**values, "error": check_failure_text(language, str(values["error"]))}
+    if key in _NOT_A_FEED_TEXTS and "detail" in values:
+        detail = not_a_feed_text(language, str(values["detail"]), str(values.get("cause") or ""))
+        values = {**values, "detail": detail}
+    if "|" in template:
+        template = _PLURAL.sub(lambda m: m[2] if str(values.get(m[1])) == "1" else m[3], template)
     safe = {
         name: (value if name.endswith("_html") else escape(str(value)))
         for name, value in values.items()
     }
     return template.format(**safe)
+
+
+def _template(language: str, key: str) -> str:
+    variants = TEXTS[key]
+    return variants.get(language) or variants["en"]
+
+
+def _plain(language: str, key: str, **values: str) -> str:
+    """A text meant as a value of another: not escaped here, t() escapes it there."""
+    return _template(language, key).format(**values)
+
+
+_PLURAL = re.compile(r"\{(\w+):([^{}|]*)\|([^{}|]*)\}")
+# Texts whose {error} is a check's stored failure reason, and whose {detail} is a kind of
+# "not a feed": t() shows them in the reader's language.
+_REASON_TEXTS = frozenset({"list.failing", "list.paused", "notice.feed_paused"})
+_NOT_A_FEED_TEXTS = frozenset({"feed.not_a_feed", "import.reason.feed.not_a_feed"})
+_WORDS_REASON = re.compile(r"[a-z]+(?: [a-z]+)*")
+_HTTP_REASON = re.compile(r"HTTP (\d{3})")
+_CRASH_REASON = re.compile(r"[A-Z]\w*(?:Error|Exception|Exit|Interrupt)")
+
+
+def check_failure_text(language: str, reason: str) -> str:
+    """A failed check's reason (feeds.last_error) in `language`, as plain text.
+
+    Stored reasons are codes, the same since the first version: a fetch failure's kind
+    ("connection", "too large"…), "HTTP <status>", "not a feed", "internal error", "HTTP 410
+    Gone", or an exception's class name. One the bot does not know is shown as it is.
+    """
+    code = reason.strip()
+    key = "check." + code.replace(" ", "_")
+    if _WORDS_REASON.fullmatch(code) and key in TEXTS:
+        return _plain(language, key)
+    if code == "HTTP 410 Gone":
+        return _plain(language, "check.http.gone")
+    if match := _HTTP_REASON.fullmatch(code):
+        return _plain(language, "check.http.status", status=match[1])
+    if _CRASH_REASON.fullmatch(code):
+        return _plain(language, "check.crash.name", name=code)
+    return reason
+
+
+_LEGACY_NOT_A_FEED = {  # the English details of older versions, as UserError values
+    "an HTML page": "html",
+    "a JSON document": "json",
+    "an empty document": "empty",
+    "empty document": "empty",
+    "a document of another kind": "other",
+}
+_LEGACY_UNREADABLE = re.compile(r"an unreadable document \((\w+)\)")
+
+
+def not_a_feed_text(language: str, detail: str, cause: str = "") -> str:
+    """What a document is instead of a feed (NotAFeedError's kind) in `language`, as plain
+    text; an English detail from an older version is translated too."""
+    kind = _LEGACY_NOT_A_FEED.get(detail, detail)
+    if match := _LEGACY_UNREADABLE.fullmatch(detail):
+        kind, cause = "unreadable", match[1]
+    if kind == "unreadable":
+        return _plain(language, "not_a_feed.unreadable", cause=cause or "?")
+    key = f"not_a_feed.{kind}"
+    return _plain(language, key) if key in TEXTS else detail

@@ -61,9 +61,9 @@ WRONG_FORMS = [
     ("/subscribe javascript:alert(1)", "Only http:// and https://"),
     ("/subscribe data:text/xml,<rss/>", "Only http:// and https://"),
     ("/subscribe https://" + "a" * 5000 + ".com/", "too long"),
-    ("/subscribe {base}/page.html", "does not give a news feed"),
+    ("/subscribe {base}/page.html", "it is an HTML page"),
     ("/subscribe {base}/missing.xml", "HTTP 404"),
-    ("/subscribe {base}/empty.xml", "does not give a news feed"),
+    ("/subscribe {base}/empty.xml", "it is an empty document"),
     ("/subscribe {base}/gone.xml", "gone for good"),
     ("/subscribe {base}/loop.xml", "redirects too many times"),
     ("/subscribe http://[::1]/x", "private or local network"),
@@ -310,6 +310,7 @@ async def test_subscribers_are_told_once_when_a_feed_is_paused_and_when_it_recov
         )
         messages = await fake.wait_for_messages(chat.id, 2, timeout=15)
         assert "已暂停" in messages[1].text or "暂停" in messages[1].text
+        assert "（HTTP 500）" in messages[1].text, messages[1].text  # the reason, in Chinese
         feed = await bot.store.feeds.by_url(url)
         assert feed is not None and feed.status == "paused"
         publish(feed_server)
