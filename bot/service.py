@@ -67,6 +67,23 @@ def check_url(text: str) -> str:
     return url
 
 
+def url_key(text: str) -> str:
+    """A URL as /unsubscribe and /mode compare it: typed without a scheme, with http for
+    https, a capitalized host or a trailing slash, it is still the same subscription."""
+    if not text:
+        return ""
+    try:
+        url = check_url(text)
+    except UserError:
+        return text.strip()
+    parts = urlsplit(url)
+    netloc = parts.netloc.lower()
+    for default in (":80", ":443"):
+        netloc = netloc.removesuffix(default)
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{netloc}{parts.path.rstrip('/')}{query}"
+
+
 def fetch_error_to_user(error: FetchError, url: str, settings: Settings) -> UserError:
     values: dict[str, object] = {"given": url[:200]}
     if error.kind is FetchErrorKind.HTTP_STATUS:
@@ -148,7 +165,11 @@ class Service:
         if outcome and outcome.queued and self.on_queued:
             self.on_queued()
         created = await self.store.chats.subscribe(
-            chat_id, feed_id, thread_id=thread_id, now_ms=now
+            chat_id,
+            feed_id,
+            thread_id=thread_id,
+            now_ms=now,
+            given_url=url,  # the feed may move (301) now or later; this stays
         )
         title = parsed.feed.title or feed.title or final_url
         log.info("event=subscribe chat=%d feed=%d created=%s", chat_id, feed_id, created)
@@ -169,8 +190,9 @@ class Service:
             raise UserError("sub.unknown_number", given=given[:20], count=len(subscriptions))
         if len(given) > MAX_URL_CHARS:
             raise UserError("error.argument_too_long", length=len(given))
+        wanted = url_key(given)
         for subscription in subscriptions:
-            if subscription.feed_url in (given, given.rstrip("/")):
+            if wanted in (url_key(subscription.feed_url), url_key(subscription.given_url)):
                 return subscription
         raise UserError("sub.unknown_url", given=given[:200])
 

@@ -9,6 +9,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.errors import UserError
 from bot.feeds.check import FeedChecker
 from bot.feeds.fetch import Fetcher
 from bot.feeds.poller import Poller
@@ -252,6 +253,34 @@ async def test_untitled_stories_of_two_feeds_are_not_taken_for_one(
         "Markets opened higher in a.",
         "Markets opened higher in b.",
     ]
+
+
+async def test_a_subscription_is_found_by_the_address_typed_or_the_feeds(
+    bot: Bot, feed_server: FeedServer
+) -> None:
+    """/unsubscribe and /mode take the URL as the user typed it, even after the feed
+    redirected elsewhere, without a scheme, in another case or with a trailing slash."""
+    chat = await bot.chat(1)
+    feed_server.publish("/new.xml", [item(1)])
+    feed_server.redirect("/old.xml", "/new.xml", status=301)
+    typed = feed_server.url("/old.xml")
+    result = await bot.service.subscribe(chat, typed, thread_id=None)
+    assert result.url == feed_server.url("/new.xml")
+    new = feed_server.url("/new.xml")
+    for text in (
+        typed,
+        new,
+        new + "/",
+        new.removeprefix("http://"),
+        new.replace("http://", "HTTP://").upper().replace("/NEW.XML", "/new.xml"),
+        typed.removeprefix("http://") + "/",
+    ):
+        found = await bot.service.find_subscription(chat, text)
+        assert found.feed_url == new, text
+    for text in (feed_server.url("/other.xml"), new.replace("new.xml", "NEW.xml"), "1x"):
+        with pytest.raises(UserError) as refused:
+            await bot.service.find_subscription(chat, text)
+        assert refused.value.key == "sub.unknown_url", text
 
 
 async def test_keyword_filter_routes_and_names_the_keyword(

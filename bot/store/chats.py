@@ -36,6 +36,7 @@ class Subscription:
     feed_status: str
     feed_failures: int
     feed_error: str | None
+    given_url: str  # the address typed at /subscribe ("" before migration 0002)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +127,20 @@ class ChatStore:
     # --- subscriptions ---------------------------------------------------------------
 
     async def subscribe(
-        self, chat_id: int, feed_id: int, *, thread_id: int | None, now_ms: int
+        self,
+        chat_id: int,
+        feed_id: int,
+        *,
+        thread_id: int | None,
+        now_ms: int,
+        given_url: str = "",
     ) -> bool:
         """True when the subscription is new, False when the chat already had it."""
         async with self.db.transaction() as conn:
             cursor = await conn.execute(
-                "INSERT INTO subscriptions (chat_id, feed_id, thread_id, created_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (chat_id, feed_id) DO NOTHING RETURNING id",
-                (chat_id, feed_id, thread_id, now_ms),
+                "INSERT INTO subscriptions (chat_id, feed_id, thread_id, created_at, given_url)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (chat_id, feed_id) DO NOTHING RETURNING id",
+                (chat_id, feed_id, thread_id, now_ms, given_url),
             )
             return await cursor.fetchone() is not None
 
@@ -141,7 +148,7 @@ class ChatStore:
         """The chat's subscriptions in /list order (oldest first; numbers start at 1)."""
         rows = await self.db.fetchall(
             "SELECT s.id, s.chat_id, s.feed_id, s.thread_id, s.mode, f.url, f.title, f.status,"
-            " f.consecutive_failures, f.last_error FROM subscriptions s"
+            " f.consecutive_failures, f.last_error, s.given_url FROM subscriptions s"
             " JOIN feeds f ON f.id = s.feed_id WHERE s.chat_id = ? ORDER BY s.id",
             (chat_id,),
         )
