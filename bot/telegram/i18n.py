@@ -25,8 +25,9 @@ TEXTS: dict[str, dict[str, str]] = {
             "/mode <code>NUMBER instant|digest</code> — alerts as they come, or digest only\n\n"
             "<b>Keywords</b>\n"
             "/keywords — show the filter\n"
-            "/keywords add <code>WORD...</code> — only stories with these words alert; "
-            '<code>-WORD</code> excludes, <code>"two words"</code> is a phrase\n'
+            "/keywords add <code>WORD...</code> — only stories with these words alert "
+            '(spaces or commas between them); <code>-WORD</code> excludes, <code>"two words"</code> '
+            "is a phrase\n"
             "/keywords remove <code>WORD...</code>, /keywords clear\n\n"
             "<b>Digest</b>\n"
             "/digest — the last 24 hours now\n"
@@ -46,7 +47,7 @@ TEXTS: dict[str, dict[str, str]] = {
             "/mode <code>编号 instant|digest</code> — 即时提醒，或只进每日摘要\n\n"
             "<b>关键词</b>\n"
             "/keywords — 查看过滤条件\n"
-            "/keywords add <code>词...</code> — 只提醒含这些词的报道；"
+            "/keywords add <code>词...</code> — 只提醒含这些词的报道（词之间用空格或逗号分隔）；"
             '<code>-词</code> 表示排除，<code>"两个 词"</code> 表示短语\n'
             "/keywords remove <code>词...</code>，/keywords clear\n\n"
             "<b>每日摘要</b>\n"
