@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 ADMIN_STATUSES = {ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR}
+# Buttons in the /unsubscribe menu: more make a wall no one scrolls (the rest by number).
+MAX_BUTTONS = 50
 MAX_ARGUMENT_CHARS = 4096
 
 
@@ -270,7 +272,7 @@ async def unsubscribe(request: Request, context: ContextTypes.DEFAULT_TYPE) -> N
                     f"{n}. {s.feed_title or s.feed_url}"[:60], callback_data=f"unsub:{s.id}"
                 )
             ]
-            for n, s in enumerate(subscriptions[:50], start=1)
+            for n, s in enumerate(subscriptions[:MAX_BUTTONS], start=1)
         ]
         buttons.append(
             [
@@ -279,11 +281,13 @@ async def unsubscribe(request: Request, context: ContextTypes.DEFAULT_TYPE) -> N
                 )
             ]
         )
-        await reply(
-            request.message,
-            t(request.language, "unsubscribe.choose"),
-            reply_markup=InlineKeyboardMarkup(buttons),
-        )
+        text = t(request.language, "unsubscribe.choose")
+        if len(subscriptions) > MAX_BUTTONS:
+            more = t(
+                request.language, "unsubscribe.more", shown=MAX_BUTTONS, count=len(subscriptions)
+            )
+            text = f"{text}\n{more}"
+        await reply(request.message, text, reply_markup=InlineKeyboardMarkup(buttons))
         return
     if len(request.args) > 1:
         raise UserError("unsubscribe.usage")

@@ -207,6 +207,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Which feed should this chat stop following?",
         "zh": "要取消哪个订阅？",
     },
+    "unsubscribe.more": {
+        "en": "The first {shown} of {count} are shown; for the others use "
+        "<code>/unsubscribe NUMBER</code> (numbers as in /list).",
+        "zh": "这里只列出前 {shown} 个（共 {count} 个）；其余的请用 "
+        "<code>/unsubscribe 编号</code>（编号见 /list）。",
+    },
     "unsubscribe.done": {
         "en": "Unsubscribed from <b>{title}</b>.",
         "zh": "已取消订阅<b>{title}</b>。",

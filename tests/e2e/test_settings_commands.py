@@ -365,3 +365,27 @@ async def test_help_lists_the_commands_in_both_languages(
                 for form in ("/digest at", "/digest off", "/keywords add", "/keywords clear"):
                     assert form in text, (lang, form)
         assert t("en", "help") != t("zh", "help")
+
+
+async def test_the_unsubscribe_menu_says_how_to_reach_feeds_past_its_buttons(
+    tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.telegram import handlers
+
+    monkeypatch.setattr(handlers, "MAX_BUTTONS", 2)
+    urls = [publish(feed_server, f"/{n}.xml") for n in range(3)]
+    alice = fake.add_user(1001, "Alice", language_code="zh-hans")
+    chat = fake.private_chat(alice)
+    async with running_bot(fast_replies(bot_settings(tmp_path, fake), fake), fake):
+        for n, url in enumerate(urls, start=1):
+            fake.user_command(chat, alice, "subscribe", url)
+            await fake.wait_for_messages(chat.id, n, timeout=10)
+        fake.user_command(chat, alice, "unsubscribe")
+        menu = (await fake.wait_for_messages(chat.id, 4, timeout=10))[-1]
+    more = t("zh", "unsubscribe.more", shown=2, count=3)
+    assert menu.source == f"{t('zh', 'unsubscribe.choose')}\n{more}"
+    assert [b["text"] for b in menu.buttons] == [
+        "1. Feed /0.xml",
+        "2. Feed /1.xml",
+        t("zh", "unsubscribe.cancel"),
+    ]
