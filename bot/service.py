@@ -220,15 +220,17 @@ class Service:
         await self.store.chats.set_keywords(chat_id, [(k.text, k.exclude) for k in keywords])
         self.keyword_index.set_chat(chat_id, keywords)
 
-    async def add_keywords(self, chat_id: int, text: str) -> list[Keyword]:
-        """Add keywords (with -exclusions and "phrases"); returns those that were new."""
+    async def add_keywords(self, chat_id: int, text: str) -> tuple[list[Keyword], list[Keyword]]:
+        """Add keywords (with -exclusions and "phrases"): (added, already in the filter)."""
         limits = self.settings.keywords
         adding = parse_keywords(text, max_length=limits.max_length)
         existing = await self.keywords(chat_id)
         check_limit(existing, adding, max_per_chat=limits.max_per_chat)
         merged = merge_keywords(existing, adding)
         await self._save_keywords(chat_id, merged)
-        return merged[len(existing) :]
+        added = merged[len(existing) :]
+        new_keys = {k.key for k in added}
+        return added, [k for k in adding if k.key not in new_keys]
 
     async def remove_keywords(self, chat_id: int, text: str) -> tuple[list[Keyword], list[Keyword]]:
         """(removed, not found)."""

@@ -419,14 +419,14 @@ async def keywords(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None
     if not rest:
         raise UserError("keywords.empty")
     if action == "add":
-        added = await service.add_keywords(request.chat_id, rest)
-        lines = [
-            t(
-                lang,
-                "keywords.added",
-                added=" ".join(k.display() for k in added) or t(lang, "keywords.nothing"),
+        added, already = await service.add_keywords(request.chat_id, rest)
+        lines = []
+        if added:
+            lines.append(t(lang, "keywords.added", added=" ".join(k.display() for k in added)))
+        if already:
+            lines.append(
+                t(lang, "keywords.already", already=" ".join(k.display() for k in already))
             )
-        ]
     else:
         removed, missing = await service.remove_keywords(request.chat_id, rest)
         lines = []

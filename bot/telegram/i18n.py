@@ -255,6 +255,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "<code>/keywords remove 词...</code> 或 <code>/keywords clear</code>。",
     },
     "keywords.added": {"en": "Added: {added}", "zh": "已添加：{added}"},
+    "keywords.already": {
+        "en": "Already in the filter: {already}",
+        "zh": "已在过滤条件中：{already}",
+    },
     "keywords.removed": {"en": "Removed: {removed}", "zh": "已删除：{removed}"},
     "keywords.not_found": {
         "en": "Not in the filter: {missing}",

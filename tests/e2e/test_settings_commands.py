@@ -389,3 +389,20 @@ async def test_the_unsubscribe_menu_says_how_to_reach_feeds_past_its_buttons(
         "2. Feed /1.xml",
         t("zh", "unsubscribe.cancel"),
     ]
+
+
+async def test_adding_keywords_already_there_says_so(
+    tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer
+) -> None:
+    alice = fake.add_user(1001, "Alice")
+    chat = fake.private_chat(alice)
+    async with running_bot(fast_replies(bot_settings(tmp_path, fake), fake), fake):
+        fake.user_command(chat, alice, "keywords", "add AI")
+        fake.user_command(chat, alice, "keywords", "add ai, ML")
+        fake.user_command(chat, alice, "keywords", "add AI")
+        first, second, third = await fake.wait_for_messages(chat.id, 3, timeout=10)
+    assert first.source.startswith(t("en", "keywords.added", added="AI") + "\n\n")
+    assert second.source.startswith(
+        t("en", "keywords.added", added="ML") + "\n\n" + t("en", "keywords.already", already="ai")
+    )
+    assert third.source.startswith(t("en", "keywords.already", already="AI") + "\n\n")
