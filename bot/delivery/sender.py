@@ -117,7 +117,6 @@ class Sender:
         self._refill_lock = asyncio.Lock()
         self._last_refill = 0.0
         self._new_rows = asyncio.Event()  # the outbox has rows the sender has not loaded
-        self._backlog = False  # the last load stopped at MAX_QUEUED with rows left behind
         self._changed = asyncio.Event()  # a send finished: a chat or a slot became free
         self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._stopping = False
@@ -176,9 +175,10 @@ class Sender:
             now = loop.time()
             # New rows are loaded at most every REFILL_GAP: a busy poller wakes the sender
             # after every check, and each load waits behind the checks' writes.
+            # A backlog past MAX_QUEUED is read on by the refill every second, which loads
+            # up to the room left: far more than a second of sending takes.
             since = now - self._last_refill
-            wanted = self._new_rows.is_set() or (self._backlog and self.queued <= MAX_QUEUED // 2)
-            if (wanted and since >= REFILL_GAP) or since > 1.0:
+            if (self._new_rows.is_set() and since >= REFILL_GAP) or since > 1.0:
                 self._new_rows.clear()
                 try:
                     await self._refill()
@@ -254,9 +254,8 @@ class Sender:
         loop = asyncio.get_running_loop()
         while True:
             # Rows are loaded in id order, so the ones left in the outbox are the newest.
-            room = MAX_QUEUED - self.queued
-            self._backlog = room <= 0
-            if self._backlog:
+            room = MAX_QUEUED - self.queued  # a pass over every queue: once per refill only
+            if room <= 0:
                 return
             limit = min(REFILL_BATCH, room)
             items = await self.store.outbox.pending_after(self._loaded_max_id, limit)
