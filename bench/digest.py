@@ -679,12 +679,15 @@ async def check_sample(built: Built, size: int, seed: int) -> list[str]:
             verdict = chat_filter.check(story_text(story.title, story.summary))
             matched = bool(chat_filter.includes) and verdict.alert and verdict.keyword is not None
             items.append(DigestItem(story, matched))
+        subscriptions = await store.chats.subscriptions(chat_id)
         expected = render_digest(
             items,
             now_ms=DUE_MS,
             zone=chat.timezone or built.settings.digest.timezone,
             language=chat.language,
             max_per_feed=built.settings.digest.max_stories_per_feed,
+            max_per_digest_feed=built.settings.digest.max_stories_per_digest_feed,
+            digest_feeds={s.feed_id for s in subscriptions if s.mode == "digest"},
         )
         rows = await store.db.fetchall(
             "SELECT text FROM outbox WHERE kind = 'digest' AND chat_id = ? ORDER BY id",

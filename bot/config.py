@@ -101,6 +101,7 @@ class DigestSettings:
     timezone: str
     grace_hours: float
     max_stories_per_feed: int
+    max_stories_per_digest_feed: int
 
 
 @dataclass(frozen=True)
@@ -310,6 +311,7 @@ CHECKS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "timezone": _timezone,
         "grace_hours": _float(0),
         "max_stories_per_feed": _int(1, 100),
+        "max_stories_per_digest_feed": _int(1, 1000),
     },
     "keywords": {"max_per_chat": _int(1, 1000), "max_length": _int(1, 256)},
     "opml": {"max_bytes": _int(1024), "max_feeds": _int(1, 100000)},

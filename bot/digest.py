@@ -543,21 +543,30 @@ class DigestRenderer:
     matches, and packing the units into messages. render_digest is this for one chat.
 
     `by_feed` holds each feed's stories of the window, newest first ((-timestamp_id, -id)
-    order, as StoryStore.in_window returns them), without duplicates. The renderer keeps
-    what it builds until it is dropped: make one per window and fire.
+    order, as StoryStore.in_window returns them), without duplicates. A feed lists at most
+    `max_per_feed` stories, or `max_per_digest_feed` for a chat that follows it in digest
+    mode (its stories came in no alert: the digest is their only delivery). The renderer
+    keeps what it builds until it is dropped: make one per window and fire.
     """
 
-    def __init__(self, by_feed: Mapping[int, Sequence[Story]], *, max_per_feed: int) -> None:
-        if max_per_feed < 1:
-            raise ValueError(f"max_per_feed must be at least 1, not {max_per_feed}")
+    def __init__(
+        self,
+        by_feed: Mapping[int, Sequence[Story]],
+        *,
+        max_per_feed: int,
+        max_per_digest_feed: int | None = None,
+    ) -> None:
+        caps = (max_per_feed, max_per_digest_feed or max_per_feed)
+        if min(caps) < 1:
+            raise ValueError(f"stories per feed must be at least 1, not {caps}")
         self._by_feed = {feed_id: stories for feed_id, stories in by_feed.items() if stories}
-        self._max_per_feed = max_per_feed
+        self._max_per_feed, self._max_per_digest_feed = caps
         # Feeds are listed by their newest story, then by id (a stable tie-break).
         self._feed_order = {
             feed_id: (-stories[0].timestamp_id, feed_id)
             for feed_id, stories in self._by_feed.items()
         }
-        self._plain_sections: dict[tuple[int, DigestTexts], list[_Unit]] = {}
+        self._plain_sections: dict[tuple[int, DigestTexts, int], list[_Unit]] = {}
         self._lines: dict[_LinesKey, tuple[tuple[str, ...], _Size]] = {}
         self._headers: dict[tuple[int, str, DigestTexts], str] = {}
 
@@ -575,10 +584,12 @@ class DigestRenderer:
         zone: str,
         language: str,
         texts: DigestTexts | None = None,
+        digest_feeds: AbstractSet[int] = frozenset(),
     ) -> list[str]:
         """One chat's digest: the window's stories of `feed_ids`, those whose id is in
-        `matched` (they hit one of the chat's include keywords) marked and listed first.
-        See render_digest for the layout and the limits kept."""
+        `matched` (they hit one of the chat's include keywords) marked and listed first;
+        `digest_feeds` are those the chat follows in digest mode. See render_digest for the
+        layout and the limits kept."""
         texts = texts or DigestTexts.for_language(language)
         present = sorted(
             (feed_id for feed_id in set(feed_ids) if feed_id in self._by_feed),
@@ -590,10 +601,13 @@ class DigestRenderer:
         feed_units: list[_Unit] = []
         for feed_id in present:
             stories = self._by_feed[feed_id]
+            cap = self._max_per_digest_feed if feed_id in digest_feeds else self._max_per_feed
             if matched and any(story.id in matched for story in stories):
-                feed_units += self._section_with_matches(stories, matched, texts, matched_shown)
+                feed_units += self._section_with_matches(
+                    stories, matched, texts, matched_shown, cap
+                )
             else:
-                feed_units += self._plain_section(feed_id, texts)
+                feed_units += self._plain_section(feed_id, texts, cap)
         matched_shown.sort(key=_newest_first)
         matches = _Section(
             heading=texts.matches_heading, continued=f"{texts.matches_heading} {texts.continued}"
@@ -606,14 +620,14 @@ class DigestRenderer:
         header = self._header(now_ms, zone, texts)
         return _pack(header, self._section_units(matches, match_rows, None) + feed_units)
 
-    def _plain_section(self, feed_id: int, texts: DigestTexts) -> list[_Unit]:
+    def _plain_section(self, feed_id: int, texts: DigestTexts, cap: int) -> list[_Unit]:
         """A feed's section for a chat without a match in it, built once and shared."""
-        key = (feed_id, texts)
+        key = (feed_id, texts, cap)
         units = self._plain_sections.get(key)
         if units is None:
             stories = self._by_feed[feed_id]
-            hidden = len(stories) - self._max_per_feed
-            rows = [(story, texts.item_mark, "") for story in stories[: self._max_per_feed]]
+            hidden = len(stories) - cap
+            rows = [(story, texts.item_mark, "") for story in stories[:cap]]
             more = texts.more.format(count=hidden) if hidden > 0 else None
             units = self._section_units(_feed_section(stories[0], texts), rows, more)
             self._plain_sections[key] = units
@@ -625,16 +639,17 @@ class DigestRenderer:
         matched: AbstractSet[int],
         texts: DigestTexts,
         matched_shown: list[Story],
+        cap: int,
     ) -> list[_Unit]:
         """A feed's section for a chat with matches in it. The cap counts the matches too,
-        so a busy feed never gets more than max_per_feed places: matches take the first
+        so a busy feed never gets more than `cap` places: matches take the first
         places (they are what the chat asked for), then the newest of the rest; the
         remainder is counted in "… and N more". The matches shown move to the top
         section (appended to `matched_shown`); the section keeps the others."""
         group = [s for s in stories if s.id in matched] + [
             s for s in stories if s.id not in matched
         ]
-        shown = group[: self._max_per_feed]
+        shown = group[:cap]
         hidden = len(group) - len(shown)
         matched_shown.extend(story for story in shown if story.id in matched)
         rest = [(story, texts.item_mark, "") for story in shown if story.id not in matched]
@@ -716,6 +731,8 @@ def render_digest(
     language: str,
     max_per_feed: int,
     texts: DigestTexts | None = None,
+    max_per_digest_feed: int | None = None,
+    digest_feeds: AbstractSet[int] = frozenset(),
 ) -> list[str]:
     """The digest as Telegram HTML messages, in order. Each is valid HTML on its own and
     within Telegram's limits (MESSAGE_LIMIT counted as Telegram does, ENTITY_LIMIT,
@@ -724,7 +741,8 @@ def render_digest(
     Layout: a header with the date and zone; the stories that hit a keyword, newest
     first, each with its feed's name; then one section per feed, the feed with the
     newest story first, its stories newest first, at most `max_per_feed` stories per feed
-    (matches included) and "… and N more" for the rest. An empty digest is one line.
+    (matches included; `max_per_digest_feed` for the `digest_feeds`, those the chat follows
+    in digest mode) and "… and N more" for the rest. An empty digest is one line.
 
     `items` are the selected stories (distinct), `now_ms` the digest's instant (its due
     instant for a daily one) whose local date in `zone` heads it. `texts` defaults to
@@ -735,7 +753,15 @@ def render_digest(
     for story in sorted((item.story for item in items), key=_newest_first):
         by_feed.setdefault(story.feed_id, []).append(story)
     matched = {item.story.id for item in items if item.matched}
-    renderer = DigestRenderer(by_feed, max_per_feed=max_per_feed)
+    renderer = DigestRenderer(
+        by_feed, max_per_feed=max_per_feed, max_per_digest_feed=max_per_digest_feed
+    )
     return renderer.render(
-        by_feed, matched, now_ms=now_ms, zone=zone, language=language, texts=texts
+        by_feed,
+        matched,
+        now_ms=now_ms,
+        zone=zone,
+        language=language,
+        texts=texts,
+        digest_feeds=digest_feeds,
     )

@@ -368,19 +368,57 @@ def test_one_renderer_for_many_chats_equals_rendering_each_alone() -> None:
         feeds = set(rng.sample(range(1, 10), rng.randint(0, 6)))  # feed 9 has no stories
         mine = [s for s in stories if s.feed_id in feeds]
         matched = {s.id for s in mine if rng.random() < 0.05} if rng.random() < 0.3 else set()
-        chats.append((feeds, matched, rng.choice(["en", "zh"]), rng.choice(["UTC", "Asia/Tokyo"])))
+        in_digest_mode = {f for f in feeds if rng.random() < 0.3}
+        language, zone = rng.choice(["en", "zh"]), rng.choice(["UTC", "Asia/Tokyo"])
+        chats.append((feeds, matched, in_digest_mode, language, zone))
     for order in (chats, list(reversed(chats))):
-        renderer = DigestRenderer(by_feed, max_per_feed=7)
-        for feeds, matched, language, zone in order:
-            shared = renderer.render(feeds, matched, now_ms=base, zone=zone, language=language)
+        renderer = DigestRenderer(by_feed, max_per_feed=7, max_per_digest_feed=40)
+        for feeds, matched, in_digest_mode, language, zone in order:
+            shared = renderer.render(
+                feeds,
+                matched,
+                now_ms=base,
+                zone=zone,
+                language=language,
+                digest_feeds=in_digest_mode,
+            )
             alone = render_digest(
                 [DigestItem(s, s.id in matched) for s in stories if s.feed_id in feeds],
                 now_ms=base,
                 zone=zone,
                 language=language,
                 max_per_feed=7,
+                max_per_digest_feed=40,
+                digest_feeds=in_digest_mode,
             )
             assert shared == alone
+
+
+def test_a_feed_in_digest_mode_lists_more_stories_than_one_also_alerted() -> None:
+    """A digest-mode feed's stories came in no alert: the digest is where they are
+    delivered, so its cap is max_per_digest_feed, not max_per_feed."""
+    stories = [
+        Story(n, 1, "Busy", 1_740_000_000_000 - n * 60_000, f"Story {n}", f"https://b.test/{n}", "")
+        for n in range(1, 31)
+    ]
+    items = [DigestItem(story, False) for story in stories]
+
+    def listed(digest_feeds: set[int]) -> tuple[int, str]:
+        text = "\n".join(
+            render_digest(
+                items,
+                now_ms=1_740_000_000_000,
+                zone="UTC",
+                language="en",
+                max_per_feed=10,
+                max_per_digest_feed=25,
+                digest_feeds=digest_feeds,
+            )
+        )
+        return text.count("https://b.test/"), text.splitlines()[-1]
+
+    assert listed(set()) == (10, "… and 20 more")
+    assert listed({1}) == (25, "… and 5 more")
 
 
 async def test_fire_due_for_many_chats_equals_each_chat_rendered_alone(
@@ -410,6 +448,9 @@ async def test_fire_due_for_many_chats_equals_each_chat_rendered_alone(
         )
         for feed_id in rng.sample(feed_ids, rng.randint(1, 4)):
             await store.chats.subscribe(chat_id, feed_id, thread_id=None, now_ms=0)
+        for subscription in await store.chats.subscriptions(chat_id):
+            if rng.random() < 0.3:
+                await store.chats.set_mode(chat_id, subscription.id, "digest")
         if chat_id % 3 == 0:
             chosen = [(w, False) for w in rng.sample(WORDS, 2)] + [(rng.choice(WORDS), True)]
             await store.chats.set_keywords(chat_id, chosen)
@@ -442,8 +483,17 @@ async def test_fire_due_for_many_chats_equals_each_chat_rendered_alone(
                     bool(chat_filter.includes) and verdict.keyword is not None and verdict.alert,
                 )
             )
+        in_digest_mode = {
+            s.feed_id for s in await store.chats.subscriptions(chat_id) if s.mode == "digest"
+        }
         expected = render_digest(
-            items, now_ms=due, zone=zone, language=chat.language, max_per_feed=10
+            items,
+            now_ms=due,
+            zone=zone,
+            language=chat.language,
+            max_per_feed=settings.digest.max_stories_per_feed,
+            max_per_digest_feed=settings.digest.max_stories_per_digest_feed,
+            digest_feeds=in_digest_mode,
         )
         assert await digests(store, chat_id) == expected, chat_id
         if chat_id % 3 == 0 and any(item.matched for item in items):

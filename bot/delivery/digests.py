@@ -212,9 +212,11 @@ class DigestScheduler:
                     published_from=window.published_from,
                 )
                 renderer = renderers[window] = DigestRenderer(
-                    by_feed, max_per_feed=self.settings.digest.max_stories_per_feed
+                    by_feed,
+                    max_per_feed=self.settings.digest.max_stories_per_feed,
+                    max_per_digest_feed=self.settings.digest.max_stories_per_digest_feed,
                 )
-            chat_feeds = feeds.get(chat.id, set())
+            chat_feeds = feeds.get(chat.id, {})
             chat_keywords = [Keyword(text, exclude) for text, exclude in keywords.get(chat.id, [])]
             matched = (
                 marker.matched(renderer.stories_of(chat_feeds), chat_keywords)
@@ -222,7 +224,12 @@ class DigestScheduler:
                 else frozenset()
             )
             texts = renderer.render(
-                chat_feeds, matched, now_ms=due, zone=zone, language=chat.language
+                chat_feeds,
+                matched,
+                now_ms=due,
+                zone=zone,
+                language=chat.language,
+                digest_feeds={feed for feed, mode in chat_feeds.items() if mode == "digest"},
             )
             ready.append(
                 DailyDigest(
@@ -257,10 +264,13 @@ class DigestScheduler:
         )
         keywords = [Keyword(t, ex) for t, ex in await self.store.chats.keywords(chat.id)]
         matched = KeywordMarker().matched(stories, keywords)
+        subscriptions = await self.store.chats.subscriptions(chat.id)
         return render_digest(
             [DigestItem(story, story.id in matched) for story in stories],
             now_ms=now,
             zone=chat.timezone or self.settings.digest.timezone,
             language=chat.language,
             max_per_feed=self.settings.digest.max_stories_per_feed,
+            max_per_digest_feed=self.settings.digest.max_stories_per_digest_feed,
+            digest_feeds={s.feed_id for s in subscriptions if s.mode == "digest"},
         )

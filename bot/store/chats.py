@@ -228,17 +228,18 @@ class ChatStore:
         )
         return [Chat(*row) for row in rows]
 
-    async def subscribed_feeds(self, chat_ids: list[int]) -> dict[int, set[int]]:
-        """Feed ids each chat follows (any mode), for many chats at once."""
-        result: dict[int, set[int]] = {chat_id: set() for chat_id in chat_ids}
+    async def subscribed_feeds(self, chat_ids: list[int]) -> dict[int, dict[int, str]]:
+        """Feed ids each chat follows, with the subscription's mode, for many chats at once."""
+        result: dict[int, dict[int, str]] = {chat_id: {} for chat_id in chat_ids}
         for start in range(0, len(chat_ids), 900):
             chunk = chat_ids[start : start + 900]
             marks = ",".join("?" * len(chunk))
             rows = await self.db.fetchall(
-                f"SELECT chat_id, feed_id FROM subscriptions WHERE chat_id IN ({marks})", chunk
+                f"SELECT chat_id, feed_id, mode FROM subscriptions WHERE chat_id IN ({marks})",
+                chunk,
             )
-            for chat_id, feed_id in rows:
-                result[chat_id].add(feed_id)
+            for chat_id, feed_id, mode in rows:
+                result[chat_id][feed_id] = mode
         return result
 
     async def keywords_of(self, chat_ids: list[int]) -> dict[int, list[tuple[str, bool]]]:
