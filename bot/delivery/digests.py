@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.clock import Clock
@@ -30,7 +30,7 @@ from bot.digest import (
     render_digest,
 )
 from bot.errors import UserError
-from bot.filters import Keyword, KeywordFilter, normalize
+from bot.filters import Keyword, KeywordIndex
 from bot.models import Story
 from bot.routing import story_text
 from bot.store import Chat, Store
@@ -55,27 +55,30 @@ class KeywordMarker:
     """Which stories hit a chat's include keywords, for the digest's "★" marks.
 
     The digest lists every story of the window (keywords decide alerts, not what the
-    digest shows), with matches first; an excluded story is still listed, unmarked. A
-    story's text is folded for matching (filters.normalize) once per marker, however many
-    chats with keywords follow its feed: keep one marker for one fire_due.
+    digest shows), with matches first; an excluded story is still listed, unmarked.
+
+    All the chats' keywords go into one KeywordIndex (Aho-Corasick, as for alerts), so each
+    story is scanned once for every chat that follows it, not once per chat: keep one
+    marker for one fire_due. The index answers exactly as each chat's KeywordFilter would
+    (tests/test_filters.py checks that).
     """
 
-    def __init__(self) -> None:
-        self._folded: dict[int, str] = {}
+    def __init__(self, keywords: Mapping[int, Sequence[Keyword]]) -> None:
+        self._index = KeywordIndex()
+        for chat_id, chat_keywords in keywords.items():
+            self._index.set_chat(chat_id, chat_keywords)
+        self._alerted: dict[int, frozenset[int]] = {}  # story id → chats it matches
 
-    def matched(self, stories: Iterable[Story], keywords: Sequence[Keyword]) -> set[int]:
-        """The ids of `stories` that hit one of `keywords`' includes and none of its
-        excludes."""
-        chat_filter = KeywordFilter(keywords)
-        if not chat_filter.includes:
-            return set()
+    def matched(self, chat_id: int, stories: Iterable[Story]) -> set[int]:
+        """The ids of `stories` that hit one of the chat's includes and none of its
+        excludes (empty for a chat without include keywords)."""
         hits = set()
         for story in stories:
-            folded = self._folded.get(story.id)
-            if folded is None:
-                folded = self._folded[story.id] = normalize(story_text(story.title, story.summary))
-            verdict = chat_filter.check_normalized(folded)
-            if verdict.alert and verdict.keyword is not None:
+            chats = self._alerted.get(story.id)
+            if chats is None:
+                found = self._index.match(story_text(story.title, story.summary))
+                chats = self._alerted[story.id] = frozenset(found.alerts())
+            if chat_id in chats:
                 hits.add(story.id)
         return hits
 
@@ -182,7 +185,12 @@ class DigestScheduler:
         feeds = await self.store.chats.subscribed_feeds(ids)
         keywords = await self.store.chats.keywords_of(ids)
         renderers: dict[DigestWindow, DigestRenderer] = {}
-        marker = KeywordMarker()
+        marker = KeywordMarker(
+            {
+                chat_id: [Keyword(text, ex) for text, ex in rows]
+                for chat_id, rows in keywords.items()
+            }
+        )
         queued = 0
         ready: list[DailyDigest] = []
         for chat in chats:
@@ -217,10 +225,9 @@ class DigestScheduler:
                     max_per_digest_feed=self.settings.digest.max_stories_per_digest_feed,
                 )
             chat_feeds = feeds.get(chat.id, {})
-            chat_keywords = [Keyword(text, exclude) for text, exclude in keywords.get(chat.id, [])]
             matched = (
-                marker.matched(renderer.stories_of(chat_feeds), chat_keywords)
-                if chat_keywords
+                marker.matched(chat.id, renderer.stories_of(chat_feeds))
+                if chat.id in keywords
                 else frozenset()
             )
             texts = renderer.render(
@@ -263,7 +270,7 @@ class DigestScheduler:
             published_from=window.published_from,
         )
         keywords = [Keyword(t, ex) for t, ex in await self.store.chats.keywords(chat.id)]
-        matched = KeywordMarker().matched(stories, keywords)
+        matched = KeywordMarker({chat.id: keywords}).matched(chat.id, stories)
         subscriptions = await self.store.chats.subscriptions(chat.id)
         return render_digest(
             [DigestItem(story, story.id in matched) for story in stories],
