@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from telegram import Bot, BotCommand, Chat
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -254,6 +255,12 @@ async def housekeeping(context: ContextTypes.DEFAULT_TYPE) -> None:
     log.info("event=housekeeping stories_forgotten=%d outbox_rows_forgotten=%d", stories, rows)
 
 
+def log_polling_error(error: TelegramError) -> None:
+    """getUpdates failed (Telegram down or unreachable). python-telegram-bot tries again by
+    itself, backing off up to 30 s; without this it logs a full traceback every time."""
+    log.warning("event=get_updates_failed error=%r", str(error))
+
+
 async def register_commands(bot: Bot) -> None:
     for language, entries in COMMANDS.items():
         commands = [BotCommand(name, description) for name, description in entries]
@@ -299,6 +306,7 @@ async def run(
             allowed_updates=ALLOWED_UPDATES,
             timeout=settings.telegram.polling_timeout,
             drop_pending_updates=False,
+            error_callback=log_polling_error,
         )
         # first=0.1, not 0: PTB's JobQueue takes first=0 as "after one interval".
         app.job_queue.run_repeating(poll_tick, interval=1.0, first=0.1, name="poll")

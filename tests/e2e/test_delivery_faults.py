@@ -294,6 +294,8 @@ async def test_api_down_for_a_while_then_everything_arrives_once(
     tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="bot.delivery.sender")
+    caplog.set_level(logging.WARNING, logger="bot.telegram.app")
+    caplog.set_level(logging.WARNING, logger="telegram")
     chat_ids = (4001, 4002, 4003, 4004, 4005)
     settings = bot_settings(tmp_path, fake)
     await prepare(settings, feed_server.url(FEED), private_chats(fake, *chat_ids))
@@ -328,11 +330,16 @@ async def test_api_down_for_a_while_then_everything_arrives_once(
         stats = bot.runtime.sender.stats
         assert stats.retries == len(failed) and stats.failed == 0
         assert await statuses(bot) == {"sent": len(chat_ids)}
-
         # Long polling came back too: a command after the outage is answered.
         user = fake.add_user(chat_ids[0], f"User {chat_ids[0]}")
         fake.user_command(fake.chat(chat_ids[0]), user, "help")
         await fake.wait_for_messages(chat_ids[0], 2, timeout=15)
+
+    # An outage is logged in one line per failed getUpdates, without a traceback.
+    polls_failed = [r for r in fake.requests_for("getUpdates") if r.status == 502]
+    told = [r for r in caplog.records if "event=get_updates_failed" in r.getMessage()]
+    assert polls_failed and len(told) == len(polls_failed)
+    assert not [r for r in caplog.records if r.exc_info and r.name.startswith("telegram")]
 
 
 async def test_slow_api_does_not_serialize_the_fan_out_or_cause_resends(
