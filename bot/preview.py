@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from bot.config import Settings
 from bot.delivery.format import format_alert
+from bot.errors import UserError
 from bot.feeds.check import parse_and_normalize
 from bot.feeds.fetch import Fetcher, FetchError
 from bot.service import check_url, fetch_error_to_user
@@ -15,11 +16,20 @@ from bot.summary import summarize
 
 
 def read_file(source: str) -> tuple[bytes, str] | None:
-    """(body, file URL) when `source` names a local file rather than a web address."""
-    path = Path(source)
-    if urlsplit(source).scheme in ("http", "https") or not path.is_file():
+    """(body, file URL) when `source` names a local file rather than a web address.
+
+    Raises UserError("preview.no_file") for a path that names no file ("/tmp/x.xml",
+    "./feed.rss", "feeds/x.xml"): telling its user to send an http:// address would not help.
+    """
+    if urlsplit(source).scheme:
         return None
-    return path.read_bytes(), path.resolve().as_uri()
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path.read_bytes(), path.resolve().as_uri()
+    host = source.split("/", 1)[0]
+    if source.startswith(("/", ".", "~")) or ("/" in source and "." not in host):
+        raise UserError("preview.no_file", given=source)
+    return None  # "example.com/feed.xml": a web address without its scheme
 
 
 async def load(source: str, settings: Settings) -> tuple[bytes, str, str | None]:

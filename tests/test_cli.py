@@ -41,6 +41,9 @@ def test_preview_limit_and_errors() -> None:
     assert result.returncode == 0 and result.stdout.count("<b>") == 2
     result = cli("preview", "ftp://example.com/feed.xml")
     assert result.returncode == 1 and "Only http:// and https://" in result.stderr
+    for missing in ("/nonexistent/feed.xml", "./no-such.rss", "feeds/no-such.xml"):
+        result = cli("preview", missing)
+        assert result.returncode == 1 and f"There is no file {missing}." in result.stderr
 
 
 def test_run_without_token_exits_2_with_one_line(tmp_path: Path) -> None:

@@ -207,6 +207,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Which feed should this chat stop following?",
         "zh": "要取消哪个订阅？",
     },
+    "preview.no_file": {
+        "en": "There is no file <code>{given}</code>. Give a feed file that exists, or an "
+        "address starting with http:// or https://.",
+        "zh": "没有文件 <code>{given}</code>。请给出存在的订阅源文件，或以 http:// 或 https:// "
+        "开头的地址。",
+    },
     "unsubscribe.more": {
         "en": "The first {shown} of {count} are shown; for the others use "
         "<code>/unsubscribe NUMBER</code> (numbers as in /list).",
