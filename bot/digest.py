@@ -626,10 +626,7 @@ class DigestRenderer:
         units = self._plain_sections.get(key)
         if units is None:
             stories = self._by_feed[feed_id]
-            hidden = len(stories) - cap
-            rows = [(story, texts.item_mark, "") for story in stories[:cap]]
-            more = texts.more.format(count=hidden) if hidden > 0 else None
-            units = self._section_units(_feed_section(stories[0], texts), rows, more)
+            units = self._section_with_matches(stories, frozenset(), texts, [], cap)
             self._plain_sections[key] = units
         return units
 

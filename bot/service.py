@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.errors import UserError
 from bot.feeds.check import FeedChecker, Parsed
 from bot.feeds.fetch import FetchError, FetchErrorKind
+from bot.feeds.parse import NotAFeedError
 from bot.feeds.poller import success_delay
 from bot.filters import (
     Keyword,
@@ -139,7 +140,7 @@ class Service:
         except FetchError as error:
             raise fetch_error_to_user(error, url, self.settings) from None
         if result.body is None:  # cannot happen without validators; be safe
-            raise UserError("feed.not_a_feed", detail="empty")  # NotAFeedError kind
+            raise NotAFeedError("empty")
         final_url = result.permanent_redirect or url
         if existing is None and final_url != url:
             existing = await self.store.feeds.by_url(final_url)

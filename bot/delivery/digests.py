@@ -271,7 +271,7 @@ class DigestScheduler:
         )
         keywords = [Keyword(t, ex) for t, ex in await self.store.chats.keywords(chat.id)]
         matched = KeywordMarker({chat.id: keywords}).matched(chat.id, stories)
-        subscriptions = await self.store.chats.subscriptions(chat.id)
+        modes = (await self.store.chats.subscribed_feeds([chat.id]))[chat.id]
         return render_digest(
             [DigestItem(story, story.id in matched) for story in stories],
             now_ms=now,
@@ -279,5 +279,5 @@ class DigestScheduler:
             language=chat.language,
             max_per_feed=self.settings.digest.max_stories_per_feed,
             max_per_digest_feed=self.settings.digest.max_stories_per_digest_feed,
-            digest_feeds={s.feed_id for s in subscriptions if s.mode == "digest"},
+            digest_feeds={feed for feed, mode in modes.items() if mode == "digest"},
         )

@@ -252,11 +252,9 @@ class Sender:
 
     async def _refill_unlocked(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            # Rows are loaded in id order, so the ones left in the outbox are the newest.
-            room = MAX_QUEUED - self.queued  # a pass over every queue: once per refill only
-            if room <= 0:
-                return
+        # Rows are loaded in id order, so the ones left in the outbox are the newest.
+        room = MAX_QUEUED - self.queued  # a pass over every queue: once per refill
+        while room > 0:
             limit = min(REFILL_BATCH, room)
             items = await self.store.outbox.pending_after(self._loaded_max_id, limit)
             if not items:
@@ -273,6 +271,7 @@ class Sender:
                 delay = max(0.0, (item.not_before - now_ms) / 1000)
                 self._schedule(item.chat_id, loop.time() + delay if delay else None)
             self._changed.set()  # drain() refills too: the send loop must see the new rows
+            room -= len(items)
             if len(items) < limit:
                 return
 

@@ -232,23 +232,17 @@ def _meant_as_utf8(body: bytes, content_type: str | None) -> bool:
         or mime in _XML_APPLICATION_TYPES
         or (mime.startswith("application/") and mime.endswith("+xml"))
     )
-    if obeyed and charset and not _is_ascii(charset):
-        return _is_utf8(charset)
+    if obeyed and charset and _codec(charset) != "ascii":
+        return _codec(charset) == "utf-8"
     # text/* without a charset means us-ascii to feedparser, a subset of UTF-8 that it gives
     # up on at the first non-ASCII byte, moving on to the declaration, like other types do.
     declared = _XML_ENCODING.match(body)
-    return _is_utf8(declared[1].decode("ascii")) if declared else True
+    return _codec(declared[1].decode("ascii")) == "utf-8" if declared else True
 
 
-def _is_utf8(name: str) -> bool:
+def _codec(name: str) -> str | None:
+    """The canonical name of an encoding ("UTF8", "utf_8" → "utf-8"), None if unknown."""
     try:
-        return codecs.lookup(name).name == "utf-8"
+        return codecs.lookup(name).name
     except LookupError:
-        return False
-
-
-def _is_ascii(name: str) -> bool:
-    try:
-        return codecs.lookup(name).name == "ascii"
-    except LookupError:
-        return False
+        return None

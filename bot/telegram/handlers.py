@@ -89,33 +89,34 @@ class AdminCache:
     async def is_admin(
         self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int
     ) -> bool:
-        key = (chat_id, user_id)
-        hit = self._seen.get(key)
-        now = time.monotonic()
-        if hit and now - hit[0] < self.ttl:
-            return hit[1]
-        member = await context.bot.get_chat_member(chat_id, user_id)
-        admin = member.status in ADMIN_STATUSES
-        if len(self._seen) > 10_000:
-            self._seen.clear()
-        self._seen[key] = (now, admin)
-        return admin
+        async def ask() -> bool:
+            member = await context.bot.get_chat_member(chat_id, user_id)
+            return member.status in ADMIN_STATUSES
+
+        return await self._cached((chat_id, user_id), ask)
 
     async def any_admin_among(
         self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_ids: frozenset[int]
     ) -> bool:
         """Whether one of `user_ids` administers the chat (a channel: posts carry no user)."""
-        key = (chat_id, 0)  # user id 0 is never a real user: the chat's whole admin list
+
+        async def ask() -> bool:
+            admins = await context.bot.get_chat_administrators(chat_id)
+            return any(member.user.id in user_ids for member in admins)
+
+        # User id 0 is never a real user: the key of the chat's whole admin list.
+        return await self._cached((chat_id, 0), ask)
+
+    async def _cached(self, key: tuple[int, int], ask: Callable[[], Awaitable[bool]]) -> bool:
         hit = self._seen.get(key)
         now = time.monotonic()
         if hit and now - hit[0] < self.ttl:
             return hit[1]
-        admins = await context.bot.get_chat_administrators(chat_id)
-        found = any(member.user.id in user_ids for member in admins)
+        answer = await ask()
         if len(self._seen) > 10_000:
             self._seen.clear()
-        self._seen[key] = (now, found)
-        return found
+        self._seen[key] = (now, answer)
+        return answer
 
 
 async def is_allowed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
