@@ -55,9 +55,7 @@ import platform
 import pstats
 import random
 import re
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -74,6 +72,7 @@ import feedparser
 
 # Run as a script from anywhere: the project is not installed into the venv.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import machine, maxrss_mib
 from bot.clock import FakeClock
 from bot.config import Settings, load_settings
 from bot.delivery.digests import DigestScheduler, KeywordMarker
@@ -400,10 +399,6 @@ class Run:
     problems: list[str] = field(default_factory=list)
 
 
-def maxrss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
 async def verify(built: Built, label: str, wall: float, cpu: float, queued: int) -> Run:
     store = built.store
     row = await store.db.fetchone(
@@ -700,18 +695,6 @@ async def check_sample(built: Built, size: int, seed: int) -> list[str]:
 
 # --------------------------------------------------------------------------------------------
 # Running it all
-
-
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        for line in subprocess.run(
-            ["lscpu"], capture_output=True, text=True, check=True
-        ).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {model}"
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

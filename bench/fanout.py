@@ -45,9 +45,7 @@ import io
 import json
 import math
 import os
-import platform
 import pstats
-import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -61,6 +59,7 @@ import telegram
 from telegram.request import BaseRequest, HTTPXRequest
 
 import bot.delivery.transport as transport_module
+from bench.common import answer_commands, machine, start_child
 from bot.clock import SystemClock
 from bot.config import DeliverySettings, load_settings
 from bot.delivery.pacing import Pacer
@@ -210,16 +209,13 @@ class RecordingFake(FakeTelegramProcess):
     """FakeTelegramProcess whose child also answers "sent": [(chat id, sent_at), ...]."""
 
     def start(self, timeout: float = 60.0) -> None:
-        parent, child = self._context.Pipe()
-        self._process = self._context.Process(
-            target=_serve_in_process, args=(child, self.private_chats, self.options), daemon=True
+        self.port = start_child(
+            self,
+            _serve_in_process,
+            (self.private_chats, self.options),
+            timeout,
+            "the fake Bot API process",
         )
-        self._process.start()
-        self._connection = parent
-        if not parent.poll(timeout):
-            self.stop()
-            raise RuntimeError("the fake Bot API process did not start")
-        self.port = parent.recv()
 
     def sent(self) -> list[tuple[int, float]]:
         self._connection.send("sent")
@@ -239,23 +235,15 @@ async def _serve(connection: Any, private_chats: list[int], options: dict[str, A
         for user_id in private_chats:
             fake.private_chat(fake.add_user(user_id))
         connection.send(fake.port)
-        while True:
-            command = await asyncio.to_thread(_receive, connection)
-            if command == "stats":
-                connection.send({**fake.stats(), "cpu": time.process_time()})
-            elif command == "sent":
-                connection.send([(m.chat_id, m.sent_at) for m in fake.sent])
-            else:  # "stop", or the parent went away
-                break
+        await answer_commands(
+            connection,
+            {
+                "stats": lambda: {**fake.stats(), "cpu": time.process_time()},
+                "sent": lambda: [(m.chat_id, m.sent_at) for m in fake.sent],
+            },
+        )
     with contextlib.suppress(OSError):
         connection.send("stopped")
-
-
-def _receive(connection: Any) -> str:
-    try:
-        return connection.recv()
-    except (EOFError, OSError):
-        return "stop"
 
 
 # --------------------------------------------------------------------------------------------
@@ -573,18 +561,6 @@ async def run_lifted(
 
 # --------------------------------------------------------------------------------------------
 # Running it all
-
-
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        for line in subprocess.run(
-            ["lscpu"], capture_output=True, text=True, check=True
-        ).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), {model}"
 
 
 def print_check(check: Check) -> None:

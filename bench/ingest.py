@@ -35,10 +35,7 @@ import asyncio
 import cProfile
 import gc
 import io
-import os
-import platform
 import pstats
-import resource
 import statistics
 import sys
 import tempfile
@@ -48,7 +45,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -56,6 +52,7 @@ import feedparser
 
 # Run as a script from anywhere: the project is not installed into the venv.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import machine_with_versions, maxrss_bytes
 from bot.clock import FakeClock
 from bot.config import Settings, load_settings
 from bot.feeds.check import DAY_MS, Parsed, parse_and_normalize, summarize_all
@@ -243,12 +240,12 @@ def memory_pass(folder: str, side: str, primed: bool) -> dict[str, int]:
     """One untimed pass of `side` in this (fresh) process: RSS before, after, traced peak."""
     documents = load_documents(Path(folder))
     gc.collect()
-    rss_before = _max_rss_bytes()
+    rss_before = maxrss_bytes()
     tracemalloc.start()
     asyncio.run(_memory_pass(documents, side, primed))
     _current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {"rss_before": rss_before, "rss_after": _max_rss_bytes(), "traced_peak": peak}
+    return {"rss_before": rss_before, "rss_after": maxrss_bytes(), "traced_peak": peak}
 
 
 async def _memory_pass(documents: Sequence[bytes], side: str, primed: bool) -> None:
@@ -267,10 +264,6 @@ async def _memory_pass(documents: Sequence[bytes], side: str, primed: bool) -> N
                     pass
         finally:
             await pipeline.close()
-
-
-def _max_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 def measure_memory(folder: Path, primed: bool) -> dict[str, dict[str, int]]:
@@ -355,16 +348,7 @@ def profile_pipeline(documents: Sequence[bytes], primed: bool, top: int) -> str:
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"feedparser {metadata.version('feedparser')}, selectolax {metadata.version('selectolax')}"
-    )
+    return machine_with_versions("feedparser", "selectolax")
 
 
 def print_rounds(rounds: Sequence[Round]) -> None:

@@ -24,7 +24,6 @@ import gc
 import html
 import json
 import os
-import platform
 import random
 import re
 import statistics
@@ -33,13 +32,13 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import feedparser
 
 # Run as a script from anywhere: the project is not installed into the venv.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import machine_with_versions
 from bot.filters import Keyword, KeywordFilter, KeywordIndex, normalize
 
 FEEDS = Path("/work/shared/feeds/real-world")
@@ -378,16 +377,7 @@ def p99(values: Sequence[float]) -> float:
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"pyahocorasick {metadata.version('pyahocorasick')}"
-    )
+    return machine_with_versions("pyahocorasick")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import gc
 import random
-import resource
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from telegram import Bot
 
+from bench.common import maxrss_mib
 from bot.clock import FakeClock
 from bot.delivery.sender import Sender
 from bot.store import Store
@@ -114,7 +114,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 f"sender refill: {sender.queued} rows queued in {wall:.2f} s (under"
                 f" tracemalloc); held after the load {(current - before) / 2**20:.1f} MiB,"
                 f" peak during it {(peak - before) / 2**20:.1f} MiB;"
-                f" ru_maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+                f" ru_maxrss {maxrss_mib():.0f} MiB"
             )
         finally:
             await store.close()

@@ -34,8 +34,6 @@ import contextlib
 import cProfile
 import dataclasses
 import io
-import os
-import platform
 import pstats
 import random
 import statistics
@@ -46,7 +44,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -54,6 +51,7 @@ from typing import Any
 
 # Run as a script from anywhere: the project is not installed into the venv.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import machine_with_versions
 from bot.clock import FakeClock
 from bot.config import Settings, load_settings
 from bot.feeds.check import FeedChecker
@@ -401,16 +399,7 @@ def print_profile(profiler: cProfile.Profile, top: int) -> None:
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"aiohttp {metadata.version('aiohttp')}, aiosqlite {metadata.version('aiosqlite')}"
-    )
+    return machine_with_versions("aiohttp", "aiosqlite")
 
 
 def print_cycles(cycles: Sequence[Cycle]) -> None:

@@ -73,6 +73,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.common import answer_commands, lscpu_model, start_child, stop_child
 from bot.config import load_settings
 from bot.feeds.entry import identity_key
 from bot.store import Store
@@ -96,15 +97,7 @@ BUILD_BATCH = 100_000  # rows per executemany (one transaction per table, or per
 
 def machine() -> str:
     """CPU model and count, as `nproc` and lscpu tell them."""
-    model = "unknown CPU"
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        for line in subprocess.run(
-            ["lscpu"], capture_output=True, text=True, check=True
-        ).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{len(os.sched_getaffinity(0))} cores (nproc), {model}"
+    return f"{len(os.sched_getaffinity(0))} cores (nproc), {lscpu_model('unknown CPU')}"
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -530,16 +523,9 @@ class FeedHostProcess:
         self._process: Any = None
 
     def start(self, timeout: float = 300.0) -> None:
-        parent, child = self._context.Pipe()
-        self._process = self._context.Process(
-            target=_serve_feeds_in_process, args=(child, asdict(self.plan)), daemon=True
+        self.ports = start_child(
+            self, _serve_feeds_in_process, (asdict(self.plan),), timeout, "the feed host process"
         )
-        self._process.start()
-        self._connection = parent
-        if not parent.poll(timeout):
-            self.stop()
-            raise RuntimeError("the feed host process did not start")
-        self.ports = parent.recv()
 
     def url(self, feed: int) -> str:
         host = self.plan.host(feed)
@@ -555,16 +541,7 @@ class FeedHostProcess:
         self._connection.recv()
 
     def stop(self) -> None:
-        if self._process is None:
-            return
-        with contextlib.suppress(OSError, EOFError):
-            self._connection.send("stop")
-            self._connection.poll(5)
-        self._process.join(5)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(5)
-        self._process = None
+        stop_child(self)
 
 
 def _serve_feeds_in_process(connection: Any, plan: dict[str, Any]) -> None:
@@ -586,44 +563,35 @@ async def _serve_feeds(connection: Any, plan: Plan) -> None:
                 etag=plan.etag(feed),
             )
         connection.send({host: server.port for host, server in servers.items()})
-        while True:
-            command = await asyncio.to_thread(_receive, connection)
-            if command == "stats":
-                hits = bodies = body_bytes = twice = 0
-                for feed in range(plan.feeds):
-                    server, path = servers[plan.host(feed)], plan.path(feed)
-                    hits += server.hits(path)
-                    twice += server.hits(path) >= 2
-                    sent = server.bytes_sent(path)
-                    bodies += sent > 0
-                    body_bytes += sent
-                connection.send(
-                    {
-                        "requests": hits,
-                        "feeds_answered_200": bodies,
-                        "feeds_hit_twice": twice,
-                        "body_mb": body_bytes / 2**20,
-                        "cpu": time.process_time(),
-                    }
-                )
-            elif command == "reset":
-                for server in servers.values():
-                    server.reset_stats()
-                connection.send("reset")
-            else:
-                break
+
+        def stats() -> dict[str, Any]:
+            hits = bodies = body_bytes = twice = 0
+            for feed in range(plan.feeds):
+                server, path = servers[plan.host(feed)], plan.path(feed)
+                hits += server.hits(path)
+                twice += server.hits(path) >= 2
+                sent = server.bytes_sent(path)
+                bodies += sent > 0
+                body_bytes += sent
+            return {
+                "requests": hits,
+                "feeds_answered_200": bodies,
+                "feeds_hit_twice": twice,
+                "body_mb": body_bytes / 2**20,
+                "cpu": time.process_time(),
+            }
+
+        def reset() -> str:
+            for server in servers.values():
+                server.reset_stats()
+            return "reset"
+
+        await answer_commands(connection, {"stats": stats, "reset": reset})
     finally:
         for server in servers.values():
             await server.stop()
     with contextlib.suppress(OSError):
         connection.send("stopped")
-
-
-def _receive(connection: Any) -> str:
-    try:
-        return connection.recv()
-    except (EOFError, OSError):
-        return "stop"
 
 
 # --------------------------------------------------------------------------------------------
@@ -647,18 +615,13 @@ class FakeApiProcess(FakeTelegramProcess):
         self.groups = groups
 
     def start(self, timeout: float = 120.0) -> None:
-        parent, child = self._context.Pipe()
-        self._process = self._context.Process(
-            target=_serve_fake_in_process,
-            args=(child, self.privates, self.groups, self.options),
-            daemon=True,
+        self.port = start_child(
+            self,
+            _serve_fake_in_process,
+            (self.privates, self.groups, self.options),
+            timeout,
+            "the fake Bot API process",
         )
-        self._process.start()
-        self._connection = parent
-        if not parent.poll(timeout):
-            self.stop()
-            raise RuntimeError("the fake Bot API process did not start")
-        self.port = parent.recv()
 
 
 def _serve_fake_in_process(connection: Any, privates: int, groups: int, options: Any) -> None:
@@ -673,18 +636,16 @@ async def _serve_fake(connection: Any, privates: int, groups: int, options: Any)
         for k in range(groups):
             fake.add_group(group_id(k), f"Group {k}", supergroup=k % 2 == 0, creator=admin)
         connection.send(fake.port)
-        while True:
-            command = await asyncio.to_thread(_receive, connection)
-            if command == "stats":
-                connection.send(
-                    {
-                        **fake.stats(),
-                        "flood_refused": sum(fake.flood.refused.values()),
-                        "cpu": time.process_time(),
-                    }
-                )
-            else:
-                break
+        await answer_commands(
+            connection,
+            {
+                "stats": lambda: {
+                    **fake.stats(),
+                    "flood_refused": sum(fake.flood.refused.values()),
+                    "cpu": time.process_time(),
+                }
+            },
+        )
     with contextlib.suppress(OSError):
         connection.send("stopped")
 
