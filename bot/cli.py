@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
 from bot.delivery.format import html_to_plain
-from bot.errors import UserError
+from bot.errors import FeedError, UserError
 from bot.store import Database, DatabaseLockedError, Store
 
 if TYPE_CHECKING:
@@ -107,18 +107,18 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
     from bot.preview import preview
+    from bot.telegram.i18n import failure_reply
 
     try:
         for alert in await preview(args.source, settings, limit=max(1, args.limit)):
             print(alert)
             print()
+    except FeedError as error:
+        text = failure_reply("en", error.failure, given=args.source)
+        print(f"news-notifier: {html_to_plain(text)}", file=sys.stderr)
+        return 1
     except UserError as error:
-        from bot.delivery.format import html_to_plain
-        from bot.telegram.i18n import t
-
-        print(
-            f"news-notifier: {html_to_plain(t('en', error.key, **error.values))}", file=sys.stderr
-        )
+        print(f"news-notifier: {plain(error.key, **error.values)}", file=sys.stderr)
         return 1
     return 0
 
@@ -257,28 +257,28 @@ async def import_into(
     from concurrent.futures import ThreadPoolExecutor
 
     from bot.clock import SystemClock
-    from bot.feeds.check import FeedChecker
     from bot.feeds.fetch import Fetcher
-    from bot.filters import Keyword, KeywordIndex
+    from bot.feeds.pipeline import FeedPipeline
+    from bot.filters import KeywordIndex
     from bot.opml import import_feeds
     from bot.routing import make_router
-    from bot.service import Service
+    from bot.usecases.keywords import KeywordFilters
+    from bot.usecases.subscriptions import Subscriptions
 
     clock = SystemClock()
     index = KeywordIndex()
     # Stories this check finds new go to the feed's other subscribers (queued for the bot's
     # next start), through their keyword filters like any other story.
-    for chat, keywords in (await store.chats.all_keywords()).items():
-        index.set_chat(chat, [Keyword(text, exclude) for text, exclude in keywords])
+    await KeywordFilters(store, index, settings.keywords).load_all()
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")
     bar = ProgressBar(len(feeds))
     bar.start()
     try:
         async with Fetcher(settings.fetch) as fetcher:
-            checker = FeedChecker(store, fetcher, settings, clock, make_router(index), executor)
-            service = Service(store, checker, settings, clock, keyword_index=index)
+            pipeline = FeedPipeline(store, fetcher, settings, clock, make_router(index), executor)
+            subscriptions = Subscriptions(store, pipeline, clock)
             report = await import_feeds(
-                lambda url, turn: service.subscribe(chat_id, url, thread_id=None, turn=turn),
+                lambda url, turn: subscriptions.subscribe(chat_id, url, thread_id=None, turn=turn),
                 feeds,
                 on_checked=bar.update,
             )

@@ -15,7 +15,8 @@ from bot.delivery.digests import DigestScheduler
 from bot.digest import DigestItem, DigestRenderer, digest_window, render_digest
 from bot.filters import Keyword, KeywordFilter
 from bot.models import Entry, Story
-from bot.store import FeedCheck, Store
+from bot.store import Store
+from tests.helpers import record_entries
 
 SEED_TITLE = "克里姆林宫称正在准备俄美专家级会谈，为特普峰会铺路"
 SEED_SUMMARY = (
@@ -68,15 +69,7 @@ async def add_story(
         link=f"https://n.test/{n}",
         lead_html="",
     )
-    await store.stories.record_check(
-        feed_id,
-        [entry],
-        {entry.identity: summary},
-        FeedCheck(now_ms=clock.now_ms(), next_check_at=clock.now_ms()),
-        archive_window_ms=7 * 86_400_000,
-        duplicate_window_ms=0,
-        router=lambda s, r: [],
-    )
+    await record_entries(store, feed_id, [entry], {entry.identity: summary}, now_ms=clock.now_ms())
 
 
 async def digests(store: Store, chat_id: int = 1) -> list[str]:

@@ -185,12 +185,7 @@ class DigestScheduler:
         feeds = await self.store.chats.subscribed_feeds(ids)
         keywords = await self.store.chats.keywords_of(ids)
         renderers: dict[DigestWindow, DigestRenderer] = {}
-        marker = KeywordMarker(
-            {
-                chat_id: [Keyword(text, ex) for text, ex in rows]
-                for chat_id, rows in keywords.items()
-            }
-        )
+        marker = KeywordMarker(keywords)
         queued = 0
         ready: list[DailyDigest] = []
         for chat in chats:
@@ -269,7 +264,7 @@ class DigestScheduler:
             seen_until=window.seen_until,
             published_from=window.published_from,
         )
-        keywords = [Keyword(t, ex) for t, ex in await self.store.chats.keywords(chat.id)]
+        keywords = await self.store.chats.keywords(chat.id)
         matched = KeywordMarker({chat.id: keywords}).matched(chat.id, stories)
         modes = (await self.store.chats.subscribed_feeds([chat.id]))[chat.id]
         return render_digest(

@@ -7,26 +7,25 @@ NOTHING RETURNING), so a PostgreSQL backend can later sit behind the same interf
 
 from __future__ import annotations
 
-from bot.store.chats import Chat, ChatStore, Recipient, Subscription
+from bot.store.chats import Chat, ChatStore, Subscription
 from bot.store.db import Database, DatabaseLockedError
-from bot.store.feeds import Feed, FeedCheck, FeedStore
+from bot.store.feeds import Feed, FeedStore, FeedUpdate
 from bot.store.outbox import OutboxItem, OutboxStore, StoryText
-from bot.store.stories import CheckOutcome, Delivery, NewStory, StoryStore
+from bot.store.stories import CheckUnit, FeedState, QueuedAlert, StoryStore
 
 __all__ = [
     "Chat",
     "ChatStore",
-    "CheckOutcome",
+    "CheckUnit",
     "Database",
     "DatabaseLockedError",
-    "Delivery",
     "Feed",
-    "FeedCheck",
+    "FeedState",
     "FeedStore",
-    "NewStory",
+    "FeedUpdate",
     "OutboxItem",
     "OutboxStore",
-    "Recipient",
+    "QueuedAlert",
     "Store",
     "StoryStore",
     "StoryText",

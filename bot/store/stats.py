@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from bot.clock import DAY_MS, HOUR_MS
 from bot.store.db import Database
-
-DAY_MS = 86_400_000
-HOUR_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +54,8 @@ async def gather_stats(db: Database, *, now_ms: int, counters_hours: int = 24) -
     """Everything /stats shows, read under one hold of the connection."""
     since_counters = now_ms - now_ms % HOUR_MS - (counters_hours - 1) * HOUR_MS
     async with db.read() as conn:
-        chats = dict(await (await conn.execute(_CHATS)).fetchall())
-        feeds = dict(await (await conn.execute(_FEEDS)).fetchall())
+        chats = {row[0]: row[1] for row in await conn.fetchall(_CHATS)}
+        feeds = {row[0]: row[1] for row in await conn.fetchall(_FEEDS)}
         scalars = []
         for sql, params in (
             (_SUBSCRIPTIONS, ()),
@@ -65,9 +63,9 @@ async def gather_stats(db: Database, *, now_ms: int, counters_hours: int = 24) -
             (_PENDING, ()),
             (_SENT_SINCE, (now_ms - HOUR_MS,)),
         ):
-            row = await (await conn.execute(sql, params)).fetchone()
+            row = await conn.fetchone(sql, params)
             scalars.append(int(row[0]) if row else 0)
-        counter_rows = await (await conn.execute(_COUNTERS_SINCE, (since_counters,))).fetchall()
+        counter_rows = await conn.fetchall(_COUNTERS_SINCE, (since_counters,))
     subscriptions, stories_today, pending, sent = scalars
     return Stats(
         chats_active=chats.get("active", 0),

@@ -25,22 +25,23 @@ from telegram.ext import (
     filters,
 )
 
-from bot.clock import Clock, SystemClock
+from bot.clock import DAY_MS, HOUR_MS, Clock, SystemClock
 from bot.config import Settings
 from bot.delivery.digests import DigestScheduler
 from bot.delivery.pacing import PacedRateLimiter, Pacer
 from bot.delivery.sender import Sender
 from bot.delivery.transport import AiohttpRequest
-from bot.feeds.check import FeedChecker
 from bot.feeds.fetch import Fetcher
+from bot.feeds.pipeline import FeedPipeline
 from bot.feeds.poller import Poller
 from bot.filters import KeywordIndex
 from bot.routing import make_router
-from bot.service import Service
 from bot.store import Feed, Store
 from bot.telegram import handlers, ops
-from bot.telegram.i18n import COMMANDS, language_of, t
+from bot.telegram.i18n import COMMANDS, failure_reason, language_of, t
 from bot.telegram.ordering import PerChatUpdateProcessor
+from bot.usecases.keywords import KeywordFilters
+from bot.usecases.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,9 @@ class BotRuntime:
     clock: Clock
     fetcher: Fetcher
     keyword_index: KeywordIndex
-    service: Service
+    pipeline: FeedPipeline
+    subscriptions: Subscriptions
+    keywords: KeywordFilters
     poller: Poller
     sender: Sender
     digests: DigestScheduler
@@ -108,13 +111,14 @@ class BotRuntime:
             key = "notice.feed_gone" if current.status == "gone" else "notice.feed_paused"
         else:
             key = "notice.feed_recovered"
+        failure = current.failure
         for chat_id, thread_id, language in await self.store.feeds.subscriber_languages(feed.id):
             text = t(
                 language,
                 key,
                 title=current.display_title,
                 url=current.url,
-                error=current.last_error or "?",
+                error=failure_reason(language, failure) if failure else "?",
             )
             await self.store.outbox.enqueue_text(
                 chat_id, thread_id, kind="notice", texts=[text], now_ms=self.clock.now_ms()
@@ -123,12 +127,6 @@ class BotRuntime:
 
     async def on_chat_unreachable(self, chat_id: int) -> None:
         self.forget_chat(chat_id)
-
-    async def load_keywords(self) -> None:
-        from bot.filters import Keyword
-
-        for chat_id, keywords in (await self.store.chats.all_keywords()).items():
-            self.keyword_index.set_chat(chat_id, [Keyword(text, ex) for text, ex in keywords])
 
 
 def build_runtime(
@@ -142,7 +140,6 @@ def build_runtime(
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")
     fetcher = Fetcher(settings.fetch)
     index = KeywordIndex()
-    checker = FeedChecker(store, fetcher, settings, clock, make_router(index), executor)
     sender = Sender(
         store,
         sender_bot,
@@ -152,22 +149,25 @@ def build_runtime(
         link_preview=settings.telegram.link_preview,
         default_zone=settings.digest.timezone,
     )
-    poller = Poller(store, checker, settings, clock, on_queued=sender.wake)
-    service = Service(store, checker, settings, clock, keyword_index=index, on_queued=sender.wake)
+    pipeline = FeedPipeline(
+        store, fetcher, settings, clock, make_router(index), executor, on_queued=sender.wake
+    )
     runtime = BotRuntime(
         settings=settings,
         store=store,
         clock=clock,
         fetcher=fetcher,
         keyword_index=index,
-        service=service,
-        poller=poller,
+        pipeline=pipeline,
+        subscriptions=Subscriptions(store, pipeline, clock),
+        keywords=KeywordFilters(store, index, settings.keywords),
+        poller=Poller(store, pipeline, settings, clock),
         sender=sender,
         digests=DigestScheduler(store, settings, clock, on_queued=sender.wake),
         admins=handlers.AdminCache(settings.telegram.admin_cache_seconds),
         executor=executor,
     )
-    poller.on_health = runtime.on_feed_health
+    pipeline.on_health = runtime.on_feed_health
     sender.on_unreachable = runtime.on_chat_unreachable
     return runtime
 
@@ -248,9 +248,9 @@ async def housekeeping(context: ContextTypes.DEFAULT_TYPE) -> None:
     rt: BotRuntime = context.application.bot_data["runtime"]
     now = rt.clock.now_ms()
     stories = await rt.store.stories.purge(
-        older_than_ms=now - int(rt.settings.dedupe.retention_days * 86_400_000)
+        older_than_ms=now - int(rt.settings.dedupe.retention_days * DAY_MS)
     )
-    keep_ms = max(7 * 86_400_000, int(rt.settings.delivery.duplicate_title_hours * 3_600_000))
+    keep_ms = max(7 * DAY_MS, int(rt.settings.delivery.duplicate_title_hours * HOUR_MS))
     rows = await rt.store.outbox.purge(older_than_ms=now - keep_ms)
     log.info("event=housekeeping stories_forgotten=%d outbox_rows_forgotten=%d", stories, rows)
 
@@ -295,7 +295,7 @@ async def run(
     app.bot_data["runtime"] = runtime
     add_handlers(app)
     async with runtime.fetcher, sender_bot, app:
-        await runtime.load_keywords()
+        await runtime.keywords.load_all()
         # Long-lived start-up data (keyword index, caches) out of the collector's way.
         gc.freeze()
         await register_commands(app.bot)

@@ -1,4 +1,4 @@
-"""Command handlers: parse the arguments, call one service function, reply.
+"""Command handlers: parse the arguments, call one use case, reply.
 
 Every handler answers: a wrong argument gets a text that shows the right form (UserError →
 the user's language), and an unexpected failure gets a short apology, never silence.
@@ -28,8 +28,8 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.delivery.format import format_time
-from bot.errors import UserError
-from bot.telegram.i18n import language_of, t
+from bot.errors import FailureKind, FeedError, FeedFailure, UserError
+from bot.telegram.i18n import failure_reason, failure_reply, language_of, t
 
 if TYPE_CHECKING:
     from bot.telegram.app import BotRuntime
@@ -188,6 +188,8 @@ def command(*, changes: bool = False) -> Callable[[Callable[..., Awaitable[None]
                     await reply(message, t(language, "auth.not_admin"))
                     return
                 await handler(request, context)
+            except FeedError as error:
+                await reply(message, failure_reply(language, error.failure, given=text))
             except UserError as error:
                 await reply(message, t(language, error.key, **error.values))
             except Exception:
@@ -250,9 +252,9 @@ async def subscribe(request: Request, context: ContextTypes.DEFAULT_TYPE) -> Non
     if not request.text:
         raise UserError("subscribe.usage")
     if len(request.args) > 1:
-        raise UserError("feed.invalid_url", given=request.text[:200])
+        raise FeedError(FeedFailure(FailureKind.INVALID_URL))
     async with typing_while_slow(context, request.chat_id, request.thread_id):
-        result = await runtime(context).service.subscribe(
+        result = await runtime(context).subscriptions.subscribe(
             request.chat_id, request.text, thread_id=request.thread_id
         )
     key = "subscribe.done" if result.created else "subscribe.already"
@@ -292,7 +294,7 @@ async def unsubscribe(request: Request, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     if len(request.args) > 1:
         raise UserError("unsubscribe.usage")
-    removed = await rt.service.unsubscribe(request.chat_id, request.text)
+    removed = await rt.subscriptions.unsubscribe(request.chat_id, request.text)
     await reply(
         request.message,
         t(request.language, "unsubscribe.done", title=removed.feed_title or removed.feed_url),
@@ -349,14 +351,13 @@ async def list_(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
                 mode=t(lang, f"mode.{s.mode}"),
             )
         )
+        reason = failure_reason(lang, s.feed_failure) if s.feed_failure else "?"
         if s.feed_status == "gone":
             lines.append(t(lang, "list.gone"))
         elif s.feed_status == "paused":
-            lines.append(t(lang, "list.paused", error=s.feed_error or "?"))
+            lines.append(t(lang, "list.paused", error=reason))
         elif s.feed_failures:
-            lines.append(
-                t(lang, "list.failing", error=s.feed_error or "?", failures=s.feed_failures)
-            )
+            lines.append(t(lang, "list.failing", error=reason, failures=s.feed_failures))
     for part in split_lines(lines):
         await reply(
             request.message, part, link_preview_options=LinkPreviewOptions(is_disabled=True)
@@ -379,7 +380,9 @@ def split_lines(lines: list[str], limit: int = 4000) -> list[str]:
 
 @command(changes=True)
 async def mode(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
-    subscription, chosen = await runtime(context).service.set_mode(request.chat_id, request.args)
+    subscription, chosen = await runtime(context).subscriptions.set_mode(
+        request.chat_id, request.args
+    )
     await reply(
         request.message,
         t(
@@ -397,13 +400,13 @@ KEYWORD_ACTIONS = ("add", "remove", "clear")
 @command()
 async def keywords(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/keywords shows; add/remove/clear change (administrators only in groups)."""
-    service = runtime(context).service
+    filters_ = runtime(context).keywords
     lang = request.language
     action = request.args[0].lower() if request.args else ""
     rest = request.text.split(maxsplit=1)[1] if len(request.args) > 1 else ""
     if not action:
         await reply(
-            request.message, describe_keywords(lang, await service.keywords(request.chat_id))
+            request.message, describe_keywords(lang, await filters_.current(request.chat_id))
         )
         return
     if action not in KEYWORD_ACTIONS:
@@ -414,13 +417,13 @@ async def keywords(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None
     if action == "clear":
         if rest:
             raise UserError("keywords.usage")
-        await service.clear_keywords(request.chat_id)
+        await filters_.clear(request.chat_id)
         await reply(request.message, t(lang, "keywords.cleared"))
         return
     if not rest:
         raise UserError("keywords.empty")
     if action == "add":
-        added, already = await service.add_keywords(request.chat_id, rest)
+        added, already = await filters_.add(request.chat_id, rest)
         lines = []
         if added:
             lines.append(t(lang, "keywords.added", added=" ".join(k.display() for k in added)))
@@ -429,7 +432,7 @@ async def keywords(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None
                 t(lang, "keywords.already", already=" ".join(k.display() for k in already))
             )
     else:
-        removed, missing = await service.remove_keywords(request.chat_id, rest)
+        removed, missing = await filters_.remove(request.chat_id, rest)
         lines = []
         if removed:
             lines.append(
@@ -439,7 +442,7 @@ async def keywords(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None
             lines.append(
                 t(lang, "keywords.not_found", missing=" ".join(k.display() for k in missing))
             )
-    current = await service.keywords(request.chat_id)
+    current = await filters_.current(request.chat_id)
     lines.append(describe_keywords(lang, current))
     await reply(request.message, "\n\n".join(lines))
 

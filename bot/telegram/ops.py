@@ -17,6 +17,7 @@ from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandl
 from bot.delivery.format import html_to_plain
 from bot.errors import UserError
 from bot.opml import (
+    Failure,
     ImportReport,
     OpmlDocument,
     OpmlFeed,
@@ -27,7 +28,7 @@ from bot.opml import (
 )
 from bot.store.stats import Stats, exported_feeds, gather_stats
 from bot.telegram.handlers import Request, command, reply, runtime
-from bot.telegram.i18n import TEXTS, t
+from bot.telegram.i18n import TEXTS, failure_reason, t
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,9 @@ async def run_import(
     try:
         started = await reply(request.message, t(lang, "import.progress", done=0, total=total))
         progress = Progress(started, lang, total)
-        subscribe = partial(rt.service.subscribe, request.chat_id, thread_id=request.thread_id)
+        subscribe = partial(
+            rt.subscriptions.subscribe, request.chat_id, thread_id=request.thread_id
+        )
         report = await import_feeds(
             subscribe,
             opml.feeds,
@@ -202,12 +205,14 @@ async def run_import(
         app.bot_data.get(IMPORTING, set()).discard(request.chat_id)
 
 
-def failure_reason(lang: str, key: str, values: dict[str, object]) -> str:
+def import_failure_reason(lang: str, failure: Failure) -> str:
     """A short label for why feeds failed; the full text for a reason without one."""
-    short = f"import.reason.{key}"
+    if failure.feed_failure is not None:
+        return failure_reason(lang, failure.feed_failure)
+    short = f"import.reason.{failure.key}"
     if short in TEXTS:
-        return t(lang, short, **values)
-    return html_to_plain(t(lang, key, **{"given": "…", **values}))
+        return t(lang, short, **failure.values)
+    return html_to_plain(t(lang, failure.key, **failure.values))
 
 
 def import_summary(lang: str, report: ImportReport) -> str:
@@ -225,7 +230,7 @@ def import_summary(lang: str, report: ImportReport) -> str:
     budget = MAX_FAILURE_EXAMPLES
     groups = report.failure_groups()
     for group in groups[:MAX_FAILURE_GROUPS]:
-        reason = failure_reason(lang, group.key, group.values)
+        reason = import_failure_reason(lang, group.first)
         lines.append("")
         lines.append(t(lang, "import.failed_group", reason=reason, count=len(group.urls)))
         shown = group.urls[: max(budget, 0)]

@@ -62,10 +62,11 @@ from pathlib import Path
 import pytest
 
 from bot.models import Entry
-from bot.store import FeedCheck, Store
+from bot.store import Store
 from tests.e2e.child import Child, Children
 from tests.fakes.feed_server import FeedItem, FeedServer
 from tests.fakes.telegram_api import FakeTelegram, FloodLimits, SentMessage
+from tests.helpers import record_entries
 
 SEED = int(os.environ.get("CRASH_TRIALS_SEED") or random.SystemRandom().randrange(2**32))
 
@@ -310,14 +311,13 @@ async def prepare(database: Path, plan: Plan, feed_server: FeedServer) -> int:
                 link=f"https://news.test/{SEED}/t{plan.number}-f{feed}-old",
                 lead_html="<p>Found before the digest fell due.</p>",
             )
-            await store.stories.record_check(
+            await record_entries(
+                store,
                 feed_id,
                 [old],
                 {old.identity: "Found before the digest fell due."},
-                FeedCheck(now_ms=due - 3_600_000, next_check_at=now),
-                archive_window_ms=7 * 86_400_000,
-                duplicate_window_ms=48 * 3_600_000,
-                router=lambda _story, _recipients: [],
+                now_ms=due - 3_600_000,
+                next_check_at=now,
             )
     finally:
         await store.close()

@@ -1,0 +1,32 @@
+"""Small helpers tests share (not fixtures: those live in conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.clock import DAY_MS, HOUR_MS
+from bot.feeds.record import CheckReport, DedupeRules, record_check
+from bot.models import Entry
+from bot.store import FeedUpdate, Store
+
+RULES = DedupeRules(archive_window_ms=7 * DAY_MS, duplicate_window_ms=48 * HOUR_MS)
+
+
+async def record_entries(
+    store: Store,
+    feed_id: int,
+    entries: Sequence[Entry] = (),
+    summaries: dict[str, str] | None = None,
+    *,
+    now_ms: int,
+    next_check_at: int | None = None,
+) -> CheckReport:
+    """Record a check that listed `entries`, routing nobody: with none, it primes the feed
+    (what it lists next is news), as a first check that saw an empty feed would."""
+    update = FeedUpdate(
+        now_ms=now_ms, next_check_at=now_ms if next_check_at is None else next_check_at
+    )
+    async with store.stories.check_unit(feed_id) as unit:
+        return await record_check(
+            unit, entries, summaries or {}, update, RULES, lambda _story, _recipients: []
+        )
