@@ -1,8 +1,10 @@
 """Settings: config/default.toml < user TOML file < environment variables.
 
-Every setting has its default and its documentation in config/default.toml. This module
-knows their types and allowed values; a bad value raises ConfigError with one line that
-names the setting and what is allowed, and the CLI prints that line and exits 2.
+Every setting has its default and its documentation in bot/default.toml, a real file of
+the package so that an installed bot has it (config/default.toml, the path the docs name,
+is a link to it). This module knows their types and allowed values; a bad value raises
+ConfigError with one line that names the setting and what is allowed, and the CLI prints
+that line and exits 2.
 """
 
 from __future__ import annotations
