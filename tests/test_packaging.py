@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 from bot.config import DEFAULTS_PATH
@@ -102,7 +103,10 @@ def test_the_dockerfile_check_passes_on_a_package_built_from_what_it_copies(
         text=True,
         timeout=120,
     )
-    assert build.returncode == 0, build.stderr
+    assert build.returncode == 0, (
+        f"{build.stderr}\n(setuptools {version('setuptools')} here; pyproject.toml [test] "
+        "asks for a newer one: pip install -e '.[test]')"
+    )
     # The check as the Dockerfile runs it, from /, then where `bot` was imported from.
     environ = {**os.environ, "PYTHONPATH": str(installed)}
     result = subprocess.run(
