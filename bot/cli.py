@@ -15,13 +15,15 @@ from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
 from bot.delivery.format import html_to_plain
 from bot.errors import FeedError, UserError
-from bot.store import Database, DatabaseLockedError, Store
+from bot.store import Database, DatabaseLockedError, DatabaseLostError, Store
 
 if TYPE_CHECKING:
     from bot.opml import ImportReport, OpmlFeed
 
 log = logging.getLogger("bot.cli")
 EXIT_USAGE = 2
+# The database file went away (deleted, replaced, read-only) while the bot ran.
+EXIT_DATABASE_LOST = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +102,8 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         await run(settings, store)
+    except DatabaseLostError:
+        return EXIT_DATABASE_LOST  # logged at CRITICAL when it was found
     finally:
         await store.close()
     return 0

@@ -1,13 +1,16 @@
 """Settings: config/default.toml < user TOML file < environment variables.
 
-Every setting has its default and its documentation in config/default.toml. This module
-knows their types and allowed values; a bad value raises ConfigError with one line that
-names the setting and what is allowed, and the CLI prints that line and exits 2.
+Every setting has its default and its documentation in bot/default.toml, a real file of
+the package so that an installed bot has it (config/default.toml, the path the docs name,
+is a link to it). This module knows their types and allowed values; a bad value raises
+ConfigError with one line that names the setting and what is allowed, and the CLI prints
+that line and exits 2.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -29,6 +32,16 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "NEWS_NOTIFIER_TIMEZONE": ("digest", "timezone"),
 }
 CONFIG_ENV = "NEWS_NOTIFIER_CONFIG"
+
+# What database.path accepts, in the one line a refused value prints. The PostgreSQL
+# backend (a later issue) changes this line and lets its scheme through `_database_path`.
+DATABASE_ACCEPTED = (
+    "a file path for SQLite (this version supports no database URLs such as postgresql://)"
+)
+# A URL's scheme (RFC 3986) followed by "//": "C:\\db" or "backups/08:00.sqlite3" are paths.
+URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+# The password of a URL's user:password@ (group 1), kept out of error lines.
+URL_PASSWORD = re.compile(URL_SCHEME.pattern + r"[^/@:]*:([^/@]*)@")
 
 
 class ConfigError(Exception):
@@ -264,6 +277,22 @@ def _nonempty(value: Any) -> str:
     return value
 
 
+def _database_path(value: Any) -> str:
+    """A file path; a URL is refused rather than taken for one (a folder "postgresql:")."""
+    path = _nonempty(value)
+    if URL_SCHEME.match(path):
+        raise ValueError(DATABASE_ACCEPTED)
+    return path
+
+
+def _shown(value: Any) -> str:
+    """A refused value as an error line shows it: repr, without a URL's password."""
+    password = URL_PASSWORD.match(value) if isinstance(value, str) else None
+    if password:
+        value = value[: password.start(1)] + "***" + value[password.end(1) :]
+    return repr(value)
+
+
 CHECKS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "telegram": {
         "token": _text(),
@@ -274,7 +303,7 @@ CHECKS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "admin_cache_seconds": _int(0),
         "polling_timeout": _int(0, 600),
     },
-    "database": {"path": _nonempty},
+    "database": {"path": _database_path},
     "poll": {
         "interval": _int(1),
         "hint_max": _int(1),
@@ -384,6 +413,6 @@ def load_settings(
             try:
                 values[field.name] = CHECKS[section][field.name](value)
             except ValueError as error:
-                raise ConfigError(f"setting {label} is {value!r}; allowed: {error}") from None
+                raise ConfigError(f"setting {label} is {_shown(value)}; allowed: {error}") from None
         built[section] = cls(**values)
     return Settings(**built)

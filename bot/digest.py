@@ -213,26 +213,16 @@ class DigestWindow:
         seen_from <= first_seen_ms < seen_until  and  timestamp_id >= published_from
 
     where first_seen_ms is when the bot first stored the story (not its publication time)
-    and timestamp_id is its publication time (PRODUCT.md: the story's id). In SQL, on the
-    stories table of migration 0001 (first_seen_at holds first_seen_ms):
+    and timestamp_id is its publication time (PRODUCT.md: the story's id).
 
-        WHERE st.first_seen_at >= :seen_from AND st.first_seen_at < :seen_until
-          AND st.timestamp_id >= :published_from
-
-    Both conditions, always: Story does not carry first_seen_ms, since nothing after
-    selection needs it, so the store is where this rule runs.
+    This class only holds the bounds. The rule runs in one place, the store
+    (bot/store/stories.py, IN_DIGEST_WINDOW), given exactly these three numbers: Story
+    does not carry first_seen_ms, since nothing after selection needs it.
     """
 
     seen_from: int  # inclusive, epoch ms, on the first-seen axis
     seen_until: int  # exclusive, epoch ms, on the first-seen axis
     published_from: int  # inclusive, epoch ms, on the timestamp-id axis
-
-    def includes(self, *, timestamp_id: int, first_seen_ms: int) -> bool:
-        """The selection rule in Python (the store does the same in SQL)."""
-        return (
-            self.seen_from <= first_seen_ms < self.seen_until
-            and timestamp_id >= self.published_from
-        )
 
 
 def digest_window(last_digest_ms: int | None, due_ms: int) -> DigestWindow:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from bot.config import LogSettings
+from bot.store.db import DatabaseLostError
 
 # Anything shaped like a Telegram bot token: digits, a colon (or its URL-encoded %3A, as
 # httpx logs file downloads), 30+ url-safe characters.
@@ -43,6 +44,16 @@ class RedactToken(logging.Filter):
         if clean != message or record.args:
             record.msg, record.args = clean, None
         return True
+
+
+class AfterDatabaseLost(logging.Filter):
+    """A lost database is reported once, at CRITICAL, by the store. The failures it then
+    causes wherever the bot was using it (a command, a refill, a flush) while the bot
+    stops add nothing but tracebacks: drop them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, DatabaseLostError)
 
 
 class TextFormatter(logging.Formatter):
@@ -78,6 +89,7 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(settings: LogSettings, token: str = "", stream: object = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler.addFilter(AfterDatabaseLost())  # before RedactToken, which formats exc_info
     handler.addFilter(RedactToken(token))
     handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
     root = logging.getLogger()

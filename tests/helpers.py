@@ -6,10 +6,15 @@ from collections.abc import Sequence
 
 from bot.clock import DAY_MS, HOUR_MS
 from bot.feeds.record import CheckReport, DedupeRules, record_check
-from bot.models import Entry
+from bot.models import Delivery, Entry, NewStory, Recipient
+from bot.routing import Router
 from bot.store import FeedUpdate, Store
 
 RULES = DedupeRules(archive_window_ms=7 * DAY_MS, duplicate_window_ms=48 * HOUR_MS)
+
+
+def alert_nobody(story: NewStory, recipients: Sequence[Recipient]) -> list[Delivery]:
+    return []
 
 
 async def record_entries(
@@ -20,13 +25,14 @@ async def record_entries(
     *,
     now_ms: int,
     next_check_at: int | None = None,
+    rules: DedupeRules = RULES,
+    router: Router = alert_nobody,
 ) -> CheckReport:
-    """Record a check that listed `entries`, routing nobody: with none, it primes the feed
-    (what it lists next is news), as a first check that saw an empty feed would."""
+    """Record a check that listed `entries` (by default routing nobody): with none, it
+    primes the feed (what it lists next is news), as a first check that saw an empty feed
+    would."""
     update = FeedUpdate(
         now_ms=now_ms, next_check_at=now_ms if next_check_at is None else next_check_at
     )
     async with store.stories.check_unit(feed_id) as unit:
-        return await record_check(
-            unit, entries, summaries or {}, update, RULES, lambda _story, _recipients: []
-        )
+        return await record_check(unit, entries, summaries or {}, update, rules, router)

@@ -61,3 +61,23 @@ def test_bad_setting_exits_2_naming_it() -> None:
 def test_no_command_prints_help() -> None:
     result = cli()
     assert result.returncode == 2 and "preview" in result.stdout
+
+
+def test_run_with_a_database_url_exits_2_with_one_line_and_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    # A token and an unreachable Bot API: only the database setting can stop it with 2.
+    result = cli(
+        "run",
+        env={
+            "NEWS_NOTIFIER_DATABASE": "postgresql://bot:s3cret@db.internal/news",
+            "TELEGRAM_BOT_TOKEN": "123:abc",
+            "TELEGRAM_API_BASE_URL": "http://127.0.0.1:9/bot",
+        },
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    line = result.stderr.strip()
+    assert "\n" not in line and "NEWS_NOTIFIER_DATABASE" in line
+    assert "a file path for SQLite" in line and "s3cret" not in line
+    assert list(tmp_path.iterdir()) == []  # no folder named "postgresql:"

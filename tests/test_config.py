@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings
+from bot.config import DATABASE_ACCEPTED, ConfigError, load_settings
 
 
 def test_defaults_are_the_documented_ones() -> None:
@@ -104,3 +104,53 @@ def test_every_setting_in_default_toml_is_documented() -> None:
                 break
             block.append(previous)
         assert any(b.startswith("#") for b in block), f"undocumented: {line}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://bot@db.internal/news",
+        "postgres://bot@db.internal/news",
+        "mysql://bot@db.internal/news",
+        "sqlite:///data/news.sqlite3",
+        "sqlite://data/news.sqlite3",
+        "file://data/news.sqlite3",
+    ],
+)
+def test_a_database_url_is_refused_naming_what_is_accepted(url: str) -> None:
+    # Taken as a file path, "postgresql://…" silently became a SQLite file in a folder
+    # named "postgresql:". Until a URL scheme is supported, every one is refused.
+    with pytest.raises(ConfigError) as error:
+        load_settings(None, {"NEWS_NOTIFIER_DATABASE": url})
+    message = str(error.value)
+    assert message.startswith("setting database.path (NEWS_NOTIFIER_DATABASE)")
+    assert f"allowed: {DATABASE_ACCEPTED}" in message and "\n" not in message
+
+
+def test_a_database_url_in_the_settings_file_is_refused_too(tmp_path: Path) -> None:
+    user = tmp_path / "settings.toml"
+    user.write_text('[database]\npath = "postgresql://db.internal/news"\n')
+    with pytest.raises(ConfigError, match=r"^setting database\.path is 'postgresql://"):
+        load_settings(user, {})
+
+
+def test_a_refused_database_url_does_not_show_its_password() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(None, {"NEWS_NOTIFIER_DATABASE": "postgresql://bot:s3cret@db/news"})
+    assert "s3cret" not in str(error.value) and "postgresql://bot:***@db/news" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "data/news-notifier.sqlite3",
+        "/data/news-notifier.sqlite3",
+        "C:\\bot\\news.sqlite3",
+        "C:/bot/news.sqlite3",
+        "backups/2025-03-01T08:00:00.sqlite3",
+        "file:news.sqlite3",
+        ":memory:",
+    ],
+)
+def test_paths_with_colons_are_still_paths(path: str) -> None:
+    assert load_settings(None, {"NEWS_NOTIFIER_DATABASE": path}).database.path == path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -34,7 +35,10 @@ from bot.digest import (
     telegram_length,
 )
 from bot.errors import UserError
-from bot.models import Story
+from bot.feeds.record import DedupeRules
+from bot.models import Entry, Story
+from bot.store import Store
+from tests.helpers import record_entries
 
 MINUTE_MS = 60_000
 
@@ -324,12 +328,54 @@ class Found:
     first_seen_ms: int
 
 
+def selections(windows: list[DigestWindow], stories: list[Found]) -> list[list[Found]]:
+    """What the store's digest reads select for each window: the stories are recorded by
+    feed checks at their first-seen instants, as the poller records them, in a fresh store.
+    Both reads (a minute's digests, and one chat's) must select the same stories."""
+
+    async def select() -> list[list[Found]]:
+        async with await Store.open(":memory:") as store:
+            feed_id = await store.feeds.add("https://f.test/a", title="", site_url="", now_ms=0)
+            await store.chats.upsert(1, kind="private", title="", language="en", now_ms=0)
+            await store.chats.subscribe(1, feed_id, thread_id=None, now_ms=0)
+            for first_seen in sorted({s.first_seen_ms for s in stories}):
+                entries = [
+                    Entry(
+                        feed_id,
+                        s.timestamp_id,
+                        identity=str(n),
+                        title=str(n),
+                        link="",
+                        lead_html="",
+                    )
+                    for n, s in enumerate(stories)
+                    if s.first_seen_ms == first_seen
+                ]
+                await record_entries(
+                    store,
+                    feed_id,
+                    entries,
+                    now_ms=first_seen,
+                    rules=DedupeRules(archive_window_ms=0, duplicate_window_ms=0),
+                )
+            found = []
+            for w in windows:
+                bounds = {
+                    "seen_from": w.seen_from,
+                    "seen_until": w.seen_until,
+                    "published_from": w.published_from,
+                }
+                by_feed = await store.stories.in_window(**bounds)
+                of_chat = await store.stories.window(1, **bounds)
+                assert by_feed.get(feed_id, []) == of_chat
+                found.append([stories[n] for n in sorted(int(s.title) for s in of_chat)])
+            return found
+
+    return asyncio.run(select())
+
+
 def selected(window: DigestWindow, stories: list[Found]) -> list[Found]:
-    return [
-        s
-        for s in stories
-        if window.includes(timestamp_id=s.timestamp_id, first_seen_ms=s.first_seen_ms)
-    ]
+    return selections([window], stories)[0]
 
 
 def test_published_before_found_after_goes_to_the_next_digest() -> None:
@@ -342,15 +388,19 @@ def test_published_before_found_after_goes_to_the_next_digest() -> None:
     assert selected(second, [on_time, late]) == [late]
 
 
+def test_a_story_found_at_the_due_millisecond_is_in_the_next_digest_only() -> None:
+    d0, d1, d2 = (at(SH, 2025, 2, day, 8, 0) for day in (25, 26, 27))
+    at_due = Found(timestamp_id=d1 - MINUTE_MS, first_seen_ms=d1)
+    assert selections([digest_window(d0, d1), digest_window(d1, d2)], [at_due]) == [[], [at_due]]
+
+
 def test_a_timestamp_window_would_lose_that_story() -> None:
     # Why the window is on first-seen time: by publication time alone, the late story
     # belongs to the 08:00 digest, which was made before the story was found.
     d1, d2 = at(SH, 2025, 2, 26, 8, 0), at(SH, 2025, 2, 27, 8, 0)
     late = Found(timestamp_id=d1 - MINUTE_MS, first_seen_ms=d1 + MINUTE_MS)
     assert not (d1 <= late.timestamp_id < d2)
-    assert digest_window(d1, d2).includes(
-        timestamp_id=late.timestamp_id, first_seen_ms=late.first_seen_ms
-    )
+    assert selected(digest_window(d1, d2), [late]) == [late]
 
 
 @settings(max_examples=200, deadline=None)
@@ -359,9 +409,10 @@ def test_a_timestamp_window_would_lose_that_story() -> None:
         st.tuples(st.integers(0, 6 * DAY_MS - 1), st.integers(0, DAY_MS)), min_size=1, max_size=40
     ),
     hour=st.integers(0, 23),
+    found_at_due=st.lists(st.tuples(st.integers(0, 6), st.integers(0, DAY_MS)), max_size=4),
 )
 def test_every_story_found_in_time_is_in_exactly_one_daily_digest(
-    found: list[tuple[int, int]], hour: int
+    found: list[tuple[int, int]], hour: int, found_at_due: list[tuple[int, int]]
 ) -> None:
     # A week of daily digests at `hour` in Berlin (a DST change inside it: 23 h day).
     start = at("Europe/Berlin", 2025, 3, 27, 0, 0)
@@ -370,10 +421,16 @@ def test_every_story_found_in_time_is_in_exactly_one_daily_digest(
         dues.append(next_due(hour, 0, "Europe/Berlin", dues[-1]))
     windows = [digest_window(None, dues[0])]
     windows += [digest_window(prev, due) for prev, due in pairwise(dues)]
-    for offset, lag in found:
-        # Found during the week, at most a day after it was published.
-        story = Found(timestamp_id=dues[0] + offset - lag, first_seen_ms=dues[0] + offset)
-        hits = [w for w in windows if selected(w, [story])]
+    # Found during the week, at most a day after it was published.
+    stories = [
+        Found(timestamp_id=dues[0] + offset - lag, first_seen_ms=dues[0] + offset)
+        for offset, lag in found
+    ]
+    # Some first seen at the very millisecond a digest falls due: the windows' edges.
+    stories += [Found(timestamp_id=dues[i] - lag, first_seen_ms=dues[i]) for i, lag in found_at_due]
+    listed = selections(windows, stories)
+    for story in stories:
+        hits = [w for w, chosen in zip(windows, listed, strict=True) if story in chosen]
         if story.first_seen_ms < dues[-1]:
             assert len(hits) == 1
             # ... and it is the first digest made after it was found.

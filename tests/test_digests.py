@@ -210,6 +210,30 @@ async def test_story_found_just_after_a_digest_is_in_the_next_one(
     assert "Late find" not in first and "Late find" in second
 
 
+async def test_story_found_at_the_due_millisecond_is_in_exactly_one_of_two_digests(
+    store: Store, settings: Settings
+) -> None:
+    zone = "UTC"
+    clock = FakeClock(ms(local(zone, 2025, 6, 1, 7, 0)))
+    feed_id = await setup_chat(store, clock)
+    scheduler = DigestScheduler(store, settings, clock)
+    await scheduler.set_schedule(1, ["08:00"], thread_id=None)
+    # Found by a check at exactly 08:00:00.000, the instant the first digest falls due,
+    # and made into digests at that same millisecond and a day later.
+    due = local(zone, 2025, 6, 1, 8, 0)
+    clock.set(due)
+    await add_story(
+        store, clock, feed_id, 8, published_ms=ms(due - timedelta(minutes=1)), title="Edge find"
+    )
+    assert await scheduler.fire_due() == 1
+    clock.set(due + timedelta(days=1))
+    assert await scheduler.fire_due() == 1
+    first, second = await digests(store)
+    assert ("Edge find" in first) + ("Edge find" in second) == 1
+    # The window is half-open, [previous due, due): found at a due instant is the next one.
+    assert "Edge find" in second
+
+
 async def test_on_demand_digest_lists_the_last_24_hours_and_leaves_the_schedule(
     store: Store, settings: Settings
 ) -> None:

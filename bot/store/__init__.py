@@ -8,7 +8,7 @@ NOTHING RETURNING), so a PostgreSQL backend can later sit behind the same interf
 from __future__ import annotations
 
 from bot.store.chats import Chat, ChatStore, Subscription
-from bot.store.db import Database, DatabaseLockedError
+from bot.store.db import Database, DatabaseLockedError, DatabaseLostError
 from bot.store.feeds import Feed, FeedStore, FeedUpdate
 from bot.store.outbox import OutboxItem, OutboxStore, StoryText
 from bot.store.stories import CheckUnit, FeedState, QueuedAlert, StoryStore
@@ -19,6 +19,7 @@ __all__ = [
     "CheckUnit",
     "Database",
     "DatabaseLockedError",
+    "DatabaseLostError",
     "Feed",
     "FeedState",
     "FeedStore",

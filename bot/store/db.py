@@ -5,6 +5,13 @@ interleave their statements inside each other's transactions, so every use goes 
 `transaction()` or `read()`, which take one asyncio lock. A second process on the same
 database is refused with an exclusive lock on a side file (fcntl), released by the kernel
 even after kill -9.
+
+An open SQLite file that is deleted or replaced keeps working through its descriptor, so a
+bot would go on accepting writes nobody can ever read back. The file's identity (device,
+inode) is recorded at open and checked before every commit and by `check_file()` (the run
+loop calls it periodically); a deleted or replaced file, a folder that can no longer be
+written, or a write refused as read-only makes the database lost: reported once, and
+every later use raises DatabaseLostError.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -26,6 +33,10 @@ import aiosqlite
 log = logging.getLogger(__name__)
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# Primary SQLite result codes of a write that storage refused (extended codes carry these
+# in their low byte). SQLITE_FULL is not one of them: a full disk heals once space is freed.
+SQLITE_READONLY = 8
+SQLITE_IOERR = 10
 
 
 class DatabaseLockedError(Exception):
@@ -62,6 +73,16 @@ class Connection:
         await self._conn.executemany(sql, rows)
 
 
+class DatabaseLostError(Exception):
+    """The database file can no longer keep what is written to it: deleted, replaced, or
+    its storage became read-only while the bot ran. Nothing more may be accepted."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"database {path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
 def migrations() -> list[tuple[int, str, str]]:
     """(number, name, sql) of every migration shipped in bot/store/migrations, in order."""
     found = []
@@ -86,6 +107,10 @@ class Database:
         self._lock_file = lock_file
         self._lock = asyncio.Lock()
         self._closed = False
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of a writable file
+        self.lost: DatabaseLostError | None = None
+        # Called once when the database is found lost (the run loop stops on it).
+        self.on_lost: Callable[[DatabaseLostError], None] | None = None
 
     @classmethod
     async def open(cls, path: str, *, exclusive: bool = True, read_only: bool = False) -> Database:
@@ -110,6 +135,8 @@ class Database:
             raise
         db = cls(conn, path, lock_file)
         try:
+            if path != ":memory:" and not read_only:
+                db._identity = _identity(os.stat(path))
             await db._configure(read_only)
             if not read_only:
                 await db._migrate()
@@ -160,13 +187,21 @@ class Database:
         COMMIT or ROLLBACK is shielded so no transaction is ever left open.
         """
         async with self._lock:
+            self._raise_if_lost()
             try:
                 await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._wrapped
-            except BaseException:
+                # The last moment to refuse: committed into a deleted file, it is lost.
+                self._check_identity()
+            except BaseException as error:
                 await asyncio.shield(self._rollback())
+                self._raise_if_storage_failed(error)
                 raise
-            await asyncio.shield(self._conn.execute("COMMIT"))
+            try:
+                await asyncio.shield(self._conn.execute("COMMIT"))
+            except sqlite3.Error as error:
+                self._raise_if_storage_failed(error)
+                raise
 
     async def _rollback(self) -> None:
         try:
@@ -178,7 +213,64 @@ class Database:
     async def read(self) -> AsyncIterator[Connection]:
         """Reads that must not run inside another coroutine's open transaction."""
         async with self._lock:
+            self._raise_if_lost()  # a lost file's answers describe a database nobody has
             yield self._wrapped
+
+    # --- a database file that went away -------------------------------------------------
+
+    def check_file(self) -> None:
+        """Raise DatabaseLostError when the file was deleted or replaced, or its folder can
+        no longer be written (a remount read-only). A few system calls: cheap to call often.
+        """
+        self._raise_if_lost()
+        self._check_identity()
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if self._identity is not None and not os.access(folder, os.W_OK):
+            raise self._lose(f"its folder {folder} can no longer be written")
+
+    def _check_identity(self) -> None:
+        if self._identity is None:
+            return
+        try:
+            found = _identity(os.stat(self.path))
+        except FileNotFoundError:
+            raise self._lose("the file was deleted or moved away while the bot ran") from None
+        except OSError as error:
+            raise self._lose(f"the file cannot be reached ({error.strerror})") from None
+        if found != self._identity:
+            raise self._lose("the file was replaced by another one while the bot ran")
+
+    def _raise_if_storage_failed(self, error: BaseException) -> None:
+        """A write refused as read-only always means the storage is gone; a disk I/O error
+        does when the file or its folder shows why, else it may pass (and is raised as is).
+        """
+        if not isinstance(error, sqlite3.Error):
+            return
+        code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
+        if code not in (SQLITE_READONLY, SQLITE_IOERR) or self._identity is None:
+            return
+        self.check_file()
+        if code == SQLITE_READONLY:
+            raise self._lose(f"it can no longer be written ({error})") from error
+
+    def _raise_if_lost(self) -> None:
+        if self.lost is not None:
+            # A new instance each time: one re-raised everywhere would pile up tracebacks.
+            raise DatabaseLostError(self.lost.path, self.lost.problem)
+
+    def _lose(self, problem: str) -> DatabaseLostError:
+        """Mark the database lost (once: report it, tell on_lost) and return the error."""
+        if self.lost is None:
+            self.lost = DatabaseLostError(self.path, problem)
+            log.critical(
+                "event=database_lost path=%s problem=%r action=%r",
+                self.path,
+                problem,
+                "stopping: nothing more can be stored",
+            )
+            if self.on_lost:
+                self.on_lost(self.lost)
+        return self.lost
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         async with self.read() as conn:
@@ -209,6 +301,10 @@ class Database:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int]:
+    return stat.st_dev, stat.st_ino
 
 
 def _take_process_lock(path: str) -> IO[bytes]:

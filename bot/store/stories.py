@@ -23,6 +23,13 @@ CHUNK = 1000
 # Columns a story is matched on across feeds (bot/feeds/record.py, cross-feed duplicates).
 DUPLICATE_KEYS = ("link_key", "title_key")
 
+# The digest window (bot/digest.py, DigestWindow), on the stories table as `st`: first seen
+# in [seen_from, seen_until), half-open so that a story first seen at the very millisecond
+# one digest falls due is in the next digest only, and published at or after
+# published_from. This is the one place the rule runs; both digest reads use it, with
+# _window_bounds for its three parameters.
+IN_DIGEST_WINDOW = "st.first_seen_at >= ? AND st.first_seen_at < ? AND st.timestamp_id >= ?"
+
 
 @dataclass(frozen=True, slots=True)
 class FeedState:
@@ -180,9 +187,8 @@ class StoryStore:
         rows = await self.db.fetchall(
             "SELECT st.id, st.feed_id, COALESCE(NULLIF(f.title, ''), f.url), st.timestamp_id,"
             " st.title, st.link, st.summary FROM stories st JOIN feeds f ON f.id = st.feed_id"
-            " WHERE st.first_seen_at >= ? AND st.first_seen_at < ? AND st.timestamp_id >= ?"
-            " ORDER BY st.timestamp_id DESC, st.id DESC",
-            (seen_from, seen_until, published_from),
+            f" WHERE {IN_DIGEST_WINDOW} ORDER BY st.timestamp_id DESC, st.id DESC",
+            _window_bounds(seen_from, seen_until, published_from),
         )
         by_feed: dict[int, list[Story]] = {}
         for row in rows:
@@ -198,9 +204,9 @@ class StoryStore:
             "SELECT st.id, st.feed_id, COALESCE(NULLIF(f.title, ''), f.url), st.timestamp_id,"
             " st.title, st.link, st.summary FROM subscriptions s"
             " JOIN stories st ON st.feed_id = s.feed_id JOIN feeds f ON f.id = s.feed_id"
-            " WHERE s.chat_id = ? AND st.first_seen_at >= ? AND st.first_seen_at < ?"
-            " AND st.timestamp_id >= ? ORDER BY st.timestamp_id DESC, st.id DESC",
-            (chat_id, seen_from, seen_until, published_from),
+            f" WHERE s.chat_id = ? AND {IN_DIGEST_WINDOW}"
+            " ORDER BY st.timestamp_id DESC, st.id DESC",
+            (chat_id, *_window_bounds(seen_from, seen_until, published_from)),
         )
         return [Story(*row) for row in rows]
 
@@ -212,3 +218,8 @@ class StoryStore:
             " AND story_id IS NOT NULL)",
             (older_than_ms,),
         )
+
+
+def _window_bounds(seen_from: int, seen_until: int, published_from: int) -> tuple[int, int, int]:
+    """The parameters of IN_DIGEST_WINDOW, in its order."""
+    return seen_from, seen_until, published_from

@@ -5,6 +5,7 @@ Application, and the run loop with a clean stop on SIGINT/SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
@@ -36,7 +37,7 @@ from bot.feeds.pipeline import FeedPipeline
 from bot.feeds.poller import Poller
 from bot.filters import KeywordIndex
 from bot.routing import make_router
-from bot.store import Feed, Store
+from bot.store import DatabaseLostError, Feed, Store
 from bot.telegram import handlers, ops
 from bot.telegram.i18n import COMMANDS, failure_reason, language_of, t
 from bot.telegram.ordering import PerChatUpdateProcessor
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "channel_post", "callback_query", "my_chat_member"]
 COMMAND_UPDATES = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
 HOUSEKEEPING_SECONDS = 3600
+# The database file's identity and folder are checked this often when nothing writes
+# (every write checks the identity itself).
+DATABASE_CHECK_SECONDS = 30.0
 # Daily digests are checked this often; one falls due at most this late after its minute.
 DIGEST_TICK_SECONDS = 5.0
 
@@ -255,6 +259,13 @@ async def housekeeping(context: ContextTypes.DEFAULT_TYPE) -> None:
     log.info("event=housekeeping stories_forgotten=%d outbox_rows_forgotten=%d", stories, rows)
 
 
+async def database_check(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Notice a deleted or replaced database file, or a folder gone read-only, while the
+    bot is idle. The store reports it and its on_lost stops the run loop."""
+    with contextlib.suppress(DatabaseLostError):
+        context.application.bot_data["runtime"].store.db.check_file()
+
+
 def log_polling_error(error: TelegramError) -> None:
     """getUpdates failed (Telegram down or unreachable). python-telegram-bot tries again by
     itself, backing off up to 30 s; without this it logs a full traceback every time."""
@@ -279,8 +290,11 @@ async def run(
 
     Order on stop: stop taking updates, stop starting feed checks, let checks and sends in
     flight finish (bounded), record what was sent; the caller closes the database.
+    A database found lost (file deleted or replaced, storage read-only) stops it the same
+    way, and then its DatabaseLostError is raised.
     """
     stop = stop or asyncio.Event()
+    store.db.on_lost = lambda _error: stop.set()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:
@@ -323,6 +337,9 @@ async def run(
         app.job_queue.run_repeating(
             housekeeping, interval=HOUSEKEEPING_SECONDS, first=60.0, name="housekeeping"
         )
+        app.job_queue.run_repeating(
+            database_check, interval=DATABASE_CHECK_SECONDS, name="database_check"
+        )
         log.info("event=started bot=@%s", app.bot.username)
         if ready:
             ready(runtime)
@@ -331,7 +348,11 @@ async def run(
         await app.updater.stop()
         grace = settings.delivery.shutdown_grace_seconds
         await runtime.poller.stop(grace)
-        await runtime.sender.stop(grace)
+        # Deliveries it cannot record in a lost database are reported there already.
+        with contextlib.suppress(DatabaseLostError):
+            await runtime.sender.stop(grace)
         await app.stop()
     runtime.executor.shutdown(wait=False, cancel_futures=True)
     log.info("event=stopped")
+    if store.db.lost:
+        raise store.db.lost
