@@ -11,6 +11,7 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 from telegram import Bot, BotCommand, Chat
 from telegram.error import TelegramError
@@ -121,6 +122,10 @@ class BotRuntime:
             )
         self.sender.wake()
 
+    async def count_too_fast(self, dropped: int) -> None:
+        """Updates dropped because their chat sent faster than it can be answered (/stats)."""
+        await self.store.outbox.bump_counter("too_fast", self.clock.now_ms(), by=dropped)
+
     async def on_chat_unreachable(self, chat_id: int) -> None:
         self.forget_chat(chat_id)
 
@@ -221,7 +226,7 @@ def build_application(settings: Settings, pacer: Pacer) -> Application:
         )
         # Replies to commands, paced with the same budget as the Sender's alerts.
         .rate_limiter(PacedRateLimiter(pacer, max_retries=2))
-        .concurrent_updates(PerChatUpdateProcessor(32))
+        .concurrent_updates(PerChatUpdateProcessor(pacer))
         .build()
     )
 
@@ -296,6 +301,11 @@ async def run(
     runtime = build_runtime(settings, store, sender_bot, pacer, clock)
     app.bot_data["runtime"] = runtime
     add_handlers(app)
+    updates = app.update_processor
+    assert isinstance(updates, PerChatUpdateProcessor)
+    # A chat sending faster than it can be answered: told to slow down, the drops counted.
+    updates.refused = partial(handlers.too_fast, app)
+    updates.count = runtime.count_too_fast
     async with runtime.fetcher, sender_bot, app:
         await runtime.load_keywords()
         # Long-lived start-up data (keyword index, caches) out of the collector's way.

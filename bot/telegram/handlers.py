@@ -27,7 +27,7 @@ from telegram import (
 )
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType, ParseMode
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import ContextTypes
+from telegram.ext import Application, ContextTypes
 
 from bot.delivery.format import format_time
 from bot.errors import UserError
@@ -549,6 +549,31 @@ async def unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(
             message, t(language_of(user.language_code if user else None), "unknown_command")
         )
+
+
+def too_fast(application: Application, update: Update, tell: bool) -> None:
+    """ordering.py dropped `update`: its chat sends faster than the bot may answer. The first
+    drop of a burst (`tell`) is answered with one "slow down"; a dropped button press is
+    answered in any case, so the client stops waiting on it."""
+    application.create_task(answer_too_fast(application, update, tell), update=update)
+
+
+async def answer_too_fast(application: Application, update: Update, tell: bool) -> None:
+    chat = update.effective_chat
+    user = update.effective_user
+    if chat is None:
+        return
+    rt: BotRuntime = application.bot_data["runtime"]
+    language = rt.known_chats.get(chat.id) or language_of(user.language_code if user else None)
+    if update.callback_query is not None:
+        text = t(language, "flood.slow_down_button") if tell else None
+        with contextlib.suppress(TelegramError):
+            await update.callback_query.answer(text)
+        return
+    message = update.effective_message
+    if message is not None:
+        per_minute = round(60 / rt.sender.pacer.gap(chat.id))
+        await reply(message, t(language, "flood.slow_down", per_minute=per_minute))
 
 
 async def chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
