@@ -96,10 +96,21 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     except DatabaseLockedError as error:
         print(f"news-notifier: {error}", file=sys.stderr)
         return EXIT_USAGE
+    from telegram.error import InvalidToken
+
     from bot.telegram.app import run
 
     try:
         await run(settings, store)
+    except InvalidToken as error:
+        # PTB's own message quotes the token; the answer Telegram gave is its cause.
+        answer = str(error.__cause__ or "Unauthorized")
+        print(
+            f"news-notifier: Telegram refused the bot token ({answer}): check "
+            "TELEGRAM_BOT_TOKEN (from @BotFather) and TELEGRAM_API_BASE_URL",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     finally:
         await store.close()
     return 0
