@@ -289,7 +289,9 @@ async def import_into(
             checker = FeedChecker(store, fetcher, settings, clock, make_router(index), executor)
             service = Service(store, checker, settings, clock, keyword_index=index)
             report = await import_feeds(
-                lambda url, turn: service.subscribe(chat_id, url, thread_id=None, turn=turn),
+                lambda url, turn: service.subscribe_unless_subscribed(
+                    chat_id, url, thread_id=None, turn=turn
+                ),
                 feeds,
                 on_checked=bar.update,
             )

@@ -377,6 +377,7 @@ async def run(
         # Long-lived start-up data (keyword index, caches) out of the collector's way.
         gc.freeze()
         await register_commands(app.bot)
+        await ops.tell_interrupted_imports(app.bot, store)
         await runtime.sender.start()
         await app.start()
         assert app.updater is not None and app.job_queue is not None

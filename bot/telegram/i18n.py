@@ -365,6 +365,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Import: checked {done} of {total} feed(s).",
         "zh": "导入：已检查 {done}/{total} 个订阅源。",
     },
+    "import.interrupted": {
+        "en": "⏹ This import of {total} feed(s) stopped: the bot was restarted before it "
+        "finished. To finish it, send the same file again with /import: the feeds it already "
+        "added are skipped.",
+        "zh": "⏹ 这次导入（共 {total} 个订阅源）已中断：机器人在完成前重新启动了。"
+        "要完成导入，请用 /import 重新发送同一个文件，已添加的订阅源会被跳过。",
+    },
     "import.summary": {
         "en": "<b>Import finished</b>: {total} feed(s) in the file\n"
         "✅ added: {added}\n➖ already subscribed: {already}\n❌ failed: {failed}",
