@@ -86,6 +86,18 @@ async def test_a_stop_while_telegram_is_unreachable_exits_0_at_once(tmp_path: Pa
             assert "Traceback" not in child.output()
 
 
+async def test_a_stop_while_telegram_does_not_answer_exits_0_at_once(tmp_path: Path) -> None:
+    """No answer at all (a network that drops packets): the stop does not wait for it."""
+    async with FakeTelegram() as fake, children_of(tmp_path, fake, "") as children:
+        fake.delay(60, methods=["getMe"])
+        child = await children.start(tmp_path / "bot.sqlite3", "run")
+        # Counted when asked (wait_for_request would see it only once answered).
+        assert await until(lambda: fake.request_counts["getme"] >= 1, 15), child.output()
+        child.process.send_signal(signal.SIGTERM)
+        assert await child.exit_code(5) == 0, child.output()
+        assert "Traceback" not in child.output()
+
+
 async def test_a_token_telegram_refuses_exits_2_with_one_line(tmp_path: Path) -> None:
     async with FakeTelegram() as fake, children_of(tmp_path, fake, QUIET) as children:
         wrong = "987654321:AAHthisTOKENisNOTknownTOtheFAKEserver00"
