@@ -10,6 +10,7 @@ from __future__ import annotations
 from bot.store.chats import Chat, ChatStore, Recipient, Subscription
 from bot.store.db import Database, DatabaseLockedError, DatabaseLostError
 from bot.store.feeds import Feed, FeedCheck, FeedStore
+from bot.store.imports import ImportStore, UnfinishedImport
 from bot.store.outbox import OutboxItem, OutboxStore, StoryText
 from bot.store.stories import CheckOutcome, Delivery, NewStory, StoryStore
 
@@ -24,6 +25,7 @@ __all__ = [
     "Feed",
     "FeedCheck",
     "FeedStore",
+    "ImportStore",
     "NewStory",
     "OutboxItem",
     "OutboxStore",
@@ -32,6 +34,7 @@ __all__ = [
     "StoryStore",
     "StoryText",
     "Subscription",
+    "UnfinishedImport",
 ]
 
 
@@ -44,6 +47,7 @@ class Store:
         self.chats = ChatStore(db)
         self.stories = StoryStore(db)
         self.outbox = OutboxStore(db)
+        self.imports = ImportStore(db)
 
     @classmethod
     async def open(cls, path: str, *, exclusive: bool = True) -> Store:

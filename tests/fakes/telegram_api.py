@@ -1498,6 +1498,16 @@ class FakeTelegram:
             raise ValueError(f"no button {data or text!r} in message {message.message_id}")
         if "callback_data" not in button:
             raise ValueError(f"button {button['text']!r} has no callback_data")
+        return self._queue_callback_query(message, user, button["callback_data"])
+
+    def press_forged_button(self, message: SentMessage, user: User, data: str) -> JsonDict:
+        """A modified client sends a callback query with `data` the bot never put on a button
+        of `message` (any string up to Telegram's 64 bytes)."""
+        if not 1 <= len(data.encode()) <= 64:
+            raise ValueError("callback data must be 1 to 64 bytes")
+        return self._queue_callback_query(message, user, data)
+
+    def _queue_callback_query(self, message: SentMessage, user: User, data: str) -> JsonDict:
         self._users.setdefault(user.id, user)
         query_id = f"{next(self._callback_counter)}{user.id}"
         self._callback_queries[query_id] = False
@@ -1507,7 +1517,7 @@ class FakeTelegram:
             "from": user.to_api(),
             "message": self._sent_api(state, message),
             "chat_instance": str(-abs(message.chat_id) * 7919),
-            "data": button["callback_data"],
+            "data": data,
         }
         return self._queue_update("callback_query", query)
 
