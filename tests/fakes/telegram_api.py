@@ -28,8 +28,8 @@ What it checks, like Telegram does (and where noted, stricter):
   chats: a chat must be known to the fake, through add_*/private_chat or an injected update).
 
 Faults are injected by the test (block, kick, deactivate_user, forget_chat, migrate,
-force_retry_after, fail_next, fail_for, delay, drop_next). Every request and every sent
-message is recorded (`fake.requests`, `fake.sent`, `fake.messages(chat_id)`).
+force_retry_after, fail_next, fail_for, delay, answer_slowly, drop_next). Every request and
+every sent message is recorded (`fake.requests`, `fake.sent`, `fake.messages(chat_id)`).
 
 For benchmarks, FakeTelegramProcess runs the server in a child process so that its CPU time
 is not counted as the client's.
@@ -1046,6 +1046,21 @@ class _TransportFault:
         return bool(self.remaining)
 
 
+@dataclass(frozen=True, slots=True)
+class _SlowSpell:
+    """A while in which Telegram answers late (answer_slowly)."""
+
+    seconds: float
+    until: float
+    methods: frozenset[str] | None
+
+    def delay(self, method: str, now: float) -> float:
+        """How late a call of `method` arriving `now` is carried out and answered."""
+        if now >= self.until or (self.methods is not None and method not in self.methods):
+            return 0.0
+        return self.seconds
+
+
 _STATUS_TEXT: Final = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 _DEFAULT_UPDATES: Final = frozenset(
     {
@@ -1163,6 +1178,7 @@ class FakeTelegram:
         self._faults: list[_TransportFault] = []
         self._delay = 0.0
         self._delay_methods: frozenset[str] | None = None
+        self._slow = _SlowSpell(0.0, 0.0, None)
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._handlers: dict[str, Handler] = self._method_handlers()
 
@@ -1392,10 +1408,20 @@ class FakeTelegram:
         """Answer every call (of `methods`) `seconds` late; delay(0) ends it."""
         self._delay, self._delay_methods = seconds, _names(methods)
 
+    def answer_slowly(
+        self, seconds: float, *, for_seconds: float, methods: Collection[str] | None = None
+    ) -> None:
+        """Telegram is slow for `for_seconds`: each call (of `methods`) arriving meanwhile is
+        read at once and carried out and answered `seconds` later, even when the client has
+        given up waiting by then, as the real Telegram carries out every request it received.
+        """
+        self._slow = _SlowSpell(seconds, self._clock() + for_seconds, _names(methods))
+
     def clear_faults(self) -> None:
         """End transport faults, delays and forced 429s (chat states stay as they are)."""
         self._faults.clear()
         self._delay = 0.0
+        self._slow = _SlowSpell(0.0, 0.0, None)
         for state in self._chats.values():
             state.forced_retry.clear()
 
@@ -1659,8 +1685,13 @@ class FakeTelegram:
             return _json_response(error.payload(), error.status)
 
         params: dict[str, Any] = {}
+        slow = self._slow.delay(name, self._clock())
         try:
             form, body = await _read_parameters(request)
+            if slow:
+                # Received, then carried out late: the handler runs on when the client goes
+                # away (aiohttp does not cancel it), so the call takes effect regardless.
+                await asyncio.sleep(slow)
             params = {**form, **body}
             params = self.spec.validate(method, form, body)
             result = self._handlers.get(name, _true)(params)
