@@ -18,6 +18,7 @@ from bot.delivery.pacing import Pacer
 from bot.delivery.sender import Sender
 from bot.store import Store
 from tests.conftest import START_MS
+from tests.fakes.telegram_api import FloodControl, FloodLimits
 
 
 class RecordingBot:
@@ -107,6 +108,33 @@ def test_pacer_keeps_its_spacing_through_late_wake_ups() -> None:
     assert 99 <= len(sent) <= 101  # 10 a second over 10 s, not fewer, never more
     for start in sent:  # no one-second window holds more than the rate (+1 at the edge)
         assert sum(start <= t < start + 1 for t in sent) <= 11
+
+
+def test_pacer_keeps_telegrams_real_limits_for_groups_and_private_chats() -> None:
+    """At the real limits (no setting raised): each group gets its twenty messages a minute
+    and no more, each private chat one a second, and Telegram's flood control (the fake's
+    model of it) refuses none of them."""
+    delivery = _settings().delivery
+    assert (delivery.group_per_minute, delivery.chat_per_second) == (20, 1)
+    pacer = Pacer(delivery)
+    now = 0.0
+    telegram = FloodControl(FloodLimits(), clock=lambda: now)
+    groups, privates = (-1001, -1002, -100300), (5, 6)  # a channel counts as a group
+    sent: dict[int, list[float]] = {chat: [] for chat in groups + privates}
+    while now < 600:  # every chat has messages waiting for ten minutes
+        for chat_id, times in sent.items():
+            if pacer.earliest(chat_id) <= now:
+                pacer.book(chat_id, now)
+                assert telegram.admit(chat_id) == 0, f"chat {chat_id} refused at {now:.2f}s"
+                times.append(now)
+        now += 0.01
+    # The 10 ms steps of this loop make each send up to a step late: a little under the rate.
+    for chat_id in groups:
+        times = sent[chat_id]
+        assert 196 <= len(times) <= 200, (chat_id, len(times))  # 20 a minute, not fewer
+        assert max(sum(t <= u < t + 60 for u in times) for t in times) == 20
+    for chat_id in privates:
+        assert 590 <= len(sent[chat_id]) <= 600, (chat_id, len(sent[chat_id]))
 
 
 def _settings() -> Settings:

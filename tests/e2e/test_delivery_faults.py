@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
 import re
 import time
@@ -242,6 +243,30 @@ async def test_unreachable_chats_are_paused_and_their_queue_dropped(
             assert await outbox(bot, chat_id) == ["dropped", "dropped"], chat_id
         assert await statuses(bot) == {"sent": 6, "dropped": 8}
         assert bot.runtime.sender.stats.failed == 0
+
+
+# --- Telegram's limits, as they are -----------------------------------------------------------
+
+
+async def test_a_group_gets_its_alerts_at_twenty_a_minute(
+    tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer
+) -> None:
+    """No limit raised: the bot itself spaces a group's messages 3 s apart (20 a minute)."""
+    group = -9001
+    fake.add_group(group, "A group")
+    settings = bot_settings(tmp_path, fake)
+    assert settings.delivery.group_per_minute == fake.limits.group_per_minute == 20
+    await prepare(settings, feed_server.url(FEED), [(group, "group")])
+    publish(feed_server, 1, 2, 3)
+
+    async with running_bot(settings, fake) as bot:
+        messages = await fake.wait_for_messages(group, 3, timeout=20)
+        await settle(bot)
+        assert titles(messages) == ["Story number 1", "Story number 2", "Story number 3"]
+        gaps = [b.sent_at - a.sent_at for a, b in itertools.pairwise(messages)]
+        # 3 s apart (a late first send can only shorten a gap by its own lateness).
+        assert all(gap >= 2.5 for gap in gaps), gaps
+        assert fake.retry_after_count == 0
 
 
 # --- group → supergroup ---------------------------------------------------------------------
