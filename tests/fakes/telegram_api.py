@@ -23,7 +23,12 @@ What it checks, like Telegram does (and where noted, stricter):
   ..."), the 4096 UTF-16 code unit limit counted after parsing, empty text after parsing.
   Stricter than Telegram: an unknown named entity such as `&nbsp;` is a 400 (Telegram would
   show the characters `&nbsp;` literally, which is never what a bot meant). Turn this off with
-  `FakeTelegram(strict_html_entities=False)`.
+  `FakeTelegram(strict_html_entities=False)`. More than 100 entities in one text (counted
+  after parsing) is a 400 too: Telegram sends the message but drops the formatting, links
+  included, from the 101st entity on, again never what a bot meant.
+- values Telegram checks beyond their type: sendChatAction's action; an inline button's
+  text (not empty), url (an http(s) address with a dotted host name, or a tg:// or ton://
+  link) and callback_data (1-64 bytes); answerCallbackQuery's text (at most 200 characters).
 - flood control (see FloodLimits), chat state (blocked, kicked, migrated, deactivated, unknown
   chats: a chat must be known to the fake, through add_*/private_chat or an injected update).
 
@@ -63,6 +68,23 @@ SPEC_ENV_VAR: Final = "TELEGRAM_API_SPEC"
 DEFAULT_TOKEN: Final = "123456789:AAHfakeTOKENforTESTSonly0123456789abc"
 MESSAGE_LIMIT: Final = 4096  # UTF-16 code units after entity parsing
 CAPTION_LIMIT: Final = 1024
+ENTITY_LIMIT: Final = 100  # formatting entities in one text, counted after parsing
+CALLBACK_ANSWER_LIMIT: Final = 200  # characters of an answerCallbackQuery notification
+CHAT_ACTIONS: Final = frozenset(
+    {
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
+        "upload_video_note",
+    }
+)
 DOWNLOAD_LIMIT: Final = 20 * 1024 * 1024  # getFile refuses bigger files, as Telegram does
 
 JsonDict = dict[str, Any]
@@ -204,9 +226,46 @@ def _check_inline_button(button: JsonDict) -> None:
             "Bad Request: can't parse inline keyboard button: "
             "Text buttons are unallowed in the inline keyboard",
         )
+    if not button["text"].strip():
+        raise bad_request("BUTTON_TEXT_INVALID")
+    url = button.get("url")
+    if url is not None and (problem := _button_url_problem(url)):
+        raise bad_request(f"inline keyboard button URL '{url}' is invalid: {problem}")
     data = button.get("callback_data")
     if data is not None and not 1 <= len(data.encode()) <= 64:
         raise bad_request("BUTTON_DATA_INVALID")
+
+
+_URL_SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
+_HOST_LABEL: Final = re.compile(r"[^\W_](?:[\w\-]*[^\W_])?")
+
+
+def _button_url_problem(url: str) -> str | None:
+    """Why Telegram refuses a button's url (tdlib's check_link, in short), or None.
+
+    http and https links are accepted with or without their scheme ("example.org" opens
+    http://example.org/) when the host is a dotted name; tg:// and ton:// links are
+    accepted as they are; other schemes are not.
+    """
+    if not url or any(c in _SPACE for c in url):
+        return "Wrong HTTP URL"
+    scheme = _URL_SCHEME.match(url)
+    rest = url
+    if scheme is not None:
+        name = scheme.group(1).lower()
+        if name in ("tg", "ton", "tonsite"):
+            return None if url[scheme.end() :] else "Wrong HTTP URL"
+        if name not in ("http", "https"):
+            return "Unsupported URL protocol"
+        rest = url[scheme.end() :]
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
+    host, colon, port = authority.partition(":")
+    if colon and not (port.isdigit() and 1 <= int(port) <= 65535):
+        return "Wrong port number specified in the URL"
+    labels = host.rstrip(".").split(".")
+    if len(labels) < 2 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return "Wrong HTTP URL"
+    return None
 
 
 _OBJECT_RULES: Final[dict[str, Callable[[JsonDict], None]]] = {
@@ -1941,6 +2000,12 @@ class FakeTelegram:
         else:
             plain, found = text, []
         plain, found = finish_entities(plain, found)
+        if len(found) > ENTITY_LIMIT:
+            # Stricter than Telegram, which keeps only the first 100 (module docstring).
+            raise bad_request(
+                f"too many entities: {len(found)}; Telegram keeps the formatting of the first "
+                f"{ENTITY_LIMIT} only"
+            )
         if utf16_len(plain) > limit:
             raise bad_request(
                 "message is too long" if limit == MESSAGE_LIMIT else "message caption is too long"
@@ -2134,6 +2199,8 @@ class FakeTelegram:
         }
 
     def _answer_callback_query(self, params: dict[str, Any]) -> bool:
+        if len(params.get("text", "")) > CALLBACK_ANSWER_LIMIT:
+            raise bad_request("MESSAGE_TOO_LONG")
         query_id = params["callback_query_id"]
         if self._callback_queries.get(query_id, True):
             raise bad_request(
@@ -2196,6 +2263,8 @@ class FakeTelegram:
         }
 
     def _send_chat_action(self, params: dict[str, Any]) -> bool:
+        if params["action"] not in CHAT_ACTIONS:
+            raise bad_request("wrong parameter action in request")
         self._target(params)
         return True
 
