@@ -260,3 +260,41 @@ async def test_a_restart_remembers_a_send_that_got_no_answer(
     assert again.calls == 1  # the second unanswered send, not a third copy
     assert await outbox_row(store) == ("sent", 2)
     assert restarted.stats.assumed_delivered == 1
+
+
+class SilentTelegram:
+    """Telegram that takes each message and never answers (it is that slow)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.called = asyncio.Event()
+
+    async def do_api_request(self, endpoint: str, api_kwargs: dict[str, Any]) -> None:
+        self.calls += 1
+        self.called.set()
+        await asyncio.sleep(3600)
+
+
+async def run_until_stopped(store: Store, settings: Settings) -> int:
+    """Start a sender, stop it once it sent (or had nothing to send); its call count."""
+    telegram = SilentTelegram()
+    sender = Sender(store, telegram, unpaced(settings), FakeClock(START_MS))  # type: ignore[arg-type]
+    await sender.start()
+    sender.wake()
+    waits = {asyncio.ensure_future(sender.drain(10)), asyncio.ensure_future(telegram.called.wait())}
+    await asyncio.wait(waits, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    for wait in waits:
+        wait.cancel()
+    await sender.stop(grace=0)  # cuts the wait for the answer short
+    return telegram.calls
+
+
+async def test_stops_while_telegram_is_slow_cost_at_most_one_extra_copy(
+    store: Store, settings: Settings
+) -> None:
+    await one_message(store)
+
+    calls = [await run_until_stopped(store, settings) for _ in range(3)]
+
+    assert calls == [1, 1, 0]  # the third start takes it as delivered
+    assert await outbox_row(store) == ("sent", 2)

@@ -16,7 +16,8 @@ the wait for the answer ran out, the connection closed first) may have been deli
 the same, as a slow Telegram carries out what it received: it is sent once more at most,
 and after a second send with no answer it is taken as delivered. So a slow Telegram costs
 at most one extra copy of a message, and none while it answers within
-`answer_timeout_seconds`; the count lives on the outbox row, so a restart keeps it.
+`answer_timeout_seconds`. The count lives on the outbox row, so a restart keeps it, and a
+stop that cuts a wait for an answer short counts as a send with no answer.
 """
 
 from __future__ import annotations
@@ -338,6 +339,9 @@ class Sender:
         return text
 
     async def _attempt(self, item: OutboxItem, *, plain: bool = False, thread: bool = True) -> None:
+        if item.unanswered >= UNANSWERED_LIMIT:  # a stop cut its last wait short (_cut_short)
+            await self._assume_delivered(item, item.unanswered, "stopped waiting for the answer")
+            return
         text = await self._text(item)
         if text is None:
             return
@@ -356,6 +360,9 @@ class Sender:
             # Fan-out). do_api_request posts through the same request object and rate
             # limiter and raises the same errors.
             await self.bot.do_api_request("sendMessage", api_kwargs=parameters)
+        except asyncio.CancelledError:
+            await self._cut_short(item)
+            raise
         except RetryAfter as error:
             wait = _seconds(error.retry_after)
             self.stats.flood_waits += 1
@@ -439,17 +446,35 @@ class Sender:
         if item.unanswered + 1 < UNANSWERED_LIMIT:
             await self._transient(item, error, unanswered=True)
             return
+        await self._assume_delivered(item, item.unanswered + 1, str(error))
+
+    async def _cut_short(self, item: OutboxItem) -> None:
+        """The sender is stopping and cancelled this send while it waited for the answer:
+        Telegram may have it, so it counts as a send with no answer, and the next start
+        sends it once more at most (or takes it as delivered, see _attempt)."""
+        self.stats.unanswered += 1
+        await self._count("unanswered")
+        log.warning("event=send_cut_short outbox=%d chat=%d", item.id, item.chat_id)
+        await self.store.outbox.retry_later(
+            item.id,
+            not_before=self.clock.now_ms(),
+            error="stopped while waiting for Telegram's answer",
+            unanswered=True,
+        )
+
+    async def _assume_delivered(self, item: OutboxItem, unanswered: int, reason: str) -> None:
+        """Stop sending a message whose sends went out unanswered `unanswered` times."""
         self.stats.assumed_delivered += 1
         await self._count("assumed_delivered")
         log.warning(
             "event=send_assumed_delivered outbox=%d chat=%d unanswered=%d error=%r",
             item.id,
             item.chat_id,
-            item.unanswered + 1,
-            str(error),
+            unanswered,
+            reason,
         )
         await self.store.outbox.assume_delivered(
-            item.id, now_ms=self.clock.now_ms(), error=str(error)
+            item.id, now_ms=self.clock.now_ms(), unanswered=unanswered, error=reason
         )
 
     async def _transient(

@@ -143,12 +143,14 @@ class OutboxStore:
             (not_before, error[:500], int(unanswered), item_id),
         )
 
-    async def assume_delivered(self, item_id: int, *, now_ms: int, error: str) -> None:
+    async def assume_delivered(
+        self, item_id: int, *, now_ms: int, unanswered: int, error: str
+    ) -> None:
         """Stop trying a row whose sends went out unanswered: count it as sent (see Sender)."""
         await self.db.execute(
             "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
-            " unanswered = unanswered + 1, last_error = ? WHERE id = ? AND status = 'pending'",
-            (now_ms, error[:500], item_id),
+            " unanswered = ?, last_error = ? WHERE id = ? AND status = 'pending'",
+            (now_ms, unanswered, error[:500], item_id),
         )
 
     async def give_up(self, item_id: int, *, status: str, error: str) -> None:
