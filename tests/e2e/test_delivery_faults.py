@@ -456,11 +456,12 @@ async def test_a_slow_api_costs_at_most_one_extra_copy(
     wait, late, spell = 1.0, 2.0, 6.0
     settings = answer_within(bot_settings(tmp_path, fake), wait)
     await prepare(settings, feed_server.url(FEED), private_chats(fake, *chat_ids))
-    publish(feed_server, 1)
-    fake.answer_slowly(late, for_seconds=spell, methods=["sendMessage"])
-    slow_until = time.time() + spell
+    feed_server.publish(FEED, [], title="Faults")  # nothing new yet
 
     async with running_bot(settings, fake) as bot:
+        fake.answer_slowly(late, for_seconds=spell, methods=["sendMessage"])
+        slow_until = time.time() + spell
+        publish(feed_server, 1)  # found by the next poll, a second from now
         for chat_id in chat_ids:
             await fake.wait_for_messages(chat_id, 1, timeout=20)
         await settle(bot)
