@@ -242,11 +242,14 @@ def build_application(settings: Settings, pacer: Pacer) -> Application:
 def build_sender_bot(settings: Settings) -> Bot:
     tg = settings.telegram
     pool = settings.delivery.max_in_flight + 4
+    # A message Telegram has not answered may still be delivered: the sender waits long for
+    # the answer, since each wait that runs out may cost a second copy (Sender docstring).
+    read_timeout = settings.delivery.answer_timeout_seconds
     return Bot(
         tg.token,
         base_url=tg.api_base_url,
         base_file_url=file_url(tg.api_base_url),
-        request=telegram_request(settings, pool=pool),
+        request=telegram_request(settings, pool=pool, read_timeout=read_timeout),
     )
 
 

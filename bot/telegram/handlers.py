@@ -30,6 +30,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ContextTypes
 
 from bot.delivery.format import format_time
+from bot.digest import ENTITY_LIMIT, entity_count
 from bot.errors import UserError
 from bot.telegram.i18n import language_of, t
 
@@ -403,14 +404,18 @@ async def list_(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def split_lines(lines: list[str], limit: int = 4000) -> list[str]:
-    """Join lines into messages under Telegram's limit, splitting between lines."""
+    """Join lines into messages under Telegram's limits, splitting between lines: at most
+    `limit` characters, and ENTITY_LIMIT entities (Telegram drops formatting past them)."""
     parts: list[str] = []
     current = ""
+    entities = 0
     for line in lines:
-        if current and len(current) + len(line) + 1 > limit:
+        in_line = entity_count(line)
+        if current and (len(current) + len(line) + 1 > limit or entities + in_line > ENTITY_LIMIT):
             parts.append(current)
-            current = ""
+            current, entities = "", 0
         current = f"{current}\n{line}" if current else line
+        entities += in_line
     if current:
         parts.append(current)
     return parts

@@ -464,6 +464,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "Flood waits (last {hours} h): {flood_waits}\n"
         "Send errors (last {hours} h): {errors}\n"
         "Updates dropped (a chat sending too fast, last {hours} h): {too_fast}\n"
+        "Sends with no answer (last {hours} h): {unanswered}, "
+        "{assumed_delivered} of them taken as delivered\n"
         "Database: {database_mb} MB (file + WAL)",
         "zh": "<b>机器人统计</b>\n"
         "聊天：{chats_active} 个活跃，{chats_paused} 个已暂停\n"
@@ -476,6 +478,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "限流等待（过去 {hours} 小时）：{flood_waits}\n"
         "发送错误（过去 {hours} 小时）：{errors}\n"
         "因聊天发送过快而丢弃的更新（过去 {hours} 小时）：{too_fast}\n"
+        "未获应答的发送（过去 {hours} 小时）：{unanswered}，其中 {assumed_delivered} 条视为已送达\n"
         "数据库：{database_mb} MB（文件 + WAL）",
     },
     "stats.no_errors": {"en": "none", "zh": "无"},

@@ -311,6 +311,8 @@ def render_stats(lang: str, stats: Stats) -> str:
         hours=stats.counters_hours,
         flood_waits=stats.counters.get("flood_wait", 0),
         too_fast=stats.counters.get("too_fast", 0),
+        unanswered=stats.counters.get("unanswered", 0),
+        assumed_delivered=stats.counters.get("assumed_delivered", 0),
         errors=", ".join(f"{name} {count}" for name, count in errors.items())
         or t(lang, "stats.no_errors"),
         database_mb=f"{stats.database_bytes / 1_048_576:.1f}",
