@@ -98,12 +98,23 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     except DatabaseLockedError as error:
         print(f"news-notifier: {error}", file=sys.stderr)
         return EXIT_USAGE
+    from telegram.error import InvalidToken
+
     from bot.telegram.app import run
 
     try:
         await run(settings, store)
     except DatabaseLostError:
         return EXIT_DATABASE_LOST  # logged at CRITICAL when it was found
+    except InvalidToken as error:
+        # PTB's own message quotes the token; the answer Telegram gave is its cause.
+        answer = str(error.__cause__ or "Unauthorized")
+        print(
+            f"news-notifier: Telegram refused the bot token ({answer}): check "
+            "TELEGRAM_BOT_TOKEN (from @BotFather) and TELEGRAM_API_BASE_URL",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     finally:
         await store.close()
     return 0
@@ -282,7 +293,9 @@ async def import_into(
             pipeline = FeedPipeline(store, fetcher, settings, clock, make_router(index), executor)
             subscriptions = Subscriptions(store, pipeline, clock)
             report = await import_feeds(
-                lambda url, turn: subscriptions.subscribe(chat_id, url, thread_id=None, turn=turn),
+                lambda url, turn: subscriptions.subscribe_unless_subscribed(
+                    chat_id, url, thread_id=None, turn=turn
+                ),
                 feeds,
                 on_checked=bar.update,
             )

@@ -105,6 +105,7 @@ class DeliverySettings:
     group_per_minute: float
     max_in_flight: int
     retry_hours: float
+    answer_timeout_seconds: float
     duplicate_title_hours: float
     shutdown_grace_seconds: float
 
@@ -333,6 +334,7 @@ CHECKS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "group_per_minute": _float(0, above=True),
         "max_in_flight": _int(1, 1000),
         "retry_hours": _float(0, above=True),
+        "answer_timeout_seconds": _float(0, above=True),
         "duplicate_title_hours": _float(0),
         "shutdown_grace_seconds": _float(0),
     },

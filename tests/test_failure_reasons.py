@@ -236,7 +236,7 @@ async def test_the_migration_turns_stored_phrases_into_codes(tmp_path: Path) -> 
     path = str(tmp_path / "old.sqlite3")
     store = await Store.open(path)
     try:
-        await store.db.execute("DELETE FROM schema_migrations WHERE number >= 3")
+        await store.db.execute("DELETE FROM schema_migrations WHERE number >= 5")
         for n, phrase in enumerate(LEGACY):
             await store.db.execute(
                 "INSERT INTO feeds (url, last_error, created_at) VALUES (?, ?, 0)",
@@ -244,7 +244,7 @@ async def test_the_migration_turns_stored_phrases_into_codes(tmp_path: Path) -> 
             )
     finally:
         await store.close()
-    store = await Store.open(path)  # migration 0003 runs again, over the old phrases
+    store = await Store.open(path)  # migration 0005 runs again, over the old phrases
     try:
         rows = await store.db.fetchall("SELECT url, last_error FROM feeds ORDER BY id")
     finally:

@@ -26,6 +26,7 @@ from telegram.error import (
 from telegram.ext import CommandHandler
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.delivery.outcome import OutcomeUnknownTimedOut
 from bot.delivery.transport import AiohttpRequest
 from tests.fakes.telegram_api import (
     ApiSpec,
@@ -245,6 +246,76 @@ async def test_telegrams_rules_inside_objects_are_kept(fake, bot):
         await bot.send_message(chat.id, "x", reply_markup=too_long)
 
 
+@pytest.mark.parametrize("text", ["", "   "])
+async def test_a_button_needs_a_text(fake, bot, text):
+    chat = fake.private_chat(fake.add_user(1001))
+    nameless = InlineKeyboardMarkup([[InlineKeyboardButton(text, callback_data="u:1")]])
+    with pytest.raises(BadRequest):
+        await bot.send_message(chat.id, "x", reply_markup=nameless)
+    assert fake.requests[-1].description == "Bad Request: BUTTON_TEXT_INVALID"
+    assert fake.sent == []
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("not a url", "Wrong HTTP URL"),
+        ("feed", "Wrong HTTP URL"),
+        ("http://localhost:8080/feed", "Wrong HTTP URL"),
+        ("https://", "Wrong HTTP URL"),
+        ("https://news..test/", "Wrong HTTP URL"),
+        ("ftp://news.test/feed.xml", "Unsupported URL protocol"),
+        ("javascript:alert(1)", "Wrong port number specified in the URL"),
+    ],
+)
+async def test_a_url_button_needs_a_url(fake, bot, url, problem):
+    chat = fake.private_chat(fake.add_user(1001))
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("Open", url=url)]])
+    with pytest.raises(BadRequest):
+        await bot.send_message(chat.id, "x", reply_markup=markup)
+    expected = f"Bad Request: inline keyboard button URL '{url}' is invalid: {problem}"
+    assert fake.requests[-1].description == expected
+    assert fake.sent == []
+
+
+async def test_url_buttons_take_web_and_telegram_links(fake, bot):
+    chat = fake.private_chat(fake.add_user(1001))
+    urls = ["https://news.test/a?b=c#d", "news.test", "http://例子.测试:8080/", "tg://user?id=1"]
+    markup = InlineKeyboardMarkup(
+        [[InlineKeyboardButton(str(n), url=u)] for n, u in enumerate(urls)]
+    )
+    await bot.send_message(chat.id, "links", reply_markup=markup)
+    [sent] = fake.messages(chat.id)
+    assert [button["url"] for button in sent.buttons] == urls
+
+
+async def test_at_most_100_entities_in_one_text_counted_after_parsing(fake, bot):
+    chat = fake.private_chat(fake.add_user(1001))
+    fake.limits.enabled = False
+    hundred = " ".join(f"<b>{n}</b>" for n in range(100))
+    await bot.send_message(chat.id, hundred, parse_mode="HTML")
+    assert len(fake.messages(chat.id)[-1].entities) == 100
+    # An empty tag makes no entity: still 100 after parsing.
+    await bot.send_message(chat.id, hundred + " <i></i>", parse_mode="HTML")
+    with pytest.raises(BadRequest, match=r"(?i)too many entities: 101"):
+        await bot.send_message(chat.id, hundred + " <i>one more</i>", parse_mode="HTML")
+    explicit = [{"type": "bold", "offset": n, "length": 1} for n in range(101)]
+    with pytest.raises(BadRequest, match=r"(?i)too many entities: 101"):
+        await bot.do_api_request(
+            "sendMessage", api_kwargs={"chat_id": chat.id, "text": "x" * 101, "entities": explicit}
+        )
+    assert len(fake.messages(chat.id)) == 2
+
+
+async def test_an_unknown_chat_action_is_refused(fake, bot):
+    chat = fake.private_chat(fake.add_user(1001))
+    assert await bot.send_chat_action(chat.id, "typing")
+    assert await bot.send_chat_action(chat.id, "upload_document")
+    with pytest.raises(BadRequest):
+        await bot.send_chat_action(chat.id, "dancing")
+    assert fake.requests[-1].description == "Bad Request: wrong parameter action in request"
+
+
 async def test_unknown_method_is_not_found(fake, bot):
     with pytest.raises(EndPointNotFound):
         await bot.do_api_request("sendTelepathy", api_kwargs={"chat_id": 1})
@@ -425,6 +496,21 @@ async def test_slow_answers(fake, bot):
     assert time.monotonic() - started >= 0.3
 
 
+async def test_a_slow_telegram_carries_out_what_the_client_stopped_waiting_for(fake, bot):
+    chat = fake.private_chat(fake.add_user(1001))
+    fake.answer_slowly(0.5, for_seconds=1.0, methods={"sendMessage"})
+    with pytest.raises(OutcomeUnknownTimedOut):
+        await bot.send_message(chat.id, "given up on", read_timeout=0.1)
+    assert fake.messages(chat.id) == []  # not yet: Telegram is slow
+    [message] = await fake.wait_for_messages(chat.id, 1, timeout=5)
+    assert message.text == "given up on"
+    await bot.get_me()  # other methods answer at once meanwhile
+    await asyncio.sleep(1.0)  # the slow spell is over
+    started = time.monotonic()
+    await bot.send_message(chat.id, "quick again", read_timeout=0.4)
+    assert time.monotonic() - started < 0.4
+
+
 # ---- updates -------------------------------------------------------------------------------
 
 
@@ -501,6 +587,21 @@ async def test_channel_post_and_button_press(fake, bot):
     assert fake.callback_answers[press.callback_query.id]["text"] == "Removed"
     with pytest.raises(BadRequest, match=r"(?i)query id is invalid"):
         await press.callback_query.answer("twice")
+
+
+async def test_a_callback_answer_holds_at_most_200_characters(fake, bot):
+    alice = fake.add_user(1001)
+    chat = fake.private_chat(alice)
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("Press", callback_data="p")]])
+    await bot.send_message(chat.id, "Pick", reply_markup=markup)
+    [sent] = fake.messages(chat.id)
+    fake.press_button(sent, alice, data="p")
+    [press] = await bot.get_updates()
+    with pytest.raises(BadRequest):
+        await press.callback_query.answer("名" * 201, show_alert=True)
+    assert fake.requests[-1].description == "Bad Request: MESSAGE_TOO_LONG"
+    assert press.callback_query.id not in fake.callback_answers  # still unanswered
+    assert await press.callback_query.answer("名" * 200, show_alert=True)
 
 
 async def test_my_chat_member_when_added_and_removed(fake, bot):

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
-from bot.clock import SystemClock
-from bot.config import Settings
+from bot.clock import FakeClock, SystemClock
+from bot.config import DeliverySettings, Settings
 from bot.delivery import sender as sender_module
+from bot.delivery.outcome import NotSent, NotSentTimedOut, OutcomeUnknown, OutcomeUnknownTimedOut
 from bot.delivery.pacing import Pacer
 from bot.delivery.sender import Sender
 from bot.store import Store
+from tests.conftest import START_MS
+from tests.fakes.telegram_api import FloodControl, FloodLimits
 
 
 class RecordingBot:
@@ -106,7 +110,191 @@ def test_pacer_keeps_its_spacing_through_late_wake_ups() -> None:
         assert sum(start <= t < start + 1 for t in sent) <= 11
 
 
+def test_pacer_keeps_telegrams_real_limits_for_groups_and_private_chats() -> None:
+    """At the real limits (no setting raised): each group gets its twenty messages a minute
+    and no more, each private chat one a second, and Telegram's flood control (the fake's
+    model of it) refuses none of them."""
+    delivery = _settings().delivery
+    assert (delivery.group_per_minute, delivery.chat_per_second) == (20, 1)
+    pacer = Pacer(delivery)
+    now = 0.0
+    telegram = FloodControl(FloodLimits(), clock=lambda: now)
+    groups, privates = (-1001, -1002, -100300), (5, 6)  # a channel counts as a group
+    sent: dict[int, list[float]] = {chat: [] for chat in groups + privates}
+    while now < 600:  # every chat has messages waiting for ten minutes
+        for chat_id, times in sent.items():
+            if pacer.earliest(chat_id) <= now:
+                pacer.book(chat_id, now)
+                assert telegram.admit(chat_id) == 0, f"chat {chat_id} refused at {now:.2f}s"
+                times.append(now)
+        now += 0.01
+    # The 10 ms steps of this loop make each send up to a step late: a little under the rate.
+    for chat_id in groups:
+        times = sent[chat_id]
+        assert 196 <= len(times) <= 200, (chat_id, len(times))  # 20 a minute, not fewer
+        assert max(sum(t <= u < t + 60 for u in times) for t in times) == 20
+    for chat_id in privates:
+        assert 590 <= len(sent[chat_id]) <= 600, (chat_id, len(sent[chat_id]))
+
+
 def _settings() -> Settings:
     from bot.config import load_settings
 
     return load_settings(None, {})
+
+
+# --- sends whose outcome is unknown ------------------------------------------------------
+
+
+class ScriptedTelegram:
+    """Telegram that fails each call as scripted, then succeeds. Like the real one, it carries
+    out every message that reached it: all but those failed with NotSent are delivered."""
+
+    def __init__(self, failures: Iterable[Exception] = ()) -> None:
+        self.failures = deque(failures)
+        self.calls = 0
+        self.delivered = 0
+
+    async def do_api_request(self, endpoint: str, api_kwargs: dict[str, Any]) -> None:
+        self.calls += 1
+        failure = self.failures.popleft() if self.failures else None
+        if not isinstance(failure, NotSent):
+            self.delivered += 1
+        if failure is not None:
+            raise failure
+
+
+def unpaced(settings: Settings) -> DeliverySettings:
+    return dataclasses.replace(settings.delivery, global_per_second=10_000, chat_per_second=10_000)
+
+
+async def one_message(store: Store) -> None:
+    await store.chats.upsert(1, kind="private", title="", language="en", now_ms=START_MS)
+    await store.outbox.enqueue_text(1, None, kind="notice", texts=["hi"], now_ms=START_MS)
+
+
+async def sent_once(store: Store, bot: ScriptedTelegram, settings: Settings) -> Sender:
+    """Run a sender over the outbox until it is empty; retries come at once."""
+    sender = Sender(store, bot, unpaced(settings), FakeClock(START_MS))  # type: ignore[arg-type]
+    sender._backoff = lambda item: 0.01  # type: ignore[method-assign]
+    await sender.start()
+    sender.wake()
+    assert await sender.drain(10)
+    await sender.stop()
+    return sender
+
+
+async def outbox_row(store: Store) -> tuple[str, int]:
+    row = await store.db.fetchone("SELECT status, unanswered FROM outbox")
+    assert row is not None
+    return row[0], row[1]
+
+
+async def test_a_send_with_no_answer_is_tried_once_more_then_taken_as_delivered(
+    store: Store, settings: Settings
+) -> None:
+    await one_message(store)
+    bot = ScriptedTelegram(OutcomeUnknownTimedOut() for _ in range(5))
+
+    sender = await sent_once(store, bot, settings)
+
+    # Telegram got it twice (two copies at most), never a third time.
+    assert bot.calls == bot.delivered == 2
+    assert await outbox_row(store) == ("sent", 2)
+    stats = sender.stats
+    assert (stats.unanswered, stats.assumed_delivered, stats.retries) == (2, 1, 1)
+    assert stats.sent == 0 and stats.errors == {}
+    counters = await store.outbox.counters(START_MS)
+    assert counters == {"unanswered": 2, "assumed_delivered": 1}
+
+
+async def test_a_send_that_never_reached_telegram_is_retried_without_spending_the_extra_copy(
+    store: Store, settings: Settings
+) -> None:
+    await one_message(store)
+    failures = [OutcomeUnknown("aiohttp.ServerDisconnectedError"), NotSent("refused")]
+    failures += [NotSentTimedOut("connect"), NotSent("refused")]
+    bot = ScriptedTelegram(failures)
+
+    sender = await sent_once(store, bot, settings)
+
+    assert bot.calls == 5  # refusals cost nothing: the one unanswered send stays the only one
+    assert bot.delivered == 2  # the unanswered send and the last one
+    assert await outbox_row(store) == ("sent", 1)
+    stats = sender.stats
+    assert (stats.sent, stats.unanswered, stats.assumed_delivered, stats.retries) == (1, 1, 0, 4)
+    assert stats.errors == {"NotSent": 2, "NotSentTimedOut": 1}
+
+
+async def test_a_restart_remembers_a_send_that_got_no_answer(
+    store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await one_message(store)
+    retry_recorded = asyncio.Event()
+    retry_later = store.outbox.retry_later
+
+    async def recorded_retry_later(*args: Any, **kwargs: Any) -> None:
+        await retry_later(*args, **kwargs)
+        retry_recorded.set()
+
+    monkeypatch.setattr(store.outbox, "retry_later", recorded_retry_later)
+    clock = FakeClock(START_MS)
+    first = ScriptedTelegram([OutcomeUnknownTimedOut()])
+    sender = Sender(store, first, unpaced(settings), clock)  # type: ignore[arg-type]
+    sender._backoff = lambda item: 3600.0  # type: ignore[method-assign]
+    await sender.start()
+    sender.wake()
+    await asyncio.wait_for(retry_recorded.wait(), 10)
+    await sender.stop(grace=0)  # stopped before its retry
+    assert first.calls == 1
+    assert await outbox_row(store) == ("pending", 1)
+
+    clock.advance(7200)  # the retry is due
+    again = ScriptedTelegram(OutcomeUnknownTimedOut() for _ in range(5))
+    restarted = Sender(store, again, unpaced(settings), clock)  # type: ignore[arg-type]
+    await restarted.start()
+    restarted.wake()
+    assert await restarted.drain(10)
+    await restarted.stop()
+
+    assert again.calls == 1  # the second unanswered send, not a third copy
+    assert await outbox_row(store) == ("sent", 2)
+    assert restarted.stats.assumed_delivered == 1
+
+
+class SilentTelegram:
+    """Telegram that takes each message and never answers (it is that slow)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.called = asyncio.Event()
+
+    async def do_api_request(self, endpoint: str, api_kwargs: dict[str, Any]) -> None:
+        self.calls += 1
+        self.called.set()
+        await asyncio.sleep(3600)
+
+
+async def run_until_stopped(store: Store, settings: Settings) -> int:
+    """Start a sender, stop it once it sent (or had nothing to send); its call count."""
+    telegram = SilentTelegram()
+    sender = Sender(store, telegram, unpaced(settings), FakeClock(START_MS))  # type: ignore[arg-type]
+    await sender.start()
+    sender.wake()
+    waits = {asyncio.ensure_future(sender.drain(10)), asyncio.ensure_future(telegram.called.wait())}
+    await asyncio.wait(waits, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    for wait in waits:
+        wait.cancel()
+    await sender.stop(grace=0)  # cuts the wait for the answer short
+    return telegram.calls
+
+
+async def test_stops_while_telegram_is_slow_cost_at_most_one_extra_copy(
+    store: Store, settings: Settings
+) -> None:
+    await one_message(store)
+
+    calls = [await run_until_stopped(store, settings) for _ in range(3)]
+
+    assert calls == [1, 1, 0]  # the third start takes it as delivered
+    assert await outbox_row(store) == ("sent", 2)

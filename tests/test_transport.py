@@ -6,17 +6,20 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
 import telegram
+from aiohttp import web
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.error import NetworkError, TimedOut
 from telegram.ext import ApplicationBuilder, CommandHandler, ContextTypes
 from telegram.request import HTTPXRequest, RequestData
 
-from bot.delivery.transport import AiohttpRequest, _encode_body
+from bot.delivery.outcome import NotSent, NotSentTimedOut, OutcomeUnknown, OutcomeUnknownTimedOut
+from bot.delivery.transport import AiohttpRequest, _encode_body, transport_failure
 from tests.fakes.telegram_api import ApiSpec, FakeTelegram
 
 SPEC = ApiSpec.load()
@@ -145,12 +148,90 @@ async def test_long_polling_gets_its_longer_read_timeout(fake):
         assert time.monotonic() - started >= 1.9
 
 
-async def test_connection_refused_is_a_network_error():
+async def test_connection_refused_is_a_network_error_and_not_sent():
     url = f"http://127.0.0.1:{free_port()}/bot1:x/getMe"
     async with AiohttpRequest() as request:
         with pytest.raises(NetworkError, match="ClientConnectorError") as caught:
             await request.post(url, RequestData())
-    assert not isinstance(caught.value, TimedOut)
+    assert isinstance(caught.value, NotSent)
+    assert not isinstance(caught.value, TimedOut | OutcomeUnknown)
+
+
+@asynccontextmanager
+async def telegram_that(
+    answer: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A tiny server on loopback that reads each request's body, then leaves the answer to
+    `answer`; yields the sendMessage URL and the bodies it read."""
+    received: list[bytes] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        received.append(await request.read())
+        return await answer(request)
+
+    app = web.Application()
+    app.router.add_post("/bot1:x/sendMessage", handle)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/bot1:x/sendMessage", received
+    finally:
+        await runner.cleanup()
+
+
+def message_data() -> RequestData:
+    from telegram.request._requestparameter import RequestParameter
+
+    return RequestData(
+        [RequestParameter.from_input("chat_id", 1), RequestParameter.from_input("text", "hi")]
+    )
+
+
+async def test_a_request_read_and_never_answered_has_an_unknown_outcome():
+    async def never(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async with telegram_that(never) as (url, received), AiohttpRequest(read_timeout=0.3) as request:
+        with pytest.raises(OutcomeUnknownTimedOut) as caught:
+            await request.post(url, message_data())
+    assert isinstance(caught.value, TimedOut) and isinstance(caught.value, OutcomeUnknown)
+    assert not isinstance(caught.value, NotSent)
+    assert [json.loads(body) for body in received] == [{"chat_id": 1, "text": "hi"}]
+
+
+async def test_a_connection_closed_after_the_request_was_read_has_an_unknown_outcome():
+    async def hang_up(request: web.Request) -> web.StreamResponse:
+        assert request.transport is not None
+        request.transport.abort()
+        return web.Response()  # never reaches the client
+
+    async with telegram_that(hang_up) as (url, received), AiohttpRequest() as request:
+        with pytest.raises(OutcomeUnknown, match="ServerDisconnectedError") as caught:
+            await request.post(url, message_data())
+    assert not isinstance(caught.value, TimedOut | NotSent)
+    assert len(received) == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        (aiohttp.ConnectionTimeoutError("connect"), NotSentTimedOut),
+        (aiohttp.ClientConnectionResetError("Cannot write to closing transport"), NotSent),
+        (aiohttp.InvalidURL("nope"), NotSent),
+        (aiohttp.SocketTimeoutError("Timeout on reading data from socket"), OutcomeUnknownTimedOut),
+        (TimeoutError(), OutcomeUnknownTimedOut),  # the total cap
+        (aiohttp.ServerDisconnectedError(), OutcomeUnknown),
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), OutcomeUnknown),
+        (aiohttp.ClientPayloadError("Response payload is not completed"), OutcomeUnknown),
+    ],
+)
+def test_each_aiohttp_failure_says_whether_the_request_may_have_reached_telegram(
+    error: Exception, outcome: type[NetworkError]
+) -> None:
+    assert type(transport_failure(error)) is outcome  # type: ignore[arg-type]
 
 
 async def test_a_full_pool_times_out_without_sending(fake):
@@ -160,7 +241,7 @@ async def test_a_full_pool_times_out_without_sending(fake):
     async with bot_with(fake, request) as bot:
         first = asyncio.create_task(bot.get_chat(1001))
         await asyncio.sleep(0.05)
-        with pytest.raises(TimedOut, match="Pool timeout"):
+        with pytest.raises(NotSentTimedOut, match="Pool timeout"):
             await bot.get_chat(1001)
         assert (await first).id == 1001
     assert fake.request_counts["getchat"] == 1  # the second call never left

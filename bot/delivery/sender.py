@@ -9,6 +9,15 @@ pauses every chat on one flood wait and does not pace private chats. Here:
 
 Each row is marked sent only after Telegram accepted it (in small batches, a few
 milliseconds apart), so a hard kill can at most resend what was in flight.
+
+A send that failed before it reached Telegram (bot.delivery.outcome.NotSent, or an error
+answer) is retried with backoff. A send that went out and got no answer (OutcomeUnknown:
+the wait for the answer ran out, the connection closed first) may have been delivered all
+the same, as a slow Telegram carries out what it received: it is sent once more at most,
+and after a second send with no answer it is taken as delivered. So a slow Telegram costs
+at most one extra copy of a message, and none while it answers within
+`answer_timeout_seconds`. The count lives on the outbox row, so a restart keeps it, and a
+stop that cuts a wait for an answer short counts as a send with no answer.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from telegram.warnings import PTBUserWarning
 from bot.clock import Clock
 from bot.config import DeliverySettings
 from bot.delivery.format import format_alert, html_to_plain
+from bot.delivery.outcome import OutcomeUnknown
 from bot.delivery.pacing import Pacer
 from bot.store import OutboxItem, Store, StoryText
 
@@ -48,6 +58,9 @@ MAX_QUEUED = 100_000
 FLUSH_EVERY = 0.05  # seconds between two writes of "sent" marks
 MAX_BACKOFF = 300.0  # seconds between two tries of one message through an outage
 STORY_CACHE = 20_000
+# Sends with no answer after which a message is taken as delivered: the first is retried
+# (Telegram may not have it), a second is not (it would risk a third copy).
+UNANSWERED_LIMIT = 2
 REFILL_GAP = 0.5  # seconds between two loads of new outbox rows
 
 # Error texts (lower case) that mean the chat can no longer receive messages from the bot.
@@ -77,6 +90,8 @@ class SenderStats:
     dropped: int = 0  # chat unreachable
     plain_fallbacks: int = 0  # HTML refused ("can't parse entities"): a bug, sent as text
     migrated: int = 0
+    unanswered: int = 0  # sends that went out with no answer (Telegram may have them)
+    assumed_delivered: int = 0  # messages given up after UNANSWERED_LIMIT such sends
     errors: dict[str, int] = field(default_factory=dict)
 
 
@@ -324,6 +339,9 @@ class Sender:
         return text
 
     async def _attempt(self, item: OutboxItem, *, plain: bool = False, thread: bool = True) -> None:
+        if item.unanswered >= UNANSWERED_LIMIT:  # a stop cut its last wait short (_cut_short)
+            await self._assume_delivered(item, item.unanswered, "stopped waiting for the answer")
+            return
         text = await self._text(item)
         if text is None:
             return
@@ -342,6 +360,9 @@ class Sender:
             # Fan-out). do_api_request posts through the same request object and rate
             # limiter and raises the same errors.
             await self.bot.do_api_request("sendMessage", api_kwargs=parameters)
+        except asyncio.CancelledError:
+            await self._cut_short(item)
+            raise
         except RetryAfter as error:
             wait = _seconds(error.retry_after)
             self.stats.flood_waits += 1
@@ -354,7 +375,9 @@ class Sender:
             await self._unreachable(item, str(error))
         except BadRequest as error:
             await self._bad_request(item, error, plain=plain, thread=thread)
-        except TelegramError as error:  # TimedOut, NetworkError (5xx, connection), others
+        except OutcomeUnknown as error:
+            await self._unanswered(item, error)
+        except TelegramError as error:  # not sent (NotSent), 5xx answers, others
             await self._transient(item, error)
         else:
             self.stats.sent += 1
@@ -412,10 +435,56 @@ class Sender:
         self._queues.setdefault(new_chat_id, deque()).extendleft(reversed(moved))
         self._schedule(new_chat_id)
 
-    async def _transient(self, item: OutboxItem, error: TelegramError) -> None:
+    async def _unanswered(self, item: OutboxItem, error: OutcomeUnknown) -> None:
+        """The send went out and no answer came: Telegram may have delivered it.
+
+        Sending again may make a second copy, so that is done once at most; after that the
+        message is taken as delivered (sent) rather than risk a third.
+        """
+        self.stats.unanswered += 1
+        await self._count("unanswered")
+        if item.unanswered + 1 < UNANSWERED_LIMIT:
+            await self._transient(item, error, unanswered=True)
+            return
+        await self._assume_delivered(item, item.unanswered + 1, str(error))
+
+    async def _cut_short(self, item: OutboxItem) -> None:
+        """The sender is stopping and cancelled this send while it waited for the answer:
+        Telegram may have it, so it counts as a send with no answer, and the next start
+        sends it once more at most (or takes it as delivered, see _attempt)."""
+        self.stats.unanswered += 1
+        await self._count("unanswered")
+        log.warning("event=send_cut_short outbox=%d chat=%d", item.id, item.chat_id)
+        await self.store.outbox.retry_later(
+            item.id,
+            not_before=self.clock.now_ms(),
+            error="stopped while waiting for Telegram's answer",
+            unanswered=True,
+        )
+
+    async def _assume_delivered(self, item: OutboxItem, unanswered: int, reason: str) -> None:
+        """Stop sending a message whose sends went out unanswered `unanswered` times."""
+        self.stats.assumed_delivered += 1
+        await self._count("assumed_delivered")
+        log.warning(
+            "event=send_assumed_delivered outbox=%d chat=%d unanswered=%d error=%r",
+            item.id,
+            item.chat_id,
+            unanswered,
+            reason,
+        )
+        await self.store.outbox.assume_delivered(
+            item.id, now_ms=self.clock.now_ms(), unanswered=unanswered, error=reason
+        )
+
+    async def _transient(
+        self, item: OutboxItem, error: TelegramError, *, unanswered: bool = False
+    ) -> None:
+        """Try again after a backoff; `unanswered`: this send got no answer (counted apart)."""
         kind = type(error).__name__
-        self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
-        await self._count(f"error.{kind}")
+        if not unanswered:
+            self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
+            await self._count(f"error.{kind}")
         age_hours = (self.clock.now_ms() - item.created_at) / 3_600_000
         if age_hours >= self.settings.retry_hours:
             self.stats.failed += 1
@@ -438,9 +507,15 @@ class Sender:
             delay,
         )
         await self.store.outbox.retry_later(
-            item.id, not_before=self.clock.now_ms() + int(delay * 1000), error=str(error)
+            item.id,
+            not_before=self.clock.now_ms() + int(delay * 1000),
+            error=str(error),
+            unanswered=unanswered,
         )
-        self._requeue(replace(item, attempts=item.attempts + 1), delay, count_attempt=False)
+        retried = replace(
+            item, attempts=item.attempts + 1, unanswered=item.unanswered + int(unanswered)
+        )
+        self._requeue(retried, delay, count_attempt=False)
 
     def _backoff(self, item: OutboxItem) -> float:
         """Exponential, with full jitter so a recovering API is not hit by every chat at once."""

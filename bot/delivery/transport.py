@@ -21,8 +21,10 @@ import json
 from typing import Final
 
 import aiohttp
-from telegram.error import NetworkError, TimedOut
+from telegram.error import NetworkError
 from telegram.request import BaseRequest, RequestData
+
+from bot.delivery.outcome import NotSent, NotSentTimedOut, OutcomeUnknown, OutcomeUnknownTimedOut
 
 _JSON: Final = "application/json"
 # PTB's DefaultValue class, reached through the public DEFAULT_NONE instead of a private import.
@@ -63,7 +65,9 @@ class AiohttpRequest(BaseRequest):
     top of it), `write_timeout` sending a request (`media_write_timeout` when it uploads
     files and no write timeout was passed), `pool_timeout` the wait for a free slot
     when `connection_pool_size` requests are already in flight. Timeouts raise
-    `telegram.error.TimedOut`; other transport failures raise `telegram.error.NetworkError`.
+    `telegram.error.TimedOut`, other transport failures `telegram.error.NetworkError`, each
+    as one of bot.delivery.outcome's classes: NotSent when the request never reached
+    Telegram, OutcomeUnknown when it went out and no answer came (see `transport_failure`).
     """
 
     __slots__ = (
@@ -159,13 +163,8 @@ class AiohttpRequest(BaseRequest):
                 method, url, data=body, headers=headers, timeout=timeout
             ) as response:
                 return response.status, await response.read()
-        except TimeoutError as exc:
-            # Covers aiohttp's connect and socket-read timeouts (both TimeoutError subclasses)
-            # and the total cap on requests with a body.
-            raise TimedOut from exc
-        except aiohttp.ClientError as exc:
-            # The class name says more than the message for errors like ServerDisconnected.
-            raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise transport_failure(exc) from exc
         finally:
             self._slots.release()
 
@@ -178,7 +177,7 @@ class AiohttpRequest(BaseRequest):
             async with asyncio.timeout(pool_timeout):
                 await self._slots.acquire()
         except TimeoutError as exc:
-            raise TimedOut(_POOL_TIMEOUT_MESSAGE) from exc
+            raise NotSentTimedOut(_POOL_TIMEOUT_MESSAGE) from exc
 
     @staticmethod
     def _given_or(value: Timeout | object, default: Timeout) -> Timeout:
@@ -186,6 +185,29 @@ class AiohttpRequest(BaseRequest):
         if isinstance(value, _DefaultValue):
             return default
         return value  # type: ignore[return-value]
+
+
+def transport_failure(error: TimeoutError | aiohttp.ClientError) -> NetworkError:
+    """The error to raise for an aiohttp failure: whether the request may have reached Telegram.
+
+    Only failures before the request could be written are NotSent: no connection (refused,
+    unreachable, DNS, TLS, connect timeout), a bad URL, or a connection found closed while
+    writing (a server cannot act on a request it did not get whole). Anything later, a
+    timeout waiting for the answer (or the total cap) or a connection lost before the answer,
+    is OutcomeUnknown: aiohttp cannot tell whether the server had read the request.
+    """
+    # The class name says more than the message for errors like ServerDisconnected.
+    detail = f"aiohttp.{type(error).__name__}: {error}"
+    if isinstance(error, aiohttp.ConnectionTimeoutError):  # before TimeoutError: it is one
+        return NotSentTimedOut(f"Connect timeout; request was not sent ({detail})")
+    if isinstance(error, TimeoutError):
+        return OutcomeUnknownTimedOut("Timed out after the request went out; no answer came")
+    if isinstance(
+        error,
+        aiohttp.ClientConnectorError | aiohttp.ClientConnectionResetError | aiohttp.InvalidURL,
+    ):
+        return NotSent(detail)
+    return OutcomeUnknown(detail)
 
 
 def _encode_body(

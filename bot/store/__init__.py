@@ -10,6 +10,7 @@ from __future__ import annotations
 from bot.store.chats import Chat, ChatStore, Subscription
 from bot.store.db import Database, DatabaseLockedError, DatabaseLostError
 from bot.store.feeds import Feed, FeedStore, FeedUpdate
+from bot.store.imports import ImportStore, UnfinishedImport
 from bot.store.outbox import OutboxItem, OutboxStore, StoryText
 from bot.store.stories import CheckUnit, FeedState, QueuedAlert, StoryStore
 
@@ -24,6 +25,7 @@ __all__ = [
     "FeedState",
     "FeedStore",
     "FeedUpdate",
+    "ImportStore",
     "OutboxItem",
     "OutboxStore",
     "QueuedAlert",
@@ -31,6 +33,7 @@ __all__ = [
     "StoryStore",
     "StoryText",
     "Subscription",
+    "UnfinishedImport",
 ]
 
 
@@ -43,6 +46,7 @@ class Store:
         self.chats = ChatStore(db)
         self.stories = StoryStore(db)
         self.outbox = OutboxStore(db)
+        self.imports = ImportStore(db)
 
     @classmethod
     async def open(cls, path: str, *, exclusive: bool = True) -> Store:

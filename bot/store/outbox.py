@@ -29,6 +29,8 @@ class OutboxItem:
     chat_kind: str
     language: str
     timezone: str | None
+    # Sends that went out with no answer (Telegram may have delivered them): see Sender.
+    unanswered: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +48,7 @@ _ITEM = (
     "o.id, o.chat_id, o.thread_id, o.kind, o.story_id, o.keyword, o.text IS NOT NULL,"
     " o.attempts,"
     " o.created_at, o.not_before, COALESCE(c.kind, 'private'), COALESCE(c.language, 'en'),"
-    " c.timezone"
+    " c.timezone, o.unanswered"
 )
 
 
@@ -67,6 +69,7 @@ def _item(row: Sequence[Any]) -> OutboxItem:
         chat_kind,
         language,
         timezone,
+        unanswered,
     ) = row
     return OutboxItem(
         id_,
@@ -82,6 +85,7 @@ def _item(row: Sequence[Any]) -> OutboxItem:
         sys.intern(chat_kind),
         sys.intern(language),
         sys.intern(timezone) if timezone else timezone,
+        unanswered,
     )
 
 
@@ -128,11 +132,24 @@ class OutboxStore:
                 [(now_ms, i) for i in ids],
             )
 
-    async def retry_later(self, item_id: int, *, not_before: int, error: str) -> None:
+    async def retry_later(
+        self, item_id: int, *, not_before: int, error: str, unanswered: bool = False
+    ) -> None:
+        """Try the row again after `not_before`; `unanswered`: this send got no answer."""
         await self.db.execute(
-            "UPDATE outbox SET attempts = attempts + 1, not_before = ?, last_error = ?"
-            " WHERE id = ?",
-            (not_before, error[:500], item_id),
+            "UPDATE outbox SET attempts = attempts + 1, not_before = ?, last_error = ?,"
+            " unanswered = unanswered + ? WHERE id = ?",
+            (not_before, error[:500], int(unanswered), item_id),
+        )
+
+    async def assume_delivered(
+        self, item_id: int, *, now_ms: int, unanswered: int, error: str
+    ) -> None:
+        """Stop trying a row whose sends went out unanswered: count it as sent (see Sender)."""
+        await self.db.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
+            " unanswered = ?, last_error = ? WHERE id = ? AND status = 'pending'",
+            (now_ms, unanswered, error[:500], item_id),
         )
 
     async def give_up(self, item_id: int, *, status: str, error: str) -> None:

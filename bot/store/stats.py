@@ -21,7 +21,8 @@ class Stats:
     stories_today: int  # first seen since 00:00 UTC
     outbox_pending: int
     sent_last_hour: int
-    counters: dict[str, int]  # flood_wait, error.<kind>… over `counters_hours`
+    # flood_wait, error.<kind>, unanswered, assumed_delivered… over `counters_hours`
+    counters: dict[str, int]
     counters_hours: int
     database_bytes: int  # the file and its write-ahead log
 

@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 from telegram import Bot, BotCommand, Chat
-from telegram.error import TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -52,6 +54,9 @@ HOUSEKEEPING_SECONDS = 3600
 # The database file's identity and folder are checked this often when nothing writes
 # (every write checks the identity itself).
 DATABASE_CHECK_SECONDS = 30.0
+# Start-up while Telegram cannot be reached: seconds before each next attempt (the last one
+# repeats).
+REACH_BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 # Daily digests are checked this often; one falls due at most this late after its minute.
 DIGEST_TICK_SECONDS = 5.0
 
@@ -129,6 +134,10 @@ class BotRuntime:
             )
         self.sender.wake()
 
+    async def count_too_fast(self, dropped: int) -> None:
+        """Updates dropped because their chat sent faster than it can be answered (/stats)."""
+        await self.store.outbox.bump_counter("too_fast", self.clock.now_ms(), by=dropped)
+
     async def on_chat_unreachable(self, chat_id: int) -> None:
         self.forget_chat(chat_id)
 
@@ -195,6 +204,8 @@ def add_handlers(app: Application) -> None:
     app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, handlers.migrated))
     app.add_handler(MessageHandler(filters.COMMAND & COMMAND_UPDATES, handlers.unknown), group=1)
     ops.register(app)
+    # Last: the presses no handler above takes are answered too.
+    app.add_handler(CallbackQueryHandler(handlers.unknown_button))
     app.add_error_handler(handlers.on_error)
 
 
@@ -223,7 +234,7 @@ def build_application(settings: Settings, pacer: Pacer) -> Application:
         )
         # Replies to commands, paced with the same budget as the Sender's alerts.
         .rate_limiter(PacedRateLimiter(pacer, max_retries=2))
-        .concurrent_updates(PerChatUpdateProcessor(32))
+        .concurrent_updates(PerChatUpdateProcessor(pacer))
         .build()
     )
 
@@ -231,11 +242,14 @@ def build_application(settings: Settings, pacer: Pacer) -> Application:
 def build_sender_bot(settings: Settings) -> Bot:
     tg = settings.telegram
     pool = settings.delivery.max_in_flight + 4
+    # A message Telegram has not answered may still be delivered: the sender waits long for
+    # the answer, since each wait that runs out may cost a second copy (Sender docstring).
+    read_timeout = settings.delivery.answer_timeout_seconds
     return Bot(
         tg.token,
         base_url=tg.api_base_url,
         base_file_url=file_url(tg.api_base_url),
-        request=telegram_request(settings, pool=pool),
+        request=telegram_request(settings, pool=pool, read_timeout=read_timeout),
     )
 
 
@@ -272,6 +286,64 @@ def log_polling_error(error: TelegramError) -> None:
     log.warning("event=get_updates_failed error=%r", str(error))
 
 
+async def reach_telegram(bots: Sequence[Bot], api_url: str, stop: asyncio.Event) -> bool:
+    """Initialize the bots (getMe), trying again with backoff while Telegram cannot be
+    reached, one log line per failed attempt: a container may start before its network.
+
+    False when `stop` was set first. A refused token (InvalidToken) is raised at once: no
+    retry mends it. Whatever happens short of success, the bots' connections are closed.
+    """
+    reached = False
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        for attempt in itertools.count(1):
+            trying = asyncio.ensure_future(_initialize(bots))
+            await asyncio.wait({trying, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not trying.done():  # SIGINT/SIGTERM while an attempt waits for an answer
+                trying.cancel()
+                with contextlib.suppress(asyncio.CancelledError, TelegramError):
+                    await trying
+                return False
+            error = trying.exception()
+            if error is None:
+                reached = True
+                if attempt > 1:
+                    log.info("event=telegram_reached attempts=%d", attempt)
+                return True
+            if not is_transient(error):
+                raise error
+            delay = REACH_BACKOFF[min(attempt, len(REACH_BACKOFF)) - 1]
+            log.warning(
+                "event=telegram_unreachable url=%s attempt=%d error=%r retry_in=%.0fs",
+                api_url,
+                attempt,
+                str(error),
+                delay,
+            )
+            await asyncio.wait({stopped}, timeout=delay)
+            if stopped.done():
+                return False
+        raise AssertionError("unreachable")
+    finally:
+        stopped.cancel()
+        if not reached:
+            for bot in bots:
+                await bot.shutdown()
+
+
+async def _initialize(bots: Sequence[Bot]) -> None:
+    for bot in bots:
+        await bot.initialize()
+
+
+def is_transient(error: BaseException) -> bool:
+    """Telegram unreachable, slow, overloaded (5xx) or asking to wait: worth another try.
+    A 400 (BadRequest is a NetworkError too) or a refused token is not."""
+    if isinstance(error, RetryAfter):
+        return True
+    return isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+
+
 async def register_commands(bot: Bot) -> None:
     for language, entries in COMMANDS.items():
         commands = [BotCommand(name, description) for name, description in entries]
@@ -305,14 +377,23 @@ async def run(
     pacer = Pacer(settings.delivery)
     app = build_application(settings, pacer)
     sender_bot = build_sender_bot(settings)
+    if not await reach_telegram([app.bot, sender_bot], settings.telegram.api_base_url, stop):
+        log.info("event=stopped before_start=1")
+        return
     runtime = build_runtime(settings, store, sender_bot, pacer, clock)
     app.bot_data["runtime"] = runtime
     add_handlers(app)
+    updates = app.update_processor
+    assert isinstance(updates, PerChatUpdateProcessor)
+    # A chat sending faster than it can be answered: told to slow down, the drops counted.
+    updates.refused = partial(handlers.too_fast, app)
+    updates.count = runtime.count_too_fast
     async with runtime.fetcher, sender_bot, app:
         await runtime.keywords.load_all()
         # Long-lived start-up data (keyword index, caches) out of the collector's way.
         gc.freeze()
         await register_commands(app.bot)
+        await ops.tell_interrupted_imports(app.bot, store)
         await runtime.sender.start()
         await app.start()
         assert app.updater is not None and app.job_queue is not None

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from telegram import (
+    CallbackQuery,
     Chat,
     ChatMemberUpdated,
     InlineKeyboardButton,
@@ -24,10 +26,11 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType, ParseMode
-from telegram.error import TelegramError
-from telegram.ext import ContextTypes
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import Application, ContextTypes
 
 from bot.delivery.format import format_time
+from bot.digest import ENTITY_LIMIT, entity_count
 from bot.errors import FailureKind, FeedError, FeedFailure, UserError
 from bot.telegram.i18n import failure_reason, failure_reply, language_of, t
 
@@ -301,10 +304,19 @@ async def unsubscribe(request: Request, context: ContextTypes.DEFAULT_TYPE) -> N
     )
 
 
+# What the /unsubscribe menu's buttons carry. ASCII digits only: "²" is a digit to
+# str.isdigit() but no int(), and a client may send any data it likes.
+UNSUBSCRIBE_DATA = re.compile(r"unsub:(cancel|[0-9]{1,18})")
+
+
 async def unsubscribe_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     chat = update.effective_chat
-    if query is None or chat is None or not query.data:
+    if query is None:
+        return
+    match = UNSUBSCRIBE_DATA.fullmatch(query.data or "")
+    if chat is None or match is None:
+        await unknown_button(update, context)
         return
     rt = runtime(context)
     language = language_of(query.from_user.language_code if query.from_user else None)
@@ -314,22 +326,50 @@ async def unsubscribe_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
     if not await may_change(update, context):
         await query.answer(t(language, "auth.not_admin")[:200], show_alert=True)
         return
-    choice = query.data.removeprefix("unsub:")
+    choice = match[1]
     if choice == "cancel":
         await query.answer()
-        await query.edit_message_text(t(language, "unsubscribe.cancelled"))
+        await edit_menu(query, t(language, "unsubscribe.cancelled"))
         return
     subscriptions = {s.id: s for s in await rt.store.chats.subscriptions(chat.id)}
-    chosen = subscriptions.get(int(choice)) if choice.isdigit() else None
+    chosen = subscriptions.get(int(choice))
     await query.answer()
-    if chosen is None:
-        await query.edit_message_text(t(language, "unsubscribe.cancelled"))
+    if chosen is None:  # gone since the menu was sent (another press, /unsubscribe N)
+        await edit_menu(query, t(language, "unsubscribe.cancelled"))
         return
     await rt.store.chats.unsubscribe(chat.id, chosen.id)
-    await query.edit_message_text(
+    await edit_menu(
+        query,
         t(language, "unsubscribe.done", title=chosen.feed_title or chosen.feed_url),
         parse_mode=ParseMode.HTML,
     )
+
+
+async def edit_menu(query: CallbackQuery, text: str, **kwargs: Any) -> None:
+    """Replace a menu by what its button did. A second tap on the same button, sent before
+    the first edit reached the client, finds the message already so: nothing to report."""
+    try:
+        await query.edit_message_text(text, **kwargs)
+    except BadRequest as error:
+        if "not modified" not in str(error).lower():
+            raise
+        log.debug("event=menu_unchanged chat=%s", query.message.chat_id if query.message else "?")
+
+
+async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A press whose data no handler takes: a modified client, or a button of a menu the bot
+    no longer makes. Answered all the same, so the client stops waiting on the button."""
+    query = update.callback_query
+    if query is None:
+        return
+    chat = update.effective_chat
+    log.debug(
+        "event=callback_unknown chat=%s data=%r", chat.id if chat else "?", (query.data or "")[:64]
+    )
+    try:
+        await query.answer()
+    except TelegramError as error:  # too old, or answered already: nothing left to do
+        log.debug("event=callback_answer_failed error=%r", str(error))
 
 
 @command()
@@ -365,14 +405,18 @@ async def list_(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def split_lines(lines: list[str], limit: int = 4000) -> list[str]:
-    """Join lines into messages under Telegram's limit, splitting between lines."""
+    """Join lines into messages under Telegram's limits, splitting between lines: at most
+    `limit` characters, and ENTITY_LIMIT entities (Telegram drops formatting past them)."""
     parts: list[str] = []
     current = ""
+    entities = 0
     for line in lines:
-        if current and len(current) + len(line) + 1 > limit:
+        in_line = entity_count(line)
+        if current and (len(current) + len(line) + 1 > limit or entities + in_line > ENTITY_LIMIT):
             parts.append(current)
-            current = ""
+            current, entities = "", 0
         current = f"{current}\n{line}" if current else line
+        entities += in_line
     if current:
         parts.append(current)
     return parts
@@ -513,6 +557,31 @@ async def unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(
             message, t(language_of(user.language_code if user else None), "unknown_command")
         )
+
+
+def too_fast(application: Application, update: Update, tell: bool) -> None:
+    """ordering.py dropped `update`: its chat sends faster than the bot may answer. The first
+    drop of a burst (`tell`) is answered with one "slow down"; a dropped button press is
+    answered in any case, so the client stops waiting on it."""
+    application.create_task(answer_too_fast(application, update, tell), update=update)
+
+
+async def answer_too_fast(application: Application, update: Update, tell: bool) -> None:
+    chat = update.effective_chat
+    user = update.effective_user
+    if chat is None:
+        return
+    rt: BotRuntime = application.bot_data["runtime"]
+    language = rt.known_chats.get(chat.id) or language_of(user.language_code if user else None)
+    if update.callback_query is not None:
+        text = t(language, "flood.slow_down_button") if tell else None
+        with contextlib.suppress(TelegramError):
+            await update.callback_query.answer(text)
+        return
+    message = update.effective_message
+    if message is not None:
+        per_minute = round(60 / rt.sender.pacer.gap(chat.id))
+        await reply(message, t(language, "flood.slow_down", per_minute=per_minute))
 
 
 async def chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -286,6 +286,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Import: checked {done} of {total} feed(s).",
         "zh": "导入：已检查 {done}/{total} 个订阅源。",
     },
+    "import.interrupted": {
+        "en": "⏹ This import of {total} feed(s) stopped: the bot was restarted before it "
+        "finished. To finish it, send the same file again with /import: the feeds it already "
+        "added are skipped.",
+        "zh": "⏹ 这次导入（共 {total} 个订阅源）已中断：机器人在完成前重新启动了。"
+        "要完成导入，请用 /import 重新发送同一个文件，已添加的订阅源会被跳过。",
+    },
     "import.summary": {
         "en": "<b>Import finished</b>: {total} feed(s) in the file\n"
         "✅ added: {added}\n➖ already subscribed: {already}\n❌ failed: {failed}",
@@ -359,6 +366,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "Messages sent in the last hour: {sent_last_hour}\n"
         "Flood waits (last {hours} h): {flood_waits}\n"
         "Send errors (last {hours} h): {errors}\n"
+        "Updates dropped (a chat sending too fast, last {hours} h): {too_fast}\n"
+        "Sends with no answer (last {hours} h): {unanswered}, "
+        "{assumed_delivered} of them taken as delivered\n"
         "Database: {database_mb} MB (file + WAL)",
         "zh": "<b>机器人统计</b>\n"
         "聊天：{chats_active} 个活跃，{chats_paused} 个已暂停\n"
@@ -370,6 +380,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "过去一小时发送的消息：{sent_last_hour}\n"
         "限流等待（过去 {hours} 小时）：{flood_waits}\n"
         "发送错误（过去 {hours} 小时）：{errors}\n"
+        "因聊天发送过快而丢弃的更新（过去 {hours} 小时）：{too_fast}\n"
+        "未获应答的发送（过去 {hours} 小时）：{unanswered}，其中 {assumed_delivered} 条视为已送达\n"
         "数据库：{database_mb} MB（文件 + WAL）",
     },
     "stats.no_errors": {"en": "none", "zh": "无"},
@@ -385,6 +397,18 @@ TEXTS: dict[str, dict[str, str]] = {
     "unknown_command": {
         "en": "I don't know that command. /help lists what I can do.",
         "zh": "我不认识这个命令。/help 列出了所有命令。",
+    },
+    # --- a chat sending faster than it can be answered (bot/telegram/ordering.py) ----------
+    "flood.slow_down": {
+        "en": "⏳ Slow down, please: I can answer at most {per_minute} commands a minute in this "
+        "chat, so I skipped the ones that came faster. Send again what you still need, one at "
+        "a time.",
+        "zh": "⏳ 请慢一点：在本聊天中我每分钟最多回复 {per_minute} 条命令，发得更快的命令已跳过。"
+        "还需要的命令请逐条重新发送。",
+    },
+    "flood.slow_down_button": {
+        "en": "Too fast: wait a moment, then press again.",
+        "zh": "太快了：请稍等片刻再按。",
     },
 }
 

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from functools import partial
 
-from telegram import Document, Message, Update
+from telegram import Bot, Document, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
@@ -26,6 +26,7 @@ from bot.opml import (
     kilobytes,
     parse_opml,
 )
+from bot.store import Store
 from bot.store.stats import Stats, exported_feeds, gather_stats
 from bot.telegram.handlers import Request, command, reply, runtime
 from bot.telegram.i18n import TEXTS, failure_reason, t
@@ -173,11 +174,22 @@ async def run_import(
     app = context.application
     lang = request.language
     total = len(opml.feeds)
+    started = None
     try:
         started = await reply(request.message, t(lang, "import.progress", done=0, total=total))
+        if started is not None:  # kept until the import ends: a kill leaves it for the next start
+            await rt.store.imports.begin(
+                request.chat_id,
+                started.message_id,
+                language=lang,
+                total=total,
+                now_ms=rt.clock.now_ms(),
+            )
         progress = Progress(started, lang, total)
         subscribe = partial(
-            rt.subscriptions.subscribe, request.chat_id, thread_id=request.thread_id
+            rt.subscriptions.subscribe_unless_subscribed,
+            request.chat_id,
+            thread_id=request.thread_id,
         )
         report = await import_feeds(
             subscribe,
@@ -203,6 +215,26 @@ async def run_import(
         await reply(request.message, t(lang, "error.internal"))
     finally:
         app.bot_data.get(IMPORTING, set()).discard(request.chat_id)
+        if started is not None:
+            await rt.store.imports.end(request.chat_id)
+
+
+async def tell_interrupted_imports(bot: Bot, store: Store) -> None:
+    """At start, before updates are taken: each import a kill cut short has its progress
+    message ("checked 81 of 200…") replaced by what happened and how to finish."""
+    for unfinished in await store.imports.unfinished():
+        try:
+            await bot.edit_message_text(
+                t(unfinished.language, "import.interrupted", total=unfinished.total),
+                chat_id=unfinished.chat_id,
+                message_id=unfinished.message_id,
+            )
+        except TelegramError as error:  # deleted, or the chat gone: nobody left to tell
+            log.warning(
+                "event=import_notice_failed chat=%d error=%r", unfinished.chat_id, str(error)
+            )
+        await store.imports.end(unfinished.chat_id)
+        log.info("event=import_interrupted chat=%d total=%d", unfinished.chat_id, unfinished.total)
 
 
 def import_failure_reason(lang: str, failure: Failure) -> str:
@@ -283,6 +315,9 @@ def render_stats(lang: str, stats: Stats) -> str:
         sent_last_hour=stats.sent_last_hour,
         hours=stats.counters_hours,
         flood_waits=stats.counters.get("flood_wait", 0),
+        too_fast=stats.counters.get("too_fast", 0),
+        unanswered=stats.counters.get("unanswered", 0),
+        assumed_delivered=stats.counters.get("assumed_delivered", 0),
         errors=", ".join(f"{name} {count}" for name, count in errors.items())
         or t(lang, "stats.no_errors"),
         database_mb=f"{stats.database_bytes / 1_048_576:.1f}",

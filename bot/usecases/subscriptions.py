@@ -73,6 +73,15 @@ def url_key(text: str) -> str:
     return f"{netloc}{parts.path.rstrip('/')}{query}"
 
 
+def subscription_by_url(subscriptions: list[Subscription], text: str) -> Subscription | None:
+    """The subscription whose feed is at `text`, as typed at /subscribe or where it moved."""
+    wanted = url_key(text)
+    for subscription in subscriptions:
+        if wanted in (url_key(subscription.feed_url), url_key(subscription.given_url)):
+            return subscription
+    return None
+
+
 # Awaited by `subscribe` once the feed is checked, before it writes anything (an import
 # keeps the file's order while its checks run side by side).
 Turn = Callable[[], Awaitable[None]]
@@ -126,11 +135,23 @@ class Subscriptions:
             raise UserError("sub.unknown_number", given=given[:20], count=len(subscriptions))
         if len(given) > MAX_URL_CHARS:
             raise UserError("error.argument_too_long", length=len(given))
-        wanted = url_key(given)
-        for subscription in subscriptions:
-            if wanted in (url_key(subscription.feed_url), url_key(subscription.given_url)):
-                return subscription
-        raise UserError("sub.unknown_url", given=given[:200])
+        found = subscription_by_url(subscriptions, given)
+        if found is None:
+            raise UserError("sub.unknown_url", given=given[:200])
+        return found
+
+    async def subscribe_unless_subscribed(
+        self, chat_id: int, text: str, *, thread_id: int | None, turn: Turn | None = None
+    ) -> Subscribed:
+        """An import's subscribe: a feed the chat already follows (by the address it was
+        given or the feed's own) is reported as already there without a check, so a file
+        sent again after an interrupted import skips the feeds it had added."""
+        subscriptions = await self.store.chats.subscriptions(chat_id)
+        found = subscription_by_url(subscriptions, text) if len(text) <= MAX_URL_CHARS else None
+        if found is None:
+            return await self.subscribe(chat_id, text, thread_id=thread_id, turn=turn)
+        title = found.feed_title or found.feed_url
+        return Subscribed(found.feed_id, title, found.feed_url, created=False, entries=0)
 
     async def unsubscribe(self, chat_id: int, text: str) -> Subscription:
         subscription = await self.find_subscription(chat_id, text)

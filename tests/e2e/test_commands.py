@@ -217,6 +217,37 @@ async def test_mode_and_list_and_keywords_round_trip(
         assert len(bot.runtime.keyword_index) == 0
 
 
+async def test_a_long_list_is_split_within_telegrams_limits(
+    tmp_path: Path, fake: FakeTelegram
+) -> None:
+    """130 subscriptions with short names: more than 100 bold titles fit in 4096 characters,
+    and Telegram keeps the formatting of 100 entities per message only."""
+    alice = fake.add_user(1001, "Alice")
+    chat = fake.private_chat(alice)
+    count = 130
+    async with running_bot(bot_settings(tmp_path, fake), fake) as bot:
+        later = bot.runtime.clock.now_ms() + 86_400_000  # not checked during the test
+        await bot.store.chats.upsert(
+            chat.id, kind="private", title="Alice", language="en", now_ms=later
+        )
+        for n in range(1, count + 1):
+            feed_id = await bot.store.feeds.add(
+                f"http://a.co/{n}", title="A", site_url="", now_ms=later
+            )
+            await bot.store.chats.subscribe(chat.id, feed_id, thread_id=None, now_ms=later)
+        fake.user_command(chat, alice, "list")
+
+        def listed() -> str:
+            return "\n".join(m.text for m in fake.messages(chat.id))
+
+        last = f"{count}. A — instant\nhttp://a.co/{count}"
+        await fake.wait_for(lambda: last in listed(), 10, "the whole list")
+        assert [r.status for r in fake.requests_for("sendMessage")] == [200, 200]
+        shown = "\n" + listed() + "\n"
+        assert all(f"\n{n}. A — instant\nhttp://a.co/{n}\n" in shown for n in range(1, count + 1))
+        assert all(len(m.entities) <= 100 for m in fake.messages(chat.id))
+
+
 async def test_blocked_chat_pauses_and_start_resumes(
     tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer
 ) -> None:

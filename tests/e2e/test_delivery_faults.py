@@ -10,7 +10,9 @@ the same pacer): one test here floods a reply.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import itertools
 import logging
 import re
 import time
@@ -23,8 +25,11 @@ import pytest
 
 from bot.config import Settings
 from bot.delivery.format import html_to_plain
+from bot.delivery.transport import AiohttpRequest
 from bot.store import Store
+from bot.telegram.app import build_sender_bot
 from bot.telegram.i18n import t
+from tests.conftest import make_settings
 from tests.e2e.harness import RunningBot, bot_settings, running_bot
 from tests.fakes.feed_server import FeedItem, FeedServer
 from tests.fakes.telegram_api import FakeTelegram, RecordedRequest, SentMessage
@@ -233,6 +238,30 @@ async def test_unreachable_chats_are_paused_and_their_queue_dropped(
         assert bot.runtime.sender.stats.failed == 0
 
 
+# --- Telegram's limits, as they are -----------------------------------------------------------
+
+
+async def test_a_group_gets_its_alerts_at_twenty_a_minute(
+    tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer
+) -> None:
+    """No limit raised: the bot itself spaces a group's messages 3 s apart (20 a minute)."""
+    group = -9001
+    fake.add_group(group, "A group")
+    settings = bot_settings(tmp_path, fake)
+    assert settings.delivery.group_per_minute == fake.limits.group_per_minute == 20
+    await prepare(settings, feed_server.url(FEED), [(group, "group")])
+    publish(feed_server, 1, 2, 3)
+
+    async with running_bot(settings, fake) as bot:
+        messages = await fake.wait_for_messages(group, 3, timeout=20)
+        await settle(bot)
+        assert titles(messages) == ["Story number 1", "Story number 2", "Story number 3"]
+        gaps = [b.sent_at - a.sent_at for a, b in itertools.pairwise(messages)]
+        # 3 s apart (a late first send can only shorten a gap by its own lateness).
+        assert all(gap >= 2.5 for gap in gaps), gaps
+        assert fake.retry_after_count == 0
+
+
 # --- group → supergroup ---------------------------------------------------------------------
 
 
@@ -367,7 +396,8 @@ async def test_dropped_connections_are_retried(
     await prepare(settings, feed_server.url(FEED), private_chats(fake, *chat_ids))
     publish(feed_server, 1)
     # The first two sends die before Telegram reads them; the third after it took the
-    # message (only the answer is lost, so the bot cannot know it arrived).
+    # message (only the answer is lost). The bot cannot tell the two apart: each send went
+    # out and got no answer, so each is tried once more.
     fake.drop_next(2, methods=["sendMessage"])
     fake.drop_next(1, methods=["sendMessage"], after_processing=True)
 
@@ -388,7 +418,80 @@ async def test_dropped_connections_are_retried(
         assert counts[lost_chat] <= 2, counts
         assert all(counts[c] == 1 for c in chat_ids if c != lost_chat), counts
         stats = bot.runtime.sender.stats
-        assert stats.retries == 3 and stats.failed == 0
+        assert stats.retries == stats.unanswered == 3 and stats.failed == 0
+        assert stats.assumed_delivered == 0
+        assert await statuses(bot) == {"sent": len(chat_ids)}
+
+
+def answer_within(settings: Settings, seconds: float) -> Settings:
+    """The sender waits `seconds` for Telegram's answer to a message."""
+    delivery = dataclasses.replace(settings.delivery, answer_timeout_seconds=seconds)
+    return dataclasses.replace(settings, delivery=delivery)
+
+
+def test_the_sender_waits_for_a_slow_telegram_by_default(tmp_path: Path) -> None:
+    # Telegram was seen taking 30 s to answer sendMessage; the sender must wait that long
+    # rather than call the message lost (issue 11, item 1).
+    settings = make_settings(tmp_path, TELEGRAM_BOT_TOKEN="1:x")
+    assert settings.delivery.answer_timeout_seconds >= 30
+    request = build_sender_bot(settings).request
+    assert isinstance(request, AiohttpRequest)
+    assert request.read_timeout == settings.delivery.answer_timeout_seconds
+
+
+async def test_a_slow_api_costs_at_most_one_extra_copy(
+    tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer
+) -> None:
+    """Telegram answering sendMessage in 30 s for 45 s, scaled down: it answers later than
+    the bot waits, for long enough to take several tries, and carries out every message it
+    received, the ones the bot stopped waiting for included."""
+    chat_ids = (8001, 8002, 8003)
+    wait, late, spell = 1.0, 2.0, 6.0
+    settings = answer_within(bot_settings(tmp_path, fake), wait)
+    await prepare(settings, feed_server.url(FEED), private_chats(fake, *chat_ids))
+    feed_server.publish(FEED, [], title="Faults")  # nothing new yet
+
+    async with running_bot(settings, fake) as bot:
+        fake.answer_slowly(late, for_seconds=spell, methods=["sendMessage"])
+        slow_until = time.time() + spell
+        publish(feed_server, 1)  # found by the next poll, a second from now
+        for chat_id in chat_ids:
+            await fake.wait_for_messages(chat_id, 1, timeout=20)
+        await settle(bot)
+        # Everything Telegram received is carried out by now: the bot sends nothing more.
+        await asyncio.sleep(max(0.0, slow_until + late - time.time()) + 0.5)
+
+        copies = {chat_id: len(fake.messages(chat_id)) for chat_id in chat_ids}
+        assert all(1 <= count <= 2 for count in copies.values()), copies
+        assert {m.text.split("\n")[0] for m in fake.sent} == {"Story number 1"}
+        stats = bot.runtime.sender.stats
+        assert stats.unanswered >= len(chat_ids), stats  # each chat's first send timed out
+        assert stats.failed == 0
+        assert await statuses(bot) == {"sent": len(chat_ids)}
+        counters = await bot.store.outbox.counters(bot.runtime.clock.now_ms() - 3_600_000)
+        assert counters["unanswered"] == stats.unanswered
+        assert counters.get("assumed_delivered", 0) == stats.assumed_delivered
+
+
+async def test_an_api_answering_within_the_wait_sends_each_story_once(
+    tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer
+) -> None:
+    chat_ids = (8101, 8102, 8103)
+    settings = answer_within(bot_settings(tmp_path, fake), 2.0)
+    await prepare(settings, feed_server.url(FEED), private_chats(fake, *chat_ids))
+    publish(feed_server, 1)
+    fake.answer_slowly(0.5, for_seconds=30, methods=["sendMessage"])
+
+    async with running_bot(settings, fake) as bot:
+        for chat_id in chat_ids:
+            await fake.wait_for_messages(chat_id, 1, timeout=20)
+        await settle(bot)
+
+        assert {chat_id: len(fake.messages(chat_id)) for chat_id in chat_ids} == dict.fromkeys(
+            chat_ids, 1
+        )
+        stats = bot.runtime.sender.stats
+        assert (stats.unanswered, stats.retries, stats.assumed_delivered) == (0, 0, 0)
         assert await statuses(bot) == {"sent": len(chat_ids)}
 
 

@@ -266,6 +266,8 @@ async def test_stats_is_for_operators_only(
         await bot.store.outbox.bump_counter("flood_wait", now, by=2)
         await bot.store.outbox.bump_counter("error.TimedOut", now)
         await bot.store.outbox.bump_counter("error.unreachable", now, by=3)
+        await bot.store.outbox.bump_counter("unanswered", now, by=2)
+        await bot.store.outbox.bump_counter("assumed_delivered", now)
         report = await command_reply(fake, fake.private_chat(operator), operator, "stats")
         text = report.text
         assert text.startswith("Bot stats")
@@ -276,6 +278,7 @@ async def test_stats_is_for_operators_only(
         assert "Outbox: 0 pending" in text
         assert "Flood waits (last 24 h): 2" in text
         assert "Send errors (last 24 h): TimedOut 1, unreachable 3" in text
+        assert "Sends with no answer (last 24 h): 2, 1 of them taken as delivered" in text
         assert "MB (file + WAL)" in text
 
 

@@ -23,13 +23,18 @@ What it checks, like Telegram does (and where noted, stricter):
   ..."), the 4096 UTF-16 code unit limit counted after parsing, empty text after parsing.
   Stricter than Telegram: an unknown named entity such as `&nbsp;` is a 400 (Telegram would
   show the characters `&nbsp;` literally, which is never what a bot meant). Turn this off with
-  `FakeTelegram(strict_html_entities=False)`.
+  `FakeTelegram(strict_html_entities=False)`. More than 100 entities in one text (counted
+  after parsing) is a 400 too: Telegram sends the message but drops the formatting, links
+  included, from the 101st entity on, again never what a bot meant.
+- values Telegram checks beyond their type: sendChatAction's action; an inline button's
+  text (not empty), url (an http(s) address with a dotted host name, or a tg:// or ton://
+  link) and callback_data (1-64 bytes); answerCallbackQuery's text (at most 200 characters).
 - flood control (see FloodLimits), chat state (blocked, kicked, migrated, deactivated, unknown
   chats: a chat must be known to the fake, through add_*/private_chat or an injected update).
 
 Faults are injected by the test (block, kick, deactivate_user, forget_chat, migrate,
-force_retry_after, fail_next, fail_for, delay, drop_next). Every request and every sent
-message is recorded (`fake.requests`, `fake.sent`, `fake.messages(chat_id)`).
+force_retry_after, fail_next, fail_for, delay, answer_slowly, drop_next). Every request and
+every sent message is recorded (`fake.requests`, `fake.sent`, `fake.messages(chat_id)`).
 
 For benchmarks, FakeTelegramProcess runs the server in a child process so that its CPU time
 is not counted as the client's.
@@ -63,6 +68,23 @@ SPEC_ENV_VAR: Final = "TELEGRAM_API_SPEC"
 DEFAULT_TOKEN: Final = "123456789:AAHfakeTOKENforTESTSonly0123456789abc"
 MESSAGE_LIMIT: Final = 4096  # UTF-16 code units after entity parsing
 CAPTION_LIMIT: Final = 1024
+ENTITY_LIMIT: Final = 100  # formatting entities in one text, counted after parsing
+CALLBACK_ANSWER_LIMIT: Final = 200  # characters of an answerCallbackQuery notification
+CHAT_ACTIONS: Final = frozenset(
+    {
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
+        "upload_video_note",
+    }
+)
 DOWNLOAD_LIMIT: Final = 20 * 1024 * 1024  # getFile refuses bigger files, as Telegram does
 
 JsonDict = dict[str, Any]
@@ -204,9 +226,46 @@ def _check_inline_button(button: JsonDict) -> None:
             "Bad Request: can't parse inline keyboard button: "
             "Text buttons are unallowed in the inline keyboard",
         )
+    if not button["text"].strip():
+        raise bad_request("BUTTON_TEXT_INVALID")
+    url = button.get("url")
+    if url is not None and (problem := _button_url_problem(url)):
+        raise bad_request(f"inline keyboard button URL '{url}' is invalid: {problem}")
     data = button.get("callback_data")
     if data is not None and not 1 <= len(data.encode()) <= 64:
         raise bad_request("BUTTON_DATA_INVALID")
+
+
+_URL_SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
+_HOST_LABEL: Final = re.compile(r"[^\W_](?:[\w\-]*[^\W_])?")
+
+
+def _button_url_problem(url: str) -> str | None:
+    """Why Telegram refuses a button's url (tdlib's check_link, in short), or None.
+
+    http and https links are accepted with or without their scheme ("example.org" opens
+    http://example.org/) when the host is a dotted name; tg:// and ton:// links are
+    accepted as they are; other schemes are not.
+    """
+    if not url or any(c in _SPACE for c in url):
+        return "Wrong HTTP URL"
+    scheme = _URL_SCHEME.match(url)
+    rest = url
+    if scheme is not None:
+        name = scheme.group(1).lower()
+        if name in ("tg", "ton", "tonsite"):
+            return None if url[scheme.end() :] else "Wrong HTTP URL"
+        if name not in ("http", "https"):
+            return "Unsupported URL protocol"
+        rest = url[scheme.end() :]
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[2]
+    host, colon, port = authority.partition(":")
+    if colon and not (port.isdigit() and 1 <= int(port) <= 65535):
+        return "Wrong port number specified in the URL"
+    labels = host.rstrip(".").split(".")
+    if len(labels) < 2 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return "Wrong HTTP URL"
+    return None
 
 
 _OBJECT_RULES: Final[dict[str, Callable[[JsonDict], None]]] = {
@@ -1046,6 +1105,21 @@ class _TransportFault:
         return bool(self.remaining)
 
 
+@dataclass(frozen=True, slots=True)
+class _SlowSpell:
+    """A while in which Telegram answers late (answer_slowly)."""
+
+    seconds: float
+    until: float
+    methods: frozenset[str] | None
+
+    def delay(self, method: str, now: float) -> float:
+        """How late a call of `method` arriving `now` is carried out and answered."""
+        if now >= self.until or (self.methods is not None and method not in self.methods):
+            return 0.0
+        return self.seconds
+
+
 _STATUS_TEXT: Final = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 _DEFAULT_UPDATES: Final = frozenset(
     {
@@ -1163,6 +1237,7 @@ class FakeTelegram:
         self._faults: list[_TransportFault] = []
         self._delay = 0.0
         self._delay_methods: frozenset[str] | None = None
+        self._slow = _SlowSpell(0.0, 0.0, None)
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._handlers: dict[str, Handler] = self._method_handlers()
 
@@ -1392,10 +1467,20 @@ class FakeTelegram:
         """Answer every call (of `methods`) `seconds` late; delay(0) ends it."""
         self._delay, self._delay_methods = seconds, _names(methods)
 
+    def answer_slowly(
+        self, seconds: float, *, for_seconds: float, methods: Collection[str] | None = None
+    ) -> None:
+        """Telegram is slow for `for_seconds`: each call (of `methods`) arriving meanwhile is
+        read at once and carried out and answered `seconds` later, even when the client has
+        given up waiting by then, as the real Telegram carries out every request it received.
+        """
+        self._slow = _SlowSpell(seconds, self._clock() + for_seconds, _names(methods))
+
     def clear_faults(self) -> None:
         """End transport faults, delays and forced 429s (chat states stay as they are)."""
         self._faults.clear()
         self._delay = 0.0
+        self._slow = _SlowSpell(0.0, 0.0, None)
         for state in self._chats.values():
             state.forced_retry.clear()
 
@@ -1498,6 +1583,16 @@ class FakeTelegram:
             raise ValueError(f"no button {data or text!r} in message {message.message_id}")
         if "callback_data" not in button:
             raise ValueError(f"button {button['text']!r} has no callback_data")
+        return self._queue_callback_query(message, user, button["callback_data"])
+
+    def press_forged_button(self, message: SentMessage, user: User, data: str) -> JsonDict:
+        """A modified client sends a callback query with `data` the bot never put on a button
+        of `message` (any string up to Telegram's 64 bytes)."""
+        if not 1 <= len(data.encode()) <= 64:
+            raise ValueError("callback data must be 1 to 64 bytes")
+        return self._queue_callback_query(message, user, data)
+
+    def _queue_callback_query(self, message: SentMessage, user: User, data: str) -> JsonDict:
         self._users.setdefault(user.id, user)
         query_id = f"{next(self._callback_counter)}{user.id}"
         self._callback_queries[query_id] = False
@@ -1507,7 +1602,7 @@ class FakeTelegram:
             "from": user.to_api(),
             "message": self._sent_api(state, message),
             "chat_instance": str(-abs(message.chat_id) * 7919),
-            "data": button["callback_data"],
+            "data": data,
         }
         return self._queue_update("callback_query", query)
 
@@ -1659,8 +1754,13 @@ class FakeTelegram:
             return _json_response(error.payload(), error.status)
 
         params: dict[str, Any] = {}
+        slow = self._slow.delay(name, self._clock())
         try:
             form, body = await _read_parameters(request)
+            if slow:
+                # Received, then carried out late: the handler runs on when the client goes
+                # away (aiohttp does not cancel it), so the call takes effect regardless.
+                await asyncio.sleep(slow)
             params = {**form, **body}
             params = self.spec.validate(method, form, body)
             result = self._handlers.get(name, _true)(params)
@@ -1910,6 +2010,12 @@ class FakeTelegram:
         else:
             plain, found = text, []
         plain, found = finish_entities(plain, found)
+        if len(found) > ENTITY_LIMIT:
+            # Stricter than Telegram, which keeps only the first 100 (module docstring).
+            raise bad_request(
+                f"too many entities: {len(found)}; Telegram keeps the formatting of the first "
+                f"{ENTITY_LIMIT} only"
+            )
         if utf16_len(plain) > limit:
             raise bad_request(
                 "message is too long" if limit == MESSAGE_LIMIT else "message caption is too long"
@@ -2103,6 +2209,8 @@ class FakeTelegram:
         }
 
     def _answer_callback_query(self, params: dict[str, Any]) -> bool:
+        if len(params.get("text", "")) > CALLBACK_ANSWER_LIMIT:
+            raise bad_request("MESSAGE_TOO_LONG")
         query_id = params["callback_query_id"]
         if self._callback_queries.get(query_id, True):
             raise bad_request(
@@ -2165,6 +2273,8 @@ class FakeTelegram:
         }
 
     def _send_chat_action(self, params: dict[str, Any]) -> bool:
+        if params["action"] not in CHAT_ACTIONS:
+            raise bad_request("wrong parameter action in request")
         self._target(params)
         return True
 

@@ -1,4 +1,4 @@
--- 0003: feeds.last_error holds a FeedFailure's code (bot/errors.py), no longer an English
+-- 0005: feeds.last_error holds a FeedFailure's code (bot/errors.py), no longer an English
 -- phrase: "timeout", "http_status:404", "gone:410", "not_a_feed", "internal:ValueError".
 UPDATE feeds SET last_error = 'gone:410' WHERE last_error = 'HTTP 410 Gone';
 UPDATE feeds SET last_error = 'http_status:' || substr(last_error, 6)
