@@ -121,8 +121,8 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.i18n import failure_reply
     from bot.preview import preview
-    from bot.telegram.i18n import failure_reply
 
     try:
         for alert in await preview(args.source, settings, limit=max(1, args.limit)):
@@ -147,8 +147,8 @@ async def cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def plain(key: str, **values: object) -> str:
-    """An English text of bot/telegram/i18n.py without its Telegram markup."""
-    from bot.telegram.i18n import t
+    """An English text of bot/i18n.py without its Telegram markup."""
+    from bot.i18n import t
 
     return html_to_plain(t("en", key, **values))
 

@@ -270,7 +270,7 @@ def on_demand_window(now_ms: int) -> DigestWindow:
 
 
 # ---------------------------------------------------------------------------------------
-# Texts (both languages in one place until they move to bot/telegram/i18n.py)
+# Texts (both languages in one place until they move to bot/i18n.py)
 # ---------------------------------------------------------------------------------------
 
 

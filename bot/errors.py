@@ -1,6 +1,6 @@
 """The bot's exceptions, in one place: what a user got wrong, and why a feed failed.
 
-Both carry codes, never text: the handler edge (bot/telegram/i18n.py) turns them into the
+Both carry codes, never text: the handler edge (bot/i18n.py) turns them into the
 reader's language. miniflux's `locale.LocalizedErrorWrapper` is the model: the error is made
 where it happens, with everything needed to explain it later, and translated at the edge.
 """

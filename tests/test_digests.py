@@ -588,7 +588,7 @@ async def test_the_zone_is_remembered_when_only_a_time_is_given(
     """`/digest at 07:30 Asia/Tokyo`, then `/digest at 09:00`: still Tokyo (not the default
     zone), also after `/digest off`; and the digest is headed with Tokyo's date and zone."""
     from bot.delivery.format import format_time
-    from bot.telegram.i18n import t
+    from bot.i18n import t
 
     assert settings.digest.timezone == "UTC"  # the default differs from the chat's zone
     clock = FakeClock(ms(local("UTC", 2025, 6, 1, 12, 0)))  # 21:00 in Tokyo

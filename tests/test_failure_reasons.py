@@ -15,9 +15,9 @@ import pytest
 
 from bot.errors import NOT_A_FEED_KINDS, FailureKind, FeedFailure, NotAFeedError
 from bot.feeds.parse import parse_feed
+from bot.i18n import FAILURES, failure_reason, failure_reply, t
 from bot.opml import Failure, ImportReport
 from bot.store import Store
-from bot.telegram.i18n import FAILURES, failure_reason, failure_reply, t
 from bot.telegram.ops import import_summary
 
 PROPER_NOUNS = {

@@ -38,10 +38,10 @@ from bot.feeds.fetch import Fetcher
 from bot.feeds.pipeline import FeedPipeline
 from bot.feeds.poller import Poller
 from bot.filters import KeywordIndex
+from bot.i18n import COMMANDS, failure_reason, language_of, t
 from bot.routing import make_router
 from bot.store import DatabaseLostError, Feed, Store
 from bot.telegram import handlers, ops
-from bot.telegram.i18n import COMMANDS, failure_reason, language_of, t
 from bot.telegram.ordering import PerChatUpdateProcessor
 from bot.usecases.keywords import KeywordFilters
 from bot.usecases.subscriptions import Subscriptions

@@ -32,7 +32,7 @@ from telegram.ext import Application, ContextTypes
 from bot.delivery.format import format_time
 from bot.digest import ENTITY_LIMIT, entity_count
 from bot.errors import FailureKind, FeedError, FeedFailure, UserError
-from bot.telegram.i18n import failure_reason, failure_reply, language_of, t
+from bot.i18n import failure_reason, failure_reply, language_of, t
 
 if TYPE_CHECKING:
     from bot.telegram.app import BotRuntime

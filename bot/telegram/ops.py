@@ -16,6 +16,7 @@ from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandl
 
 from bot.delivery.format import html_to_plain
 from bot.errors import UserError
+from bot.i18n import TEXTS, failure_reason, t
 from bot.opml import (
     Failure,
     ImportReport,
@@ -29,7 +30,6 @@ from bot.opml import (
 from bot.store import Store
 from bot.store.stats import Stats, exported_feeds, gather_stats
 from bot.telegram.handlers import Request, command, reply, runtime
-from bot.telegram.i18n import TEXTS, failure_reason, t
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import bot.telegram.app
+from bot.i18n import t
 from bot.store import DatabaseLostError
-from bot.telegram.i18n import t
 from tests.e2e.child import Children
 from tests.e2e.harness import bot_settings, running_bot
 from tests.fakes.feed_server import FeedItem, FeedServer

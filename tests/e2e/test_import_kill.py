@@ -10,9 +10,9 @@ import os
 import signal
 from pathlib import Path
 
+from bot.i18n import t
 from bot.opml import OpmlFeed, build_opml
 from bot.store import Store
-from bot.telegram.i18n import t
 from tests.e2e.child import Children
 from tests.fakes.feed_server import FeedItem, FeedServer, rss_document
 from tests.fakes.telegram_api import FakeTelegram

@@ -16,8 +16,8 @@ import pytest
 
 from bot.delivery.format import format_time
 from bot.errors import FailureKind, FeedFailure
+from bot.i18n import COMMANDS, t
 from bot.store import Store
-from bot.telegram.i18n import COMMANDS, t
 from tests.e2e.harness import RunningBot, bot_settings, running_bot
 from tests.e2e.test_commands import fast_replies, publish
 from tests.fakes.feed_server import FeedServer
