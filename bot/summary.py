@@ -24,6 +24,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from urllib.parse import quote
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -80,17 +81,37 @@ _PLAIN_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*|\u3000{2,}")
 
 # --- text clean-up --------------------------------------------------------------------------
 
+# Bidirectional embeddings and overrides (U+202A–U+202E) and isolates (U+2066–U+2069): a
+# feed can make a title read backwards with them ("\u202egnp.exe"), or leave one open so it
+# reorders the alert's next parts. They are dropped from all text taken from a feed; the
+# letters of right-to-left scripts need none of them. The direction marks (U+200E, U+200F,
+# U+061C) stay: each acts as one invisible strong letter, so it cannot reverse a run of
+# letters nor reach beyond its own text, and Hebrew and Arabic publishers use them to put
+# punctuation and numbers on the right side.
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
 # Control characters (other than whitespace, which is collapsed), zero-width junk that
-# feeds leak from CMS editors, and lone surrogates (broken decoding; they cannot be sent as
-# UTF-8). Joiners (U+200C/U+200D) and direction marks stay: they change how Persian, Indic
-# and emoji text renders.
+# feeds leak from CMS editors, bidirectional controls, and lone surrogates (broken decoding;
+# they cannot be sent as UTF-8). Joiners (U+200C/U+200D) stay: they change how Persian,
+# Indic and emoji text renders.
 _INVISIBLE = dict.fromkeys(
     [c for c in range(0x20) if chr(c) not in "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"]
     + list(range(0x7F, 0x85))
     + list(range(0x86, 0xA0))
     + [0x00AD, 0x180E, 0x200B, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF, 0xFFFE]
+    + [ord(control) for control in BIDI_CONTROLS]
     + list(range(0xD800, 0xE000))
 )
+
+
+# In a link the controls are percent-encoded instead: a browser sends them so, so the address
+# is the same, and the link shown in an alert reads as written.
+_BIDI_IN_URL = {ord(control): quote(control, safe="") for control in BIDI_CONTROLS}
+
+
+def quote_bidi_controls(url: str) -> str:
+    """`url` with its bidirectional controls percent-encoded (U+202E → %E2%80%AE)."""
+    return url.translate(_BIDI_IN_URL)
 
 
 def _clean(text: str) -> str:

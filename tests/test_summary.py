@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.summary import html_to_text, pick_body, summarize
+from bot.summary import html_to_text, pick_body, quote_bidi_controls, summarize
 
 FEEDS = Path(__file__).resolve().parent / "fixtures" / "feeds"
 CRAWL_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "feeds" / "crawl-sample"
@@ -655,6 +655,32 @@ def test_lone_surrogates_are_removed() -> None:
         "Broken decoding in a plain text body."
     )
     assert html_to_text("Broken \udfffdecoding") == "Broken decoding"
+
+
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+@pytest.mark.parametrize("control", BIDI_CONTROLS)
+def test_bidirectional_controls_are_removed_and_right_to_left_letters_kept(control: str) -> None:
+    hebrew = f"<p>{control}הממשלה אישרה{control} את התקציב \u200fהחדש לשנת 2025.</p>"
+    assert summarize(hebrew) == "הממשלה אישרה את התקציב \u200fהחדש לשנת 2025."
+    arabic = f"{control}وافق البرلمان{control} على الميزانية"
+    assert html_to_text(arabic) == "وافق البرلمان على الميزانية"
+    assert html_to_text(f"<b>{control}gnp.exe</b>") == "gnp.exe"
+
+
+def test_direction_marks_stay() -> None:
+    # Each mark is one invisible strong letter: it cannot reverse text, and right-to-left
+    # publishers place punctuation with it.
+    text = "\u200fמחיר: 5$\u200e \u061cالسعر"
+    assert html_to_text(text) == text
+
+
+def test_bidirectional_controls_in_links_are_percent_encoded() -> None:
+    assert quote_bidi_controls("https://x.test/\u202egnp.exe?q=\u2067") == (
+        "https://x.test/%E2%80%AEgnp.exe?q=%E2%81%A7"
+    )
+    assert quote_bidi_controls("https://x.test/שלום") == "https://x.test/שלום"
 
 
 def test_output_is_not_escaped() -> None:

@@ -16,6 +16,7 @@ from urllib.parse import urljoin
 import feedparser
 
 from bot.errors import UserError
+from bot.summary import html_to_text, quote_bidi_controls
 
 # feedparser keeps a per-document bozo exception; these mean "recovered", not "not a feed".
 _TTL_MAX_MINUTES = 7 * 24 * 60
@@ -85,14 +86,12 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
 
 def _absolute(base: str, link: str) -> str:
     try:
-        return urljoin(base, link.strip()) if link.strip() else ""
+        return quote_bidi_controls(urljoin(base, link.strip())) if link.strip() else ""
     except ValueError:
         return ""
 
 
 def _clean_title(title: str) -> str:
-    from bot.summary import html_to_text
-
     return html_to_text(title)[:200]
 
 
