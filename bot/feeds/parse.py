@@ -168,10 +168,14 @@ def _recovered_xml(body: bytes, encoding: str) -> bytes | None:
         root = etree.fromstring(_numeric_references(text).encode("utf-8"), parser)
     except etree.Error:
         return None
-    if root is None:
-        return None
+    if root is None or etree.QName(root).localname.lower() not in _FEED_ROOTS:
+        return None  # an HTML page, most often: no second reading can make it a feed
     # The root element alone: a DOCTYPE (and any entity it declares) is left behind.
     return etree.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+# Root elements of RSS (0.9x-2.0, and "channel" of some hand-written ones), Atom and RDF.
+_FEED_ROOTS = frozenset(("rss", "feed", "rdf", "channel"))
 
 
 # An entity reference or a bare "&" (a name, then ";", or nothing).
