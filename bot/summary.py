@@ -6,9 +6,15 @@ first paragraph, not the date line, the photo caption, the byline or the "Commen
 that many feeds put first, so the body is cut into paragraphs in document order and each
 is judged:
 
-- never usable: date lines, captions and credits, bylines, link-only and "Read more" blocks;
-- weak (used only when nothing better exists): headings and very short fragments;
+- never usable: date lines, captions and credits, bylines, link-only and "Read more" blocks,
+  a label with its links ("Show notes at example.fm/1"), an aggregator's "submitted by" and
+  counts;
+- weak (used only when nothing better exists): headings and very short fragments, except a
+  heading written as the story's opening sentences (a standfirst), which is good;
 - good: everything else. The first good paragraph is the lead.
+
+A paragraph's lines (split by single <br>s) lose what ends them but is not prose: a list of
+tag links in brackets, a label and its links, a byline after the last sentence.
 
 The lead is then cut to the summary budget at a sentence end (no "…"), or, when even the
 first sentence is too long, at a clause or word boundary with "…".
@@ -24,6 +30,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from urllib.parse import quote
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -80,17 +87,37 @@ _PLAIN_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*|\u3000{2,}")
 
 # --- text clean-up --------------------------------------------------------------------------
 
+# Bidirectional embeddings and overrides (U+202A–U+202E) and isolates (U+2066–U+2069): a
+# feed can make a title read backwards with them ("\u202egnp.exe"), or leave one open so it
+# reorders the alert's next parts. They are dropped from all text taken from a feed; the
+# letters of right-to-left scripts need none of them. The direction marks (U+200E, U+200F,
+# U+061C) stay: each acts as one invisible strong letter, so it cannot reverse a run of
+# letters nor reach beyond its own text, and Hebrew and Arabic publishers use them to put
+# punctuation and numbers on the right side.
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
 # Control characters (other than whitespace, which is collapsed), zero-width junk that
-# feeds leak from CMS editors, and lone surrogates (broken decoding; they cannot be sent as
-# UTF-8). Joiners (U+200C/U+200D) and direction marks stay: they change how Persian, Indic
-# and emoji text renders.
+# feeds leak from CMS editors, bidirectional controls, and lone surrogates (broken decoding;
+# they cannot be sent as UTF-8). Joiners (U+200C/U+200D) stay: they change how Persian,
+# Indic and emoji text renders.
 _INVISIBLE = dict.fromkeys(
     [c for c in range(0x20) if chr(c) not in "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"]
     + list(range(0x7F, 0x85))
     + list(range(0x86, 0xA0))
     + [0x00AD, 0x180E, 0x200B, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF, 0xFFFE]
+    + [ord(control) for control in BIDI_CONTROLS]
     + list(range(0xD800, 0xE000))
 )
+
+
+# In a link the controls are percent-encoded instead: a browser sends them so, so the address
+# is the same, and the link shown in an alert reads as written.
+_BIDI_IN_URL = {ord(control): quote(control, safe="") for control in BIDI_CONTROLS}
+
+
+def quote_bidi_controls(url: str) -> str:
+    """`url` with its bidirectional controls percent-encoded (U+202E → %E2%80%AE)."""
+    return url.translate(_BIDI_IN_URL)
 
 
 def _clean(text: str) -> str:
@@ -122,12 +149,14 @@ class _Line:
     """Text between two single <br>s, with where its letters sat (plain, link, <small>)."""
 
     parts: list[str] = field(default_factory=list)
+    in_link: list[bool] = field(default_factory=list)  # per part: inside <a> (not <small>)
     plain: bool = False
     linked: bool = False
     small: bool = False
 
     def add(self, text: str, in_link: bool, in_small: bool) -> None:
         self.parts.append(text)
+        self.in_link.append(in_link and not in_small)
         if _WORD_CHAR.search(text) is None:
             return
         if in_small:
@@ -377,15 +406,20 @@ _BYLINE_LATIN = re.compile(
     r"(?:by|von|par|por|di|door|av|af|przez|od)\s+(.+)$",
     re.IGNORECASE,
 )
-# Reddit's "submitted by /u/name to /r/group" under every post.
-_SUBMITTED_BY = re.compile(r"^submitted by\s+\S+\s+to\s+\S+$", re.IGNORECASE)
-_BYLINE_JOINERS = _word_set("and und et e y & , of the de van von la le da del di du")
+# An aggregator's "submitted by /u/name" (reddit; "… to r/group" in mixed feeds; Lemmy).
+_SUBMITTED_BY = re.compile(r"^submitted by\s+\S+(?:\s+to\s+\S+)?$", re.IGNORECASE)
+# Words a byline joins names with, besides names: "Par Jean Dupont avec AFP", "Von Anna
+# Schmidt und Max Weber, dpa", "By Jane Doe | Reuters".
+_BYLINE_JOINERS = _word_set(
+    "and und et e y & , | / - – — · with mit avec con com of the de van von la le da del di du "
+    "dpa afp apa epd"
+)
 # "记者 王明" needs no separator, but "作者从台湾…" is a sentence: the other labels need one.
 # Either way a byline is short and has no sentence punctuation ("记者从市教育局获悉，…").
 _BYLINE_OTHER = re.compile(
     r"^(?:本报|本報|本台|本网|本網|特约|特約)*(?:记者|記者|通讯员|通訊員)(?!从|從|获悉|獲悉|了解|注意|发现|發現)"
     r"|^(?:作者|编辑|編輯|责任编辑|責任編輯|撰稿|撰文|编译|編譯|整理|摄影|攝影|文|来源|來源"
-    r"|取材|撮影|執筆)\s*[：:/／|｜=＝]"
+    r"|取材|撮影|執筆)\s*[：:/／|｜=＝・]"
     r"|^كتب\s*[-–—_ـ:]"
 )
 _SENTENCE_PUNCTUATION = re.compile(r"[，。！？；]")
@@ -404,6 +438,22 @@ _READ_MORE = re.compile(
 _WORD = re.compile(r"[^\W_]\S*")  # a spaced word: from its first letter or digit on
 _MIN_WORDS = 5  # fewer spaced words than this (and few CJK characters) is a fragment
 _MIN_CJK = 12
+
+
+# An aggregator's counts line: "Points: 12", "# Comments: 3", "12 points | 3 comments".
+_COUNT = re.compile(r"[#\w][\w ]{0,30}:\s*\d[\d,.]*|\d[\d,.]*\s+[^\W\d_]+")
+_COUNT_SEPARATOR = re.compile(r"\s*[|·•,;]\s*")
+
+
+def _is_counts(text: str) -> bool:
+    """A line of counts: "Points: 12", "12 points | 3 comments", "0 ratings" (not "2025
+    Olympics", a name)."""
+    if len(text) > 80 or _DIGIT.search(text) is None:
+        return False
+    pieces = _COUNT_SEPARATOR.split(text)
+    if not all(_COUNT.fullmatch(piece) for piece in pieces):
+        return False
+    return len(pieces) > 1 or ":" in text or text.islower()
 
 
 def _is_byline(text: str) -> bool:
@@ -465,7 +515,13 @@ def _is_fragment(text: str) -> bool:
 
 
 def _text_kind(text: str) -> _Kind:
-    if _is_date_line(text) or _is_credit(text) or _is_byline(text) or _READ_MORE.match(text):
+    if (
+        _is_date_line(text)
+        or _is_credit(text)
+        or _is_byline(text)
+        or _READ_MORE.match(text)
+        or _is_counts(text)
+    ):
         return _Kind.NEVER
     if _is_fragment(text) or _is_parenthesized(text):
         return _Kind.WEAK
@@ -482,6 +538,191 @@ def _line_kind(line: _Line, text: str) -> _Kind:
     return _text_kind(text)
 
 
+# --- what ends a line but is not prose ------------------------------------------------------
+# A teaser often ends with something that is not the story: a list of topic or tag links in
+# brackets ("… vorgestellt. (<a>iPhone</a>, <a>Apple</a>)", reddit's "<a>[link]</a>
+# <a>[comments]</a>"), a link or web address with its label ("Full transcript and show notes
+# at example.com/123", "via http://…", "Tags: <a>x</a>, <a>y</a>"), or a byline after the
+# last sentence ("… beschlossen. Von Anna Schmidt", "……。（记者 王明）"). Such a tail is cut
+# from the line; a line that is nothing but a label and its links is never the summary.
+
+_OPENERS = ("(", "[", "【", "（")
+_CLOSING_BRACKETS = tuple(_BRACKETS.values())
+# Characters before a run of links that belong to it: space and an opening bracket.
+_LINK_RUN_LEAD = frozenset(" \t" + "".join(_OPENERS))
+# A web address written out: with a scheme, "www.", or a host with a path ("example.com/12").
+_ADDRESS = re.compile(
+    r"(?:https?://|www\.)\S+|[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}/\S*", re.IGNORECASE
+)
+# Punctuation that stands between addresses or before one ("… letters - http://…").
+_ADDRESS_PUNCTUATION = frozenset("|·•,;:/-–—→>»")
+_MAX_LABEL_WORDS = 12
+_LABEL_WINDOW = 40 * _MAX_LABEL_WORDS  # characters: more than a dozen words of any length
+_BYLINE_WINDOW = 100
+_LABEL_ENDS = (":", "：", "→", "»")
+_FULL_STOPS = (".", "。", "．", "!", "！", "?", "？")
+_TAIL_PUNCTUATION = " ([【（)]】）-–—|·"
+# What a line may not end with once its links are cut off ("… letters -", "… here:").
+_CUT_END = " \t-–—|·•:：/→»>"
+
+
+def _read_line(line: _Line) -> tuple[_Kind, str]:
+    """The line's kind and its text without a tail that is not prose."""
+    text = _line_text(line)
+    if line.plain:
+        prose = _without_tail(text, _link_run(line) if line.linked else _NO_LINKS)
+        if prose is None:
+            return _Kind.NEVER, text
+        text = prose
+    return _line_kind(line, text), text
+
+
+@dataclass(frozen=True)
+class _LinkRun:
+    """The links that end a line: their text with the punctuation around and between them
+    ("/u/name [link] [comments]"), how many links there are, and the part of it that is a
+    list of links in brackets ("(iPhone, Apple)", "[link] [comments]"; "" when none is)."""
+
+    text: str
+    links: int
+    bracketed: str
+
+
+_NO_LINKS = _LinkRun("", 0, "")
+
+
+def _link_run(line: _Line) -> _LinkRun:
+    """The links that end the line (_NO_LINKS when it does not end in a link)."""
+    index = len(line.parts)
+    links = 0
+    words_in_links = False
+    while index > 0:
+        part, in_link = line.parts[index - 1], line.in_link[index - 1]
+        if in_link:
+            words_in_links = words_in_links or _WORD_CHAR.search(part) is not None
+            if index == len(line.parts) or not line.in_link[index]:
+                links += 1
+        elif _WORD_CHAR.search(part) is not None:
+            break
+        index -= 1
+    if not words_in_links:
+        return _NO_LINKS
+    pieces = line.parts[index:]
+    if index > 0:  # the space and bracket the prose before ends with: "… vorgestellt. ("
+        before = line.parts[index - 1]
+        cut = len(before)
+        while cut > 0 and before[cut - 1] in _LINK_RUN_LEAD:
+            cut -= 1
+        pieces = [before[cut:], *pieces]
+    # A bracket that opens a piece, not one inside a link's text ("<a>Vol. 1 (Live)</a>").
+    opening = next((i for i, p in enumerate(pieces) if p.lstrip().startswith(_OPENERS)), None)
+    bracketed = "" if opening is None else _clean("".join(pieces[opening:]))
+    if not bracketed.endswith(_CLOSING_BRACKETS):
+        bracketed = ""
+    return _LinkRun(_clean("".join(pieces)), links, bracketed)
+
+
+def _without_tail(text: str, run: _LinkRun) -> str | None:
+    """text without its tail (see above); None when nothing but a label and links is left.
+
+    run is the end of text that sits in links.
+    """
+    if run.bracketed:
+        text = text[: len(text) - len(run.bracketed)].rstrip()  # the prose is judged on
+    elif run.text:
+        # One link after a label can be the value it names ("CEO pay: <a>$59 m</a>");
+        # several are a list ("Tags: <a>…</a> <a>…</a>").
+        start = len(text) - len(run.text)
+        addresses = _is_addresses(run.text)
+        cut = _pointer_cut(text, start, addresses=addresses, listed=run.links > 1)
+        if cut is not None:
+            return text[:cut].rstrip(_CUT_END) or None
+    elif (start := _trailing_addresses(text)) is not None:
+        cut = _pointer_cut(text, start, addresses=True, listed=False)
+        if cut is not None:
+            return text[:cut].rstrip(_CUT_END) or None
+    byline = _byline_tail(text)
+    return text if byline is None else text[:byline].rstrip()
+
+
+def _is_addresses(text: str) -> bool:
+    """Is the text only web addresses (and punctuation between them)?"""
+    words = [word for word in text.split() if not set(word) <= _ADDRESS_PUNCTUATION]
+    return bool(words) and all(_ADDRESS.fullmatch(word) for word in words)
+
+
+def _trailing_addresses(text: str) -> int | None:
+    """Where the web addresses that end text begin, with the punctuation before and
+    between them ("… letters - http://a.b/c"); None when no address ends it."""
+    if "/" not in text and "www." not in text:
+        return None  # the common case: no address at all, nothing to split
+    start = None
+    found = False
+    end = len(text)
+    for word in reversed(text.rsplit(None, 2 * _MAX_LABEL_WORDS)):
+        if " " in word:
+            break  # the rest of the text, beyond any label's length
+        begin = text.rfind(word, 0, end)
+        if set(word) <= _ADDRESS_PUNCTUATION:
+            start = end = begin
+            continue
+        match = _ADDRESS.search(word)
+        if match is None or match.end() != len(word):
+            break
+        start = end = begin + match.start()
+        found = True
+        if match.start() > 0:
+            break  # "→http://…": the label is glued to the address
+    return start if found else None
+
+
+def _pointer_cut(text: str, start: int, *, addresses: bool, listed: bool) -> int | None:
+    """Where to cut a line whose end, text[start:], is links: before their label when label
+    and links point the reader elsewhere ("Show notes at example.fm/1", "Tags: <a>…</a>,
+    <a>…</a>"), before the addresses alone when a statement carries them ("Homeowners lose
+    homes http://ow.ly/x"), but not from a sentence that ends after its address ("… on
+    www.fsf.org."); None when the links are part of the prose."""
+    # A label is a dozen words at most: its sentence start is looked for only that far back
+    # (sentence ends are costly to tell apart, and a body can be one 64 K line of "Mr. ").
+    window = max(0, start - _LABEL_WINDOW)
+    label_start = window + _last_sentence_end(text[window:start], start - window)
+    label = text[label_start:start].strip()
+    short = label_start > window or window == 0
+    if short and (addresses or listed) and _is_pointing_label(label, addresses=addresses):
+        return label_start
+    if addresses and not text.rstrip(_CLOSERS).endswith(_FULL_STOPS):
+        return start
+    return None
+
+
+def _is_pointing_label(label: str, *, addresses: bool) -> bool:
+    """A short label that leads to what follows: it ends with a colon or an arrow, or, before
+    a web address, it is empty, ends with a small word ("via", "at", "here", "ici") or is a
+    short clause of an unspaced script ("点播网址为")."""
+    # Short: a dozen spaced words, or two dozen characters of an unspaced script.
+    if len(label.split()) > _MAX_LABEL_WORDS or len(_CJK.findall(label)) > 2 * _MAX_LABEL_WORDS:
+        return False
+    if label.endswith(_LABEL_ENDS):
+        return True
+    if not addresses:
+        return False
+    last = label.rsplit(None, 1)[-1] if label else ""
+    if len(last) <= 4 and last.isalpha() and last.islower():
+        return True
+    return not last or (_CJK.match(last) is not None and len(last) <= _MAX_LABEL_WORDS)
+
+
+def _byline_tail(text: str) -> int | None:
+    """Where a byline that follows the last sentence ends the prose, or None."""
+    window = max(0, len(text) - _BYLINE_WINDOW)  # a byline is 80 characters at most
+    end = text[window:]
+    for match in _SENTENCE_END.finditer(end):
+        rest = end[match.end() :].strip(_TAIL_PUNCTUATION)
+        if rest and _is_byline(rest) and _is_sentence_end(end, match):
+            return window + match.end()
+    return None
+
+
 def _judge(paragraph: _Paragraph) -> tuple[_Kind, str]:
     """The paragraph's kind and its text without the lines around the prose.
 
@@ -490,8 +731,9 @@ def _judge(paragraph: _Paragraph) -> tuple[_Kind, str]:
     real one (Google News puts the headline link and the publisher's name above the text).
     """
     lines = paragraph.lines
-    texts = [_line_text(line) for line in lines]
-    kinds = [_line_kind(line, text) for line, text in zip(lines, texts, strict=True)]
+    read = [_read_line(line) for line in lines]
+    kinds = [kind for kind, _ in read]
+    texts = [text for _, text in read]
 
     def around(index: int) -> bool:
         return kinds[index] is _Kind.NEVER or not lines[index].plain
@@ -505,13 +747,28 @@ def _judge(paragraph: _Paragraph) -> tuple[_Kind, str]:
         # Nothing but links and captions; a long link text can still stand in as a fallback.
         weak = [text for kind, text in zip(kinds, texts, strict=True) if kind is _Kind.WEAK]
         return (_Kind.WEAK, weak[0]) if weak else (_Kind.NEVER, "")
-    while kinds[start] is _Kind.WEAK and _Kind.GOOD in kinds[start + 1 : end]:
+    while kinds[start] is not _Kind.GOOD and _Kind.GOOD in kinds[start + 1 : end]:
         start += 1
     text = _strip_byline_prefix(" ".join(texts[start:end]))
     kind = kinds[start] if end - start == 1 else _text_kind(text)
-    if paragraph.heading and kind is _Kind.GOOD:
+    if paragraph.heading and kind is _Kind.GOOD and not _is_standfirst(text):
         kind = _Kind.WEAK
     return kind, text
+
+
+_STANDFIRST_WORDS = 10
+_STANDFIRST_CJK = 25
+
+
+def _is_standfirst(text: str) -> bool:
+    """A heading written as the story's opening sentences (a standfirst set as <h2>) rather
+    than a title: it ends with a full stop and is long."""
+    if not text.rstrip(_CLOSERS).endswith((".", "。", "．")):
+        return False  # a title rarely ends with a full stop; "?" and "!" ones do
+    for count, _word in enumerate(_WORD.finditer(text), start=1):
+        if count >= _STANDFIRST_WORDS:
+            return True
+    return len(_CJK.findall(text)) >= _STANDFIRST_CJK
 
 
 # "By Girish Gupta and Andrew Cawthorne CARACAS (Reuters) - …": a byline run into the

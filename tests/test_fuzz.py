@@ -335,6 +335,10 @@ PATHOLOGICAL_HTML = [
     "<div>" * 4_000,
     "<a>" * 60_000 + "text",
     "<p>" + "Mr. " * 50_000 + "</p>",
+    # A line ending in a web address or a link: its label is looked for only a dozen words
+    # back, not through 64 K of would-be sentence ends.
+    "<p>" + "Mr. " * 16_000 + "via http://example.com/a</p>",
+    "<p>" + "Mr. " * 16_000 + "Tags: <a href='/a'>a</a>, <a href='/b'>b</a></p>",
     "<p>" + "." * 200_000,
     "<p>" + "a" * 200_000 + "</p>",
     "&lt;p " + "x" * 199_990,

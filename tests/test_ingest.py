@@ -310,6 +310,25 @@ async def test_keyword_filter_routes_and_names_the_keyword(
     ]
 
 
+async def test_two_items_with_one_guid_give_an_alert_made_of_one_item(
+    bot: Bot, feed_server: FeedServer
+) -> None:
+    """A document listing two different items under one guid holds one story (the first
+    listed): its title, link and summary all come from that item, none from the other."""
+    url = feed_server.url("/f.xml")
+    feed_server.publish("/f.xml", [item(1)])
+    await bot.subscriptions.subscribe(await bot.chat(1), url, thread_id=None)
+    first = item(2, when=NOW, guid="same", text="The first item's lead.")
+    second = item(
+        3, when=NOW, guid="same", link="https://news.test/other", text="The second item's lead."
+    )
+    feed_server.publish("/f.xml", [first, second, item(1)])
+    await bot.check(url)
+    assert await bot.alerts() == [(1, "Story 2", "The first item's lead.")]
+    row = await bot.store.db.fetchone("SELECT link FROM stories WHERE title = 'Story 2'")
+    assert row is not None and row[0] == "https://news.test/2"
+
+
 async def test_digest_mode_subscriptions_get_no_alerts(bot: Bot, feed_server: FeedServer) -> None:
     url = feed_server.url("/f.xml")
     feed_server.publish("/f.xml", [item(1)])

@@ -120,3 +120,18 @@ def test_declared_other_encodings_are_left_to_feedparser() -> None:
     body = rss(STORIES, '<?xml version="1.0" encoding="gb18030"?>').decode().encode("gb18030")
     parsed = parse_feed(body, url=URL)
     assert [e["title"] for e in parsed.entries] == STORIES
+
+
+def test_feed_title_and_site_link_lose_bidirectional_controls() -> None:
+    """Not encoding but the same pass over the feed's own texts: overrides, embeddings and
+    isolates go from its title (shown in every alert's footer) and are percent-encoded in
+    its site link; right-to-left letters stay."""
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        "<title>\u202eأخبار\u202c \u2067اليوم\u2069</title>"
+        "<link>https://news.example.com/\u202eextra</link><description>d</description>"
+        "</channel></rss>"
+    ).encode()
+    parsed = parse_feed(body, url=URL)
+    assert parsed.title == "أخبار اليوم"
+    assert parsed.site_url == "https://news.example.com/%E2%80%AEextra"

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.summary import html_to_text, pick_body, summarize
+from bot.summary import html_to_text, pick_body, quote_bidi_controls, summarize
 
 FEEDS = Path(__file__).resolve().parent / "fixtures" / "feeds"
 CRAWL_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "feeds" / "crawl-sample"
@@ -231,6 +231,16 @@ REAL_WORLD: list[tuple[str, int, str]] = [
     ),
     # "submitted by NAME to GROUP [link] [comments]" only.
     ("en_reddit_frontpage_rss2.xml", 0, ""),
+    # Atom: a link post is the same boilerplate.
+    ("en_reddit_home_atom.xml", 0, ""),
+    # A self post: "You can watch the trailer here: <a>http://…</a>." after the lead sentence
+    # is a label and its address, not prose.
+    (
+        "en_reddit_home_atom.xml",
+        14,
+        "I'm best known for playing Meredith the drunk on NBC's The Office for 9 seasons and I "
+        'will be in the upcoming film "4th Man Out" in theaters, VOD and iTunes February 5th!',
+    ),
     # Atom content (image link + <p>) has the same text as the summary: the summary is used.
     (
         "de_heise_developer_atom.xml",
@@ -591,6 +601,242 @@ def test_byline_run_into_the_dateline_is_dropped() -> None:
     assert summarize(html) == "LONDON (Reuters) - The council voted to close it."
 
 
+# --- what ends a teaser, or stands before it, but is not the story ----------------------------
+# Shapes as real feeds publish them: a German news teaser, an agency-style English one, Le
+# Monde's "avec AFP", Spanish and Italian bylines, Chinese reporter lines; Golem's topic links;
+# reddit, Lemmy and hnrss boilerplate; a podcast's show-notes line; tumblr's "via" bodies.
+
+
+@pytest.mark.parametrize(
+    ("html", "summary"),
+    [
+        (
+            "<p>Die Ampel-Koalition hat sich nach langen Verhandlungen auf einen Haushalt für "
+            "2025 geeinigt. Strittig bleibt die Schuldenbremse. Von Anna Schmidt und Max "
+            "Weber</p>",
+            "Die Ampel-Koalition hat sich nach langen Verhandlungen auf einen Haushalt für 2025 "
+            "geeinigt. Strittig bleibt die Schuldenbremse.",
+        ),
+        (
+            "<p>Die Bahn streicht im Winter Hunderte Verbindungen. <em>Von Jan Müller, "
+            "dpa</em></p>",
+            "Die Bahn streicht im Winter Hunderte Verbindungen.",
+        ),
+        (
+            "<p>The Bank of England held interest rates at 5.25% on Thursday, citing stubborn "
+            "services inflation. — By Jane Doe | Reuters</p>",
+            "The Bank of England held interest rates at 5.25% on Thursday, citing stubborn "
+            "services inflation.",
+        ),
+        (
+            "Le gouvernement a présenté mercredi son projet de loi de finances pour 2025. "
+            "Par Jean Dupont avec AFP",
+            "Le gouvernement a présenté mercredi son projet de loi de finances pour 2025.",
+        ),
+        (
+            "<p>El Gobierno aprobó este martes el anteproyecto de ley de vivienda. "
+            "Por María López</p>",
+            "El Gobierno aprobó este martes el anteproyecto de ley de vivienda.",
+        ),
+        (
+            "<p>Il governo ha approvato la manovra in consiglio dei ministri. Di Marco Rossi</p>",
+            "Il governo ha approvato la manovra in consiglio dei ministri.",
+        ),
+        (
+            "<p>市教育局今天召开新闻发布会，宣布今年将新建中小学校二十所。（记者 王明）</p>",
+            "市教育局今天召开新闻发布会，宣布今年将新建中小学校二十所。",
+        ),
+        (
+            "<p>市教育局今天召开新闻发布会，宣布今年将新建中小学校二十所。作者：张三</p>",
+            "市教育局今天召开新闻发布会，宣布今年将新建中小学校二十所。",
+        ),
+    ],
+    ids=["de", "de in em", "en", "fr", "es", "it", "zh reporter", "zh author"],
+)
+def test_a_byline_ending_a_teaser_is_dropped(html: str, summary: str) -> None:
+    assert summarize(html) == summary
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The photograph of the flooded bridge was taken by John Smith.",
+        "Das Projekt wird gefördert von Max Mustermann und der Stadt Köln.",
+        "Officials met on Tuesday. By Friday the bridge had reopened to traffic.",
+    ],
+)
+def test_a_name_in_the_last_sentence_is_not_a_byline(text: str) -> None:
+    assert summarize(f"<p>{text}</p>") == text
+
+
+GOLEM_TEASER = (
+    "Apple hat das iPhone 17 vorgestellt, das dünner und leichter ist als sein Vorgänger. "
+    '(<a href="https://www.golem.de/specials/iphone/">iPhone</a>, '
+    '<a href="https://www.golem.de/specials/apple/">Apple</a>) '
+    '<img src="https://cpx.golem.de/cpx.php?class=17&amp;aid=190000&amp;page=1&amp;ts=1" '
+    'alt="" width="1" height="1" />'
+)
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        GOLEM_TEASER,
+        "<p>Apple hat das iPhone 17 vorgestellt, das dünner und leichter ist als sein "
+        'Vorgänger. [<a href="/thema/iphone">iPhone</a>] [<a href="/thema/apple">Apple</a>]</p>',
+    ],
+)
+def test_a_bracketed_list_of_topic_links_ending_a_teaser_is_dropped(html: str) -> None:
+    assert summarize(html) == (
+        "Apple hat das iPhone 17 vorgestellt, das dünner und leichter ist als sein Vorgänger."
+    )
+
+
+def test_brackets_inside_a_link_are_prose() -> None:
+    html = '<p>Queen played <a href="/live">Live at Wembley (1986)</a></p>'
+    assert summarize(html) == "Queen played Live at Wembley (1986)"
+
+
+REDDIT_LINK_POST = (
+    '<table> <tr><td> <a href="https://www.reddit.com/r/worldnews/comments/1abc2d/x/"> '
+    '<img src="https://b.thumbs.redditmedia.com/abc.jpg" alt="Floods close the bridge" '
+    'title="Floods close the bridge" /> </a> </td><td> &#32; submitted by &#32; '
+    '<a href="https://www.reddit.com/user/newsbot"> /u/newsbot </a> <br/> '
+    '<span><a href="https://news.example.com/bridge">[link]</a></span> &#32; '
+    '<span><a href="https://www.reddit.com/r/worldnews/comments/1abc2d/x/">[comments]</a>'
+    "</span> </td></tr></table>"
+)
+REDDIT_SELF_POST = (
+    '<!-- SC_OFF --><div class="md"><p>Which IDE do you use?</p> </div><!-- SC_ON --> '
+    '&#32; submitted by &#32; <a href="https://www.reddit.com/user/someone"> /u/someone </a>'
+    ' to <a href="https://www.reddit.com/r/Python/"> r/Python </a> <br/> '
+    '<span><a href="https://www.reddit.com/r/Python/comments/1x/y/">[link]</a></span> &#32; '
+    '<span><a href="https://www.reddit.com/r/Python/comments/1x/y/">[12 comments]</a></span>'
+)
+LEMMY_POST = (
+    'submitted by <a href="https://lemmy.world/u/alice">alice</a> to '
+    '<a href="https://lemmy.world/c/technology">technology</a><br />12 points | 3 comments'
+    '<br /><a href="https://news.example.com/bridge">https://news.example.com/bridge</a>'
+)
+HNRSS_ITEM = (
+    '<p>Article URL: <a href="https://news.example.com/bridge">'
+    "https://news.example.com/bridge</a></p> "
+    '<p>Comments URL: <a href="https://news.ycombinator.com/item?id=41234567">'
+    "https://news.ycombinator.com/item?id=41234567</a></p> <p>Points: 12</p> "
+    "<p># Comments: 3</p>"
+)
+
+
+@pytest.mark.parametrize(
+    ("html", "summary"),
+    [
+        (REDDIT_LINK_POST, ""),
+        (REDDIT_SELF_POST, "Which IDE do you use?"),
+        (LEMMY_POST, ""),
+        (HNRSS_ITEM, ""),
+    ],
+    ids=["reddit link post", "reddit self post", "lemmy", "hnrss"],
+)
+def test_aggregator_boilerplate_is_never_the_summary(html: str, summary: str) -> None:
+    assert summarize(html) == summary
+
+
+EPISODE = "This week we talk to a climate scientist about why the summer of 2025 broke records."
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        '<p>Full transcript and show notes at <a href="https://example.fm/episodes/412">'
+        f"example.fm/episodes/412</a></p><p>{EPISODE}</p><p>Guest: Dr. Jane Roe</p>",
+        f"Full transcript and show notes at https://example.fm/episodes/412\n\n{EPISODE}",
+        '<p>Full transcript and show notes at <a href="https://example.fm/412">'
+        f"https://example.fm/412</a><br>{EPISODE}</p>",
+    ],
+)
+def test_a_show_notes_line_before_the_first_paragraph_is_skipped(html: str) -> None:
+    assert summarize(html) == EPISODE
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "find everything here: https://linktr.ee/exampleshow",
+        '<p>Find everything here: <a href="https://linktr.ee/exampleshow">'
+        "https://linktr.ee/exampleshow</a></p>",
+        '<p>via <a href="http://example.tumblr.com/post/2940949634">'
+        "http://example.tumblr.com/post/2940949634</a></p>",
+        "<p>This post has moved here: http://codebeef.com/installing-mysql-gem-centos</p>",
+        '<p>Listen on: <a href="https://podcasts.apple.com/x">Apple Podcasts</a> | '
+        '<a href="https://open.spotify.com/x">Spotify</a></p>',
+    ],
+    ids=["plain", "linked", "via", "moved", "listen on"],
+)
+def test_a_body_that_is_only_a_labelled_link_gives_no_summary(body: str) -> None:
+    assert summarize(body) == ""
+
+
+@pytest.mark.parametrize(
+    ("html", "summary"),
+    [
+        # A statement that carries an address keeps the statement.
+        (
+            "RT @consumerist Homeowners Making $2.6B Per Month Living In Foreclosed Homes "
+            "http://ow.ly/19KpUo",
+            "RT @consumerist Homeowners Making $2.6B Per Month Living In Foreclosed Homes",
+        ),
+        # After the last sentence, a label and its address go.
+        (
+            "<p>Global registration for the workshops is now open. Visit the workshop website "
+            "to register: https://events.example.com/workshops-2016/</p>",
+            "Global registration for the workshops is now open.",
+        ),
+        # An address inside the sentence, or ending it, is the sentence's own.
+        (
+            "<p>Further information is on the foundation's server www.fsf.org.</p>",
+            "Further information is on the foundation's server www.fsf.org.",
+        ),
+        # One link after a label is the value it names.
+        (
+            '<p>Apple CEO 2010 compensation: <a href="https://money.example.com/x">'
+            "$59.1 million</a></p>",
+            "Apple CEO 2010 compensation: $59.1 million",
+        ),
+    ],
+    ids=["statement", "label after the lead", "address in the sentence", "value"],
+)
+def test_links_ending_a_line(html: str, summary: str) -> None:
+    assert summarize(html) == summary
+
+
+STANDFIRST = (
+    "Le gouvernement a présenté mercredi son projet de loi de finances pour 2025, qui prévoit "
+    "40 milliards d'euros d'économies."
+)
+BODY = "<p>Le ministre de l'économie a défendu devant la presse un texte « nécessaire ».</p>"
+
+
+@pytest.mark.parametrize(
+    "standfirst",
+    [
+        f"<h2>{STANDFIRST}</h2>",
+        f"<h3><strong>{STANDFIRST}</strong></h3>",
+        f'<p class="article__desc"><strong>{STANDFIRST}</strong></p>',
+        f"<p><b>{STANDFIRST}</b></p>",
+    ],
+)
+def test_a_standfirst_set_as_a_heading_or_in_bold_is_the_lead(standfirst: str) -> None:
+    assert summarize(f"{standfirst}{BODY}") == STANDFIRST
+
+
+def test_a_title_repeated_as_a_heading_is_still_skipped() -> None:
+    html = f"<h1>Budget 2025 : le gouvernement présente son projet de loi de finances</h1>{BODY}"
+    assert (
+        summarize(html)
+        == "Le ministre de l'économie a défendu devant la presse un texte « nécessaire »."
+    )
+
+
 # --- input forms ----------------------------------------------------------------------------
 
 
@@ -655,6 +901,32 @@ def test_lone_surrogates_are_removed() -> None:
         "Broken decoding in a plain text body."
     )
     assert html_to_text("Broken \udfffdecoding") == "Broken decoding"
+
+
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+@pytest.mark.parametrize("control", BIDI_CONTROLS)
+def test_bidirectional_controls_are_removed_and_right_to_left_letters_kept(control: str) -> None:
+    hebrew = f"<p>{control}הממשלה אישרה{control} את התקציב \u200fהחדש לשנת 2025.</p>"
+    assert summarize(hebrew) == "הממשלה אישרה את התקציב \u200fהחדש לשנת 2025."
+    arabic = f"{control}وافق البرلمان{control} على الميزانية"
+    assert html_to_text(arabic) == "وافق البرلمان على الميزانية"
+    assert html_to_text(f"<b>{control}gnp.exe</b>") == "gnp.exe"
+
+
+def test_direction_marks_stay() -> None:
+    # Each mark is one invisible strong letter: it cannot reverse text, and right-to-left
+    # publishers place punctuation with it.
+    text = "\u200fמחיר: 5$\u200e \u061cالسعر"
+    assert html_to_text(text) == text
+
+
+def test_bidirectional_controls_in_links_are_percent_encoded() -> None:
+    assert quote_bidi_controls("https://x.test/\u202egnp.exe?q=\u2067") == (
+        "https://x.test/%E2%80%AEgnp.exe?q=%E2%81%A7"
+    )
+    assert quote_bidi_controls("https://x.test/שלום") == "https://x.test/שלום"
 
 
 def test_output_is_not_escaped() -> None:

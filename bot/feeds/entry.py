@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from bot.models import Entry
-from bot.summary import html_to_text, pick_body
+from bot.summary import html_to_text, pick_body, quote_bidi_controls
 
 # A publication time this far past "now" is a misdated entry, not news from the future.
 FUTURE_TOLERANCE_MS = 10 * 60 * 1000
@@ -94,7 +94,7 @@ def entry_link(raw: Mapping[str, Any], feed_url: str) -> str:
         except ValueError:  # "http://[::1/story": not a URL, try the next candidate
             continue
         if candidate.strip() and scheme in ("http", "https"):
-            return absolute
+            return quote_bidi_controls(absolute)
     return ""
 
 

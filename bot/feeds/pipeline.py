@@ -77,15 +77,23 @@ class NewFeedCheck:
 def parse_and_normalize(
     body: bytes, *, url: str, content_type: str | None, feed_id: int, now_ms: int
 ) -> NormalizedFeed:
-    """Pure and CPU-bound: run it on a worker thread."""
+    """Pure and CPU-bound: run it on a worker thread.
+
+    The entries come out one per identity: when a document lists two items under one guid,
+    the first listed is the story and the other is dropped here, before anything is made
+    of it, so that an alert's title, link and summary all come from the same item (the
+    summaries are keyed by identity).
+    """
     document = parse_feed(body, url=url, content_type=content_type)
-    entries = []
+    entries: dict[str, Entry] = {}
     for raw in document.entries:
         try:
-            entries.append(normalize_entry(raw, feed_id=feed_id, feed_url=url, now_ms=now_ms))
+            entry = normalize_entry(raw, feed_id=feed_id, feed_url=url, now_ms=now_ms)
         except Exception:  # one odd entry must not cost the feed's other stories
             log.exception("event=entry_skipped feed=%d", feed_id)
-    return NormalizedFeed(document, entries)
+            continue
+        entries.setdefault(entry.identity, entry)
+    return NormalizedFeed(document, list(entries.values()))
 
 
 def summarize_all(entries: Sequence[Entry], settings: Settings) -> dict[str, str]:

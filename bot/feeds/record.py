@@ -38,17 +38,6 @@ class CheckReport:
     recovered: bool  # the feed had been paused and answered again
 
 
-def unique_entries(entries: Sequence[Entry]) -> list[Entry]:
-    """A feed listing the same item twice (same identity) holds one story, not two."""
-    seen: set[str] = set()
-    unique = []
-    for entry in entries:
-        if entry.identity not in seen:
-            seen.add(entry.identity)
-            unique.append(entry)
-    return unique
-
-
 def oldest_first(stories: Sequence[NewStory], entries: Sequence[Entry]) -> list[NewStory]:
     """Alerts go out oldest first; stories with the same timestamp keep the feed's own
     order, which lists the newest first."""
@@ -104,9 +93,9 @@ async def record_check(
     rules: DedupeRules,
     router: Router,
 ) -> CheckReport:
-    """Record one successful check's entries, and queue the alerts they owe, in `unit`."""
+    """Record one successful check's entries (one per identity: parse_and_normalize sees to
+    it), and queue the alerts they owe, in `unit`."""
     now = update.now_ms
-    entries = unique_entries(entries)
     state = await unit.feed_state()
     inserted = oldest_first(await unit.insert_new(entries, summaries, now), entries)
     await unit.mark_present([e.identity for e in entries], now)
