@@ -73,18 +73,11 @@ import feedparser
 # Run as a script from anywhere: the project is not installed into the venv.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import machine, maxrss_mib
-from bot.clock import FakeClock
+from bot.clock import DAY_MS, HOUR_MS, FakeClock
 from bot.config import Settings, load_settings
-from bot.delivery.digests import DigestScheduler, KeywordMarker
-from bot.digest import (
-    DAY_MS,
-    HOUR_MS,
-    DigestItem,
-    DigestRenderer,
-    digest_window,
-    previous_due,
-    render_digest,
-)
+from bot.digests.render import DigestItem, DigestRenderer, render_digest
+from bot.digests.schedule import digest_window, previous_due
+from bot.digests.scheduler import DigestScheduler, KeywordMarker
 from bot.filters import Keyword, KeywordFilter
 from bot.routing import story_text
 from bot.store import Store

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, TextIO
 
 from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
-from bot.delivery.format import html_to_plain
 from bot.errors import FeedError, UserError
 from bot.store import Database, DatabaseLockedError, DatabaseLostError, Store
+from bot.text import html_to_plain
 
 if TYPE_CHECKING:
     from bot.opml import ImportReport, OpmlFeed

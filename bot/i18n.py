@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.delivery.format import escape
 from bot.errors import FailureKind, FeedFailure
+from bot.text import escape
 
 TEXTS: dict[str, dict[str, str]] = {
     # --- /start, /help -----------------------------------------------------------------
@@ -384,6 +384,21 @@ TEXTS: dict[str, dict[str, str]] = {
         "未获应答的发送（过去 {hours} 小时）：{unanswered}，其中 {assumed_delivered} 条视为已送达\n"
         "数据库：{database_mb} MB（文件 + WAL）",
     },
+    # --- the digest (bot/digests/render.py) --------------------------------------------
+    "digest.header": {
+        "en": "<b>Daily digest</b> · {date} ({zone})",
+        "zh": "<b>每日摘要</b> · {date}（{zone}）",
+    },
+    "digest.matches_heading": {
+        "en": "<b>★ Matches your keywords</b>",
+        "zh": "<b>★ 匹配你的关键词</b>",
+    },
+    "digest.more": {"en": "… and {count} more", "zh": "…… 还有 {count} 条"},
+    "digest.empty": {
+        "en": "No new stories in the last 24 hours.",
+        "zh": "过去 24 小时没有新报道。",
+    },
+    "digest.continued": {"en": "(continued)", "zh": "（续）"},
     "stats.no_errors": {"en": "none", "zh": "无"},
     # --- generic ---------------------------------------------------------------------
     "error.internal": {
@@ -450,24 +465,26 @@ def t(language: str, key: str, **values: Any) -> str:
     A template may pick a word by a number: `{count:story|stories}` is "story" when the
     value `count` is 1, "stories" otherwise.
     """
-    template = _template(language, key)
-    if "|" in template:
-        template = _PLURAL.sub(lambda m: m[2] if str(values.get(m[1])) == "1" else m[3], template)
+    text = template(language, key)
+    if "|" in text:
+        text = _PLURAL.sub(lambda m: m[2] if str(values.get(m[1])) == "1" else m[3], text)
     safe = {
         name: (value if name.endswith("_html") else escape(str(value)))
         for name, value in values.items()
     }
-    return template.format(**safe)
+    return text.format(**safe)
 
 
-def _template(language: str, key: str) -> str:
+def template(language: str, key: str) -> str:
+    """The raw template `key` in `language` (English when it has none): for callers that
+    fill it many times themselves (the digest renderer)."""
     variants = TEXTS[key]
     return variants.get(language) or variants["en"]
 
 
 def _plain(language: str, key: str, **values: str) -> str:
     """A text meant as a value of another: not escaped here, t() escapes it there."""
-    return _template(language, key).format(**values)
+    return template(language, key).format(**values)
 
 
 _PLURAL = re.compile(r"\{(\w+):([^{}|]*)\|([^{}|]*)\}")

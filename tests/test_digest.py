@@ -14,14 +14,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.delivery.format import MESSAGE_LIMIT
-from bot.digest import (
-    DAY_MS,
-    ENTITY_LIMIT,
-    HOUR_MS,
+from bot.clock import DAY_MS, HOUR_MS
+from bot.digests.render import (
     RAW_HTML_LIMIT,
     DigestItem,
     DigestTexts,
+    render_digest,
+    summary_line,
+)
+from bot.digests.schedule import (
     DigestWindow,
     digest_window,
     due_since,
@@ -30,14 +31,12 @@ from bot.digest import (
     parse_digest_time,
     parse_zone,
     previous_due,
-    render_digest,
-    summary_line,
-    telegram_length,
 )
 from bot.errors import UserError
 from bot.feeds.record import DedupeRules
 from bot.models import Entry, Story
 from bot.store import Store
+from bot.text import ENTITY_LIMIT, MESSAGE_LIMIT, telegram_length
 from tests.helpers import record_entries
 
 MINUTE_MS = 60_000

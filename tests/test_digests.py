@@ -11,8 +11,9 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.delivery.digests import DigestScheduler
-from bot.digest import DigestItem, DigestRenderer, digest_window, render_digest
+from bot.digests.render import DigestItem, DigestRenderer, render_digest
+from bot.digests.schedule import digest_window
+from bot.digests.scheduler import DigestScheduler
 from bot.filters import Keyword, KeywordFilter
 from bot.models import Entry, Story
 from bot.store import Store

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.summary import html_to_text, pick_body, quote_bidi_controls, summarize
+from bot.summary import html_to_text, pick_body, summarize
+from bot.text import quote_bidi_controls
 
 FEEDS = Path(__file__).resolve().parent / "fixtures" / "feeds"
 CRAWL_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "feeds" / "crawl-sample"

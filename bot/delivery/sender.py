@@ -39,10 +39,11 @@ from telegram.warnings import PTBUserWarning
 
 from bot.clock import Clock
 from bot.config import DeliverySettings
-from bot.delivery.format import format_alert, html_to_plain
+from bot.delivery.format import format_alert
 from bot.delivery.outcome import OutcomeUnknown
 from bot.delivery.pacing import Pacer
 from bot.store import OutboxItem, Store, StoryText
+from bot.text import html_to_plain
 
 log = logging.getLogger(__name__)
 

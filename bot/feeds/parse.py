@@ -18,7 +18,8 @@ from urllib.parse import urljoin
 import feedparser
 
 from bot.errors import NotAFeedError
-from bot.summary import html_to_text, quote_bidi_controls
+from bot.summary import html_to_text
+from bot.text import quote_bidi_controls
 
 # feedparser keeps a per-document bozo exception; these mean "recovered", not "not a feed".
 _TTL_MAX_MINUTES = 7 * 24 * 60

@@ -23,7 +23,7 @@ CHUNK = 1000
 # Columns a story is matched on across feeds (bot/feeds/record.py, cross-feed duplicates).
 DUPLICATE_KEYS = ("link_key", "title_key")
 
-# The digest window (bot/digest.py, DigestWindow), on the stories table as `st`: first seen
+# The digest window (bot/digests/render.py, DigestWindow), on the stories table as `st`: first seen
 # in [seen_from, seen_until), half-open so that a story first seen at the very millisecond
 # one digest falls due is in the next digest only, and published at or after
 # published_from. This is the one place the rule runs; both digest reads use it, with

@@ -30,10 +30,10 @@ from telegram.ext import (
 
 from bot.clock import DAY_MS, HOUR_MS, Clock, SystemClock
 from bot.config import Settings
-from bot.delivery.digests import DigestScheduler
 from bot.delivery.pacing import PacedRateLimiter, Pacer
 from bot.delivery.sender import Sender
 from bot.delivery.transport import AiohttpRequest
+from bot.digests.scheduler import DigestScheduler
 from bot.feeds.fetch import Fetcher
 from bot.feeds.pipeline import FeedPipeline
 from bot.feeds.poller import Poller

@@ -30,9 +30,9 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ContextTypes
 
 from bot.delivery.format import format_time
-from bot.digest import ENTITY_LIMIT, entity_count
 from bot.errors import FailureKind, FeedError, FeedFailure, UserError
 from bot.i18n import failure_reason, failure_reply, language_of, t
+from bot.text import ENTITY_LIMIT, entity_count
 
 if TYPE_CHECKING:
     from bot.telegram.app import BotRuntime

@@ -14,7 +14,6 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
-from bot.delivery.format import html_to_plain
 from bot.errors import UserError
 from bot.i18n import TEXTS, failure_reason, t
 from bot.opml import (
@@ -30,6 +29,7 @@ from bot.opml import (
 from bot.store import Store
 from bot.store.stats import Stats, exported_feeds, gather_stats
 from bot.telegram.handlers import Request, command, reply, runtime
+from bot.text import html_to_plain
 
 log = logging.getLogger(__name__)
 

@@ -112,7 +112,7 @@ SEND_DELAY = 0.02
 # 8 + 2 * 10 = 28. Daily digests go through the same outbox and sender: same bound.
 PER_KILL_BOUND = MAX_IN_FLIGHT + 2 * math.ceil(RATE * FLUSH_SECONDS)
 
-# bot/digest.py DigestTexts (English): "<b>Daily digest</b> · {date} ({zone})". Every
+# bot/digests/render.py DigestTexts (English): "<b>Daily digest</b> · {date} ({zone})". Every
 # digest here lists a story: an empty one would be one line without the header.
 DIGEST_HEADER = "Daily digest"
 # Per phase, what a kill waits for and the range its delay after that is drawn from.

@@ -24,11 +24,11 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.delivery.format import html_to_plain
 from bot.delivery.transport import AiohttpRequest
 from bot.i18n import t
 from bot.store import Store
 from bot.telegram.app import build_sender_bot
+from bot.text import html_to_plain
 from tests.conftest import make_settings
 from tests.e2e.harness import RunningBot, bot_settings, running_bot
 from tests.fakes.feed_server import FeedItem, FeedServer

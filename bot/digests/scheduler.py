@@ -17,9 +17,8 @@ from dataclasses import dataclass
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.digest import (
-    DigestItem,
-    DigestRenderer,
+from bot.digests.render import DigestItem, DigestRenderer, render_digest
+from bot.digests.schedule import (
     DigestWindow,
     digest_window,
     due_since,
@@ -27,7 +26,6 @@ from bot.digest import (
     on_demand_window,
     parse_digest_time,
     parse_zone,
-    render_digest,
 )
 from bot.errors import UserError
 from bot.filters import Keyword, KeywordIndex
