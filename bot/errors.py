@@ -1,4 +1,5 @@
-"""The bot's exceptions, in one place: what a user got wrong, and why a feed failed.
+"""The bot's exceptions, in one place: what a user got wrong, why a feed failed, and the
+database's own (another process holds it; it was lost while the bot ran).
 
 Both carry codes, never text: the handler edge (bot/i18n.py) turns them into the
 reader's language. miniflux's `locale.LocalizedErrorWrapper` is the model: the error is made
@@ -25,6 +26,20 @@ class UserError(Exception):
             return self.key
         details = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
         return f"{self.key} ({details})"
+
+
+class DatabaseLockedError(Exception):
+    """Another news-notifier process holds this database."""
+
+
+class DatabaseLostError(Exception):
+    """The database file can no longer keep what is written to it: deleted, replaced, or
+    its storage became read-only while the bot ran. Nothing more may be accepted."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"database {path}: {problem}")
+        self.path = path
+        self.problem = problem
 
 
 class FailureKind(StrEnum):

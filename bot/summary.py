@@ -169,6 +169,31 @@ class _ParagraphBuilder:
         self.after_br = False
         return paragraph
 
+    def enter(self, tag: str, *, breaks: bool, has_children: bool) -> _Paragraph | None:
+        """An element starts; returns the paragraph it ends (a block ends the one before)."""
+        paragraph = None
+        if breaks:
+            paragraph = self.close()
+            self.heading = has_children and tag in _HEADING_TAGS
+        if has_children:
+            if tag == "a":
+                self.link_depth += 1
+            elif tag == "small":
+                self.small_depth += 1
+        return paragraph
+
+    def leave(self, tag: str) -> _Paragraph | None:
+        """An element with children ends; returns the paragraph it ends (a block's)."""
+        if tag in _BLOCK_TAGS:
+            paragraph = self.close()
+            self.heading = False
+            return paragraph
+        if tag == "a":
+            self.link_depth -= 1
+        elif tag == "small":
+            self.small_depth -= 1
+        return None
+
 
 def _parse(html: str) -> LexborNode | None:
     """First top-level node of the fragment (fragment mode keeps text before any tag)."""
@@ -191,53 +216,37 @@ def _walk(
             if not open_elements:
                 break
             parent, tag = open_elements.pop()
-            if tag in _BLOCK_TAGS:
-                if (paragraph := builder.close()) is not None:
-                    yield paragraph
-                builder.heading = False
-            elif tag == "a":
-                builder.link_depth -= 1
-            elif tag == "small":
-                builder.small_depth -= 1
+            if (paragraph := builder.leave(tag)) is not None:
+                yield paragraph
             node = parent.next
             continue
         tag = node.tag or ""
         if tag == _TEXT_NODE:
             builder.text(node.text_content or "")
-            node = node.next
-            continue
-        if tag.startswith(("-", "_", "!")):  # comments, doctype
-            node = node.next
-            continue
-        if tag == "br":
+        elif tag == "br":
             if (paragraph := builder.br()) is not None:
                 yield paragraph
-            node = node.next
-            continue
-        skipped = tag in skip or (
-            story_only
-            and tag in _CLASS_CHECKED_TAGS
-            and _NOT_STORY_CLASS.search(node.attrs.sget("class")) is not None
-        )
-        breaks = tag in _BLOCK_TAGS or (skipped and tag in _NOT_STORY_BLOCK_TAGS)
-        if breaks:
-            if (paragraph := builder.close()) is not None:
+        elif not tag.startswith(("-", "_", "!")):  # not a comment or a doctype
+            skipped = tag in skip or (story_only and _is_not_story(node, tag))
+            breaks = tag in _BLOCK_TAGS or (skipped and tag in _NOT_STORY_BLOCK_TAGS)
+            child = None if skipped else node.child
+            paragraph = builder.enter(tag, breaks=breaks, has_children=child is not None)
+            if paragraph is not None:
                 yield paragraph
-            builder.heading = tag in _HEADING_TAGS
-        child = None if skipped else node.child
-        if child is None:
-            if breaks:
-                builder.heading = False
-            node = node.next
-            continue
-        if tag == "a":
-            builder.link_depth += 1
-        elif tag == "small":
-            builder.small_depth += 1
-        open_elements.append((node, tag))
-        node = child
+            if child is not None:
+                open_elements.append((node, tag))
+                node = child
+                continue
+        node = node.next
     if (paragraph := builder.close()) is not None:
         yield paragraph
+
+
+def _is_not_story(node: LexborNode, tag: str) -> bool:
+    """A container whose class marks a caption, credit or byline."""
+    return (
+        tag in _CLASS_CHECKED_TAGS and _NOT_STORY_CLASS.search(node.attrs.sget("class")) is not None
+    )
 
 
 def _prepare(html: str) -> tuple[str, bool]:
