@@ -15,7 +15,7 @@ from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
 from bot.delivery.format import html_to_plain
 from bot.errors import FeedError, UserError
-from bot.store import Database, DatabaseLockedError, DatabaseLostError, Store
+from bot.store import DatabaseLockedError, DatabaseLostError, Store
 
 if TYPE_CHECKING:
     from bot.opml import ImportReport, OpmlFeed
@@ -159,7 +159,6 @@ def is_file(path: str) -> bool:
 
 async def cmd_export_opml(args: argparse.Namespace, settings: Settings) -> int:
     from bot.opml import OpmlFeed, build_opml
-    from bot.store.stats import chat_title, exported_feeds
 
     path = settings.database.path
     if not is_file(path):
@@ -167,12 +166,12 @@ async def cmd_export_opml(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     # Read-only and without the process lock: exporting beside a running bot is safe (WAL).
     try:
-        db = await Database.open(path, exclusive=False, read_only=True)
+        store = await Store.open(path, exclusive=False, read_only=True)
         try:
-            title = await chat_title(db, args.chat_id)
-            feeds = await exported_feeds(db, args.chat_id)
+            title = await store.stats.chat_title(args.chat_id)
+            feeds = await store.stats.exported_feeds(args.chat_id)
         finally:
-            await db.close()
+            await store.close()
     except sqlite3.Error as error:
         print(f"news-notifier: database {path} cannot be read ({error})", file=sys.stderr)
         return 1

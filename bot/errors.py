@@ -1,6 +1,7 @@
-"""The bot's exceptions, in one place: what a user got wrong, and why a feed failed.
+"""The bot's exceptions, in one place: what a user got wrong, why a feed failed, and a
+database that was lost.
 
-Both carry codes, never text: the handler edge (bot/i18n.py) turns them into the
+The first two carry codes, never text: the handler edge (bot/i18n.py) turns them into the
 reader's language. miniflux's `locale.LocalizedErrorWrapper` is the model: the error is made
 where it happens, with everything needed to explain it later, and translated at the edge.
 """
@@ -25,6 +26,16 @@ class UserError(Exception):
             return self.key
         details = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
         return f"{self.key} ({details})"
+
+
+class DatabaseLostError(Exception):
+    """The database file can no longer keep what is written to it: deleted, replaced, or
+    its storage became read-only while the bot ran. Nothing more may be accepted."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"database {path}: {problem}")
+        self.path = path
+        self.problem = problem
 
 
 class FailureKind(StrEnum):

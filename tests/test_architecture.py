@@ -107,8 +107,7 @@ def dependencies() -> dict[str, set[str]]:
 
 def test_every_import_goes_down_the_layers() -> None:
     broken = [
-        f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} "
-        f"({LAYERS[layer_of(target)][0]})"
+        f"{module} ({LAYERS[layer_of(module)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
         for module, targets in dependencies().items()
         if module not in FACES
         for target in sorted(targets)

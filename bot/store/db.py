@@ -30,6 +30,8 @@ from typing import IO, Any
 
 import aiosqlite
 
+from bot.errors import DatabaseLostError
+
 log = logging.getLogger(__name__)
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -71,16 +73,6 @@ class Connection:
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         await self._conn.executemany(sql, rows)
-
-
-class DatabaseLostError(Exception):
-    """The database file can no longer keep what is written to it: deleted, replaced, or
-    its storage became read-only while the bot ran. Nothing more may be accepted."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"database {path}: {problem}")
-        self.path = path
-        self.problem = problem
 
 
 def migrations() -> list[tuple[int, str, str]]:

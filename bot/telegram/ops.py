@@ -27,8 +27,7 @@ from bot.opml import (
     kilobytes,
     parse_opml,
 )
-from bot.store import Store
-from bot.store.stats import Stats, exported_feeds, gather_stats
+from bot.store import Stats, Store
 from bot.telegram.handlers import Request, command, reply, runtime
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ IMPORTING = "importing"  # bot_data key: chats with an import running
 async def export_(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Anyone may read a chat's feeds, so anyone may export them."""
     rt = runtime(context)
-    feeds = await exported_feeds(rt.store.db, request.chat_id)
+    feeds = await rt.store.stats.exported_feeds(request.chat_id)
     if not feeds:
         await reply(request.message, t(request.language, "list.empty"))
         return
@@ -290,7 +289,7 @@ async def stats(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
     user = request.update.effective_user
     if user is None or user.id not in rt.settings.telegram.admins:
         raise UserError("auth.operators_only")
-    report = await gather_stats(rt.store.db, now_ms=rt.clock.now_ms())
+    report = await rt.store.stats.gather(now_ms=rt.clock.now_ms())
     await reply(request.message, render_stats(request.language, report))
 
 
