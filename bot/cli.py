@@ -258,7 +258,7 @@ async def cmd_import_opml(args: argparse.Namespace, settings: Settings) -> int:
         report = await import_into(store, settings, args.chat_id, document.feeds)
     finally:
         await store.close()
-    from bot.telegram.ops import import_summary
+    from bot.reports import import_summary
 
     print(html_to_plain(import_summary("en", report)))
     return 1 if report.failures or report.not_checked else 0

@@ -24,8 +24,8 @@ from bot.opml import (
     import_feeds,
     parse_opml,
 )
+from bot.reports import import_summary
 from bot.store import Store
-from bot.telegram.ops import import_summary
 from tests.conftest import FIXTURES, REPO, START_MS
 from tests.fakes.feed_server import FeedItem, FeedServer, rss_document
 
