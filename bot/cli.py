@@ -267,41 +267,25 @@ async def cmd_import_opml(args: argparse.Namespace, settings: Settings) -> int:
 async def import_into(
     store: Store, settings: Settings, chat_id: int, feeds: list[OpmlFeed]
 ) -> ImportReport:
-    """Check and subscribe as the running bot would: same service, same keyword routing."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from bot.clock import SystemClock
-    from bot.feeds.fetch import Fetcher
-    from bot.feeds.pipeline import FeedPipeline
-    from bot.filters import KeywordIndex
+    """Check and subscribe as the running bot would: the runtime's own ingestion half, so
+    stories a check finds new reach the feed's other subscribers (at the bot's next start)
+    through their keyword filters like any other story."""
     from bot.opml import import_feeds
-    from bot.routing import make_router
-    from bot.usecases.keywords import KeywordFilters
-    from bot.usecases.subscriptions import Subscriptions
+    from bot.runtime import build_ingestion
 
-    clock = SystemClock()
-    index = KeywordIndex()
-    # Stories this check finds new go to the feed's other subscribers (queued for the bot's
-    # next start), through their keyword filters like any other story.
-    await KeywordFilters(store, index, settings.keywords).load_all()
-    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")
-    bar = ProgressBar(len(feeds))
-    bar.start()
-    try:
-        async with Fetcher(settings.fetch) as fetcher:
-            pipeline = FeedPipeline(store, fetcher, settings, clock, make_router(index), executor)
-            subscriptions = Subscriptions(store, pipeline, clock)
-            report = await import_feeds(
-                lambda url, turn: subscriptions.subscribe_unless_subscribed(
+    async with build_ingestion(settings, store) as ingestion:
+        bar = ProgressBar(len(feeds))
+        bar.start()
+        try:
+            return await import_feeds(
+                lambda url, turn: ingestion.subscriptions.subscribe_unless_subscribed(
                     chat_id, url, thread_id=None, turn=turn
                 ),
                 feeds,
                 on_checked=bar.update,
             )
-    finally:
-        bar.finish()
-        executor.shutdown(wait=False, cancel_futures=True)
-    return report
+        finally:
+            bar.finish()
 
 
 COMMANDS = {

@@ -7,7 +7,7 @@ NOTHING RETURNING), so a PostgreSQL backend can later sit behind the same interf
 
 from __future__ import annotations
 
-from bot.store.chats import Chat, ChatStore, Subscription
+from bot.store.chats import Chat, ChatStore, Paused, Subscription
 from bot.store.db import Database, DatabaseLockedError, DatabaseLostError
 from bot.store.feeds import Feed, FeedStore, FeedUpdate
 from bot.store.imports import ImportStore, UnfinishedImport
@@ -31,6 +31,7 @@ __all__ = [
     "ImportStore",
     "OutboxItem",
     "OutboxStore",
+    "Paused",
     "QueuedAlert",
     "Stats",
     "StatsStore",

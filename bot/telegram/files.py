@@ -1,4 +1,5 @@
-"""Operator-facing and bulk commands: /export, /import (OPML), /stats."""
+"""A chat's feeds as a file: /export sends them as OPML, /import subscribes to an OPML file's
+feeds (checked in the background, with a progress message a restart can finish)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from functools import partial
 from telegram import Bot, Document, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot.errors import UserError
 from bot.i18n import t
@@ -25,28 +25,27 @@ from bot.opml import (
     kilobytes,
     parse_opml,
 )
-from bot.reports import import_summary, render_stats
+from bot.reports import import_summary
 from bot.store import Store
-from bot.telegram.handlers import Request, command, reply, runtime
+from bot.telegram.command import Request, command, reply
+from bot.telegram.context import BotContext
 
 log = logging.getLogger(__name__)
 
-COMMAND_UPDATES = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
 # A document whose caption is the command: CommandHandler only looks at message text.
 IMPORT_CAPTION = re.compile(r"^/import(?:@(\w+))?(?:\s|$)", re.IGNORECASE)
 # Progress edits: often enough to show life, rarely enough to stay far below the per-chat
 # limit (edits count against it too). Module-level so tests can shorten it.
 PROGRESS_EVERY = 2.0
-IMPORTING = "importing"  # bot_data key: chats with an import running
 
 
 # --- /export -----------------------------------------------------------------------------
 
 
 @command()
-async def export_(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def export_(request: Request, context: BotContext) -> None:
     """Anyone may read a chat's feeds, so anyone may export them."""
-    rt = runtime(context)
+    rt = context.runtime
     feeds = await rt.store.stats.exported_feeds(request.chat_id)
     if not feeds:
         await reply(request.message, t(request.language, "list.empty"))
@@ -82,15 +81,15 @@ def attached_document(message: Message) -> Document | None:
 
 
 @command(changes=True)
-async def import_(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def import_(request: Request, context: BotContext) -> None:
     """Check the file here; the feeds are checked in the background (see run_import)."""
     document = attached_document(request.message)
     if document is None:
         raise UserError("import.usage")
-    busy: set[int] = context.application.bot_data.setdefault(IMPORTING, set())
+    busy = context.bot_data.importing
     if request.chat_id in busy:
         raise UserError("import.busy")
-    limits = runtime(context).settings.opml
+    limits = context.runtime.settings.opml
     opml = parse_opml(
         await download(document, limits.max_bytes),
         max_bytes=limits.max_bytes,
@@ -104,7 +103,7 @@ async def import_(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
 
 
-async def import_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def import_document(update: Update, context: BotContext) -> None:
     """A document captioned /import: the same as /import, unless addressed to another bot."""
     message = update.effective_message
     match = IMPORT_CAPTION.match(message.caption or "") if message else None
@@ -163,10 +162,8 @@ class Progress:
             log.warning("event=import_progress_failed error=%r", str(error))
 
 
-async def run_import(
-    request: Request, context: ContextTypes.DEFAULT_TYPE, opml: OpmlDocument
-) -> None:
-    rt = runtime(context)
+async def run_import(request: Request, context: BotContext, opml: OpmlDocument) -> None:
+    rt = context.runtime
     app = context.application
     lang = request.language
     total = len(opml.feeds)
@@ -210,7 +207,7 @@ async def run_import(
         log.exception("event=import_crashed chat=%d", request.chat_id)
         await reply(request.message, t(lang, "error.internal"))
     finally:
-        app.bot_data.get(IMPORTING, set()).discard(request.chat_id)
+        context.bot_data.importing.discard(request.chat_id)
         if started is not None:
             await rt.store.imports.end(request.chat_id)
 
@@ -231,36 +228,3 @@ async def tell_interrupted_imports(bot: Bot, store: Store) -> None:
             )
         await store.imports.end(unfinished.chat_id)
         log.info("event=import_interrupted chat=%d total=%d", unfinished.chat_id, unfinished.total)
-
-
-# --- /stats ------------------------------------------------------------------------------
-
-
-@command()
-async def stats(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """The operators' view of the whole bot; nobody else sees it, in any chat."""
-    rt = runtime(context)
-    user = request.update.effective_user
-    if user is None or user.id not in rt.settings.telegram.admins:
-        raise UserError("auth.operators_only")
-    report = await rt.store.stats.gather(now_ms=rt.clock.now_ms())
-    await reply(request.message, render_stats(request.language, report))
-
-
-# --- wiring ------------------------------------------------------------------------------
-
-OPS_COMMANDS = {("export",): export_, ("import",): import_, ("stats",): stats}
-
-
-def register(app: Application) -> None:
-    """Add this module's handlers beside the others (called by app.add_handlers)."""
-    for names, callback in OPS_COMMANDS.items():
-        app.add_handler(CommandHandler(list(names), callback, filters=COMMAND_UPDATES))
-    app.add_handler(
-        MessageHandler(
-            filters.Document.ALL & filters.CaptionRegex(IMPORT_CAPTION) & COMMAND_UPDATES,
-            import_document,
-        )
-    )
-    # The catch-all for unknown commands must know these are ours.
-    app.bot_data.setdefault("commands", set()).update(n for names in OPS_COMMANDS for n in names)
