@@ -227,7 +227,9 @@ async def run(
         return
     runtime = build_runtime(settings, store, sender_bot, pacer, clock)
     wire(app, runtime)
-    async with runtime, sender_bot, app:
+    # The runtime entered last: its keywords load once the bots are up (and the bots are
+    # closed if loading fails); its fetcher and parse threads close first, after the stop.
+    async with sender_bot, app, runtime:
         await start(app, runtime)
         log.info("event=started bot=@%s", app.bot.username)
         if ready:
