@@ -5,7 +5,7 @@
     .venv/bin/python bench/poll.py --hosts 1              # every feed on one host name
     .venv/bin/python bench/poll.py --concurrency 64 --per-host 4 --cycles 5 --profile
 
-The bot side is the real thing, wired as bot/telegram/app.py wires it: settings from
+The bot side is the real thing, wired as bot/runtime.py wires it: settings from
 load_settings (NEWS_NOTIFIER_POLL_INTERVAL=1, NEWS_NOTIFIER_ALLOW_PRIVATE_NETWORKS=1, a temporary
 NEWS_NOTIFIER_DATABASE), Store, Fetcher, FeedPipeline with the real router over an empty
 KeywordIndex and a 2-thread parse executor, and Poller. Every feed has one chat subscribed.
@@ -63,8 +63,8 @@ from bot.store import Store
 from tests.fakes.feed_server import FeedItem, FeedServer, rss_document
 
 GOAL_SECONDS = 10.0
-BOT_TICK_SECONDS = 1.0  # bot/telegram/app.py runs poll_tick every second
-PARSE_THREADS = 2  # bot/telegram/app.py's parse executor
+BOT_TICK_SECONDS = 1.0  # bot/telegram/jobs.py runs poll_tick every second
+PARSE_THREADS = 2  # bot/runtime.py's parse executor
 LEAD = (
     "<p>The city council voted on Tuesday to extend the night bus network to the northern "
     "districts, after a year of complaints from shift workers. The new lines start in "

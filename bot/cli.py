@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import FeedError, UserError
-from bot.store import Database, DatabaseLockedError, DatabaseLostError, Store
+from bot.store import DatabaseLockedError, DatabaseLostError, Store
 from bot.text import html_to_plain
 
 if TYPE_CHECKING:
@@ -159,7 +159,6 @@ def is_file(path: str) -> bool:
 
 async def cmd_export_opml(args: argparse.Namespace, settings: Settings) -> int:
     from bot.opml import OpmlFeed, build_opml
-    from bot.store.stats import chat_title, exported_feeds
 
     path = settings.database.path
     if not is_file(path):
@@ -167,12 +166,12 @@ async def cmd_export_opml(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     # Read-only and without the process lock: exporting beside a running bot is safe (WAL).
     try:
-        db = await Database.open(path, exclusive=False, read_only=True)
+        store = await Store.open(path, exclusive=False, read_only=True)
         try:
-            title = await chat_title(db, args.chat_id)
-            feeds = await exported_feeds(db, args.chat_id)
+            title = await store.stats.chat_title(args.chat_id)
+            feeds = await store.stats.exported_feeds(args.chat_id)
         finally:
-            await db.close()
+            await store.close()
     except sqlite3.Error as error:
         print(f"news-notifier: database {path} cannot be read ({error})", file=sys.stderr)
         return 1
@@ -259,7 +258,7 @@ async def cmd_import_opml(args: argparse.Namespace, settings: Settings) -> int:
         report = await import_into(store, settings, args.chat_id, document.feeds)
     finally:
         await store.close()
-    from bot.telegram.ops import import_summary
+    from bot.reports import import_summary
 
     print(html_to_plain(import_summary("en", report)))
     return 1 if report.failures or report.not_checked else 0
@@ -268,41 +267,25 @@ async def cmd_import_opml(args: argparse.Namespace, settings: Settings) -> int:
 async def import_into(
     store: Store, settings: Settings, chat_id: int, feeds: list[OpmlFeed]
 ) -> ImportReport:
-    """Check and subscribe as the running bot would: same service, same keyword routing."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from bot.clock import SystemClock
-    from bot.feeds.fetch import Fetcher
-    from bot.feeds.pipeline import FeedPipeline
-    from bot.filters import KeywordIndex
+    """Check and subscribe as the running bot would: the runtime's own ingestion half, so
+    stories a check finds new reach the feed's other subscribers (at the bot's next start)
+    through their keyword filters like any other story."""
     from bot.opml import import_feeds
-    from bot.routing import make_router
-    from bot.usecases.keywords import KeywordFilters
-    from bot.usecases.subscriptions import Subscriptions
+    from bot.runtime import build_ingestion
 
-    clock = SystemClock()
-    index = KeywordIndex()
-    # Stories this check finds new go to the feed's other subscribers (queued for the bot's
-    # next start), through their keyword filters like any other story.
-    await KeywordFilters(store, index, settings.keywords).load_all()
-    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")
-    bar = ProgressBar(len(feeds))
-    bar.start()
-    try:
-        async with Fetcher(settings.fetch) as fetcher:
-            pipeline = FeedPipeline(store, fetcher, settings, clock, make_router(index), executor)
-            subscriptions = Subscriptions(store, pipeline, clock)
-            report = await import_feeds(
-                lambda url, turn: subscriptions.subscribe_unless_subscribed(
+    async with build_ingestion(settings, store) as ingestion:
+        bar = ProgressBar(len(feeds))
+        bar.start()
+        try:
+            return await import_feeds(
+                lambda url, turn: ingestion.subscriptions.subscribe_unless_subscribed(
                     chat_id, url, thread_id=None, turn=turn
                 ),
                 feeds,
                 on_checked=bar.update,
             )
-    finally:
-        bar.finish()
-        executor.shutdown(wait=False, cancel_futures=True)
-    return report
+        finally:
+            bar.finish()
 
 
 COMMANDS = {

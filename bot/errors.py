@@ -1,7 +1,7 @@
 """The bot's exceptions, in one place: what a user got wrong, why a feed failed, and the
 database's own (another process holds it; it was lost while the bot ran).
 
-Both carry codes, never text: the handler edge (bot/i18n.py) turns them into the
+The first two carry codes, never text: the handler edge (bot/i18n.py) turns them into the
 reader's language. miniflux's `locale.LocalizedErrorWrapper` is the model: the error is made
 where it happens, with everything needed to explain it later, and translated at the edge.
 """

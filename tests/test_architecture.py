@@ -50,6 +50,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "bot.delivery",
             "bot.digests",
             "bot.preview",
+            "bot.reports",
             "bot.health",
         ),
     ),

@@ -17,8 +17,8 @@ from bot.errors import NOT_A_FEED_KINDS, FailureKind, FeedFailure, NotAFeedError
 from bot.feeds.parse import parse_feed
 from bot.i18n import FAILURES, failure_reason, failure_reply, t
 from bot.opml import Failure, ImportReport
+from bot.reports import import_summary
 from bot.store import Store
-from bot.telegram.ops import import_summary
 
 PROPER_NOUNS = {
     "HTTP",

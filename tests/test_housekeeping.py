@@ -18,7 +18,7 @@ from bot.feeds.record import DedupeRules
 from bot.models import Delivery, Entry, NewStory, Recipient
 from bot.routing import Router
 from bot.store import Store
-from bot.telegram.app import housekeeping
+from bot.telegram.jobs import housekeeping
 from tests.helpers import alert_nobody, record_entries
 
 DAY_MS = 86_400_000
@@ -157,7 +157,7 @@ def with_windows(settings: Settings, *, retention_days: float, duplicate_hours: 
 async def run_housekeeping(store: Store, settings: Settings, clock: FakeClock) -> None:
     """The JobQueue job as the application calls it (it reads only the runtime)."""
     runtime = SimpleNamespace(store=store, settings=settings, clock=clock)
-    context = SimpleNamespace(application=SimpleNamespace(bot_data={"runtime": runtime}))
+    context = SimpleNamespace(runtime=runtime)
     await housekeeping(context)  # type: ignore[arg-type]
 
 

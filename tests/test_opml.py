@@ -24,9 +24,8 @@ from bot.opml import (
     import_feeds,
     parse_opml,
 )
+from bot.reports import import_summary
 from bot.store import Store
-from bot.store.stats import exported_feeds
-from bot.telegram.ops import import_summary
 from tests.conftest import FIXTURES, REPO, START_MS
 from tests.fakes.feed_server import FeedItem, FeedServer, rss_document
 
@@ -129,7 +128,7 @@ async def test_export_then_import_into_another_chat_gives_the_same_subscriptions
     report = await import_into(store, settings, 1, imported.feeds)
     assert report.failures == [] and len(report.added) == len(FEED_FILES)
 
-    exported = await exported_feeds(store.db, 1)
+    exported = await store.stats.exported_feeds(1)
     data = build_opml(
         [OpmlFeed(f.url, f.title, site_url=f.site_url) for f in exported], title="Alice"
     )
@@ -180,7 +179,7 @@ async def test_imported_feeds_are_listed_in_the_files_order_not_the_order_checks
     # the feeds the chat already had; the failed feeds are reported as before.
     expected = [feed_server.url("/earlier.xml"), *urls]
     assert [s.feed_url for s in await store.chats.subscriptions(1)] == expected
-    assert [f.url for f in await exported_feeds(store.db, 1)] == expected
+    assert [f.url for f in await store.stats.exported_feeds(1)] == expected
     assert report.added == urls
     assert sorted(f.reason[0] for f in report.failures) == ["http_status:404", "not_a_feed:html"]
 

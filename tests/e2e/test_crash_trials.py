@@ -11,7 +11,7 @@ random:
 - polling: 0-300 ms after the feed host got the child's first poll (fetches, parsing, the
   first dedupe writes, the first alerts), or 0-1.5 s after the child logged `event=started`
   (the end of start-up; its first poll tick comes one interval, 1 s, after start:
-  bot/telegram/app.py asks for first=0.0, which the JobQueue's interval trigger turns into
+  bot/telegram/jobs.py asks for first=0.0, which the JobQueue's interval trigger turns into
   one interval later);
 - dedupe: 0-80 ms after the feed host answered a poll with new stories (the first wave, or
   the second one published during the fan-out), while `record_check` writes the seen set

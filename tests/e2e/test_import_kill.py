@@ -19,7 +19,7 @@ from tests.fakes.telegram_api import FakeTelegram
 
 FEEDS = 40
 # Each feed answers after this long: four checks at a time, the import would take 20 s, and
-# the kill comes after its first progress edit (bot/telegram/ops.py, every 2 s).
+# the kill comes after its first progress edit (bot/telegram/files.py, every 2 s).
 SLOW = 2.0
 
 
