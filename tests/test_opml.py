@@ -27,8 +27,9 @@ from bot.opml import (
 from bot.store import Store
 from bot.store.stats import exported_feeds
 from bot.telegram.ops import import_summary
-from tests.conftest import FIXTURES, REPO, START_MS
+from tests.conftest import START_MS
 from tests.fakes.feed_server import FeedItem, FeedServer, rss_document
+from tests.paths import FIXTURES, REPO
 
 OPML_FIXTURE = FIXTURES / "opml" / "feeds.opml"
 FEED_FILES = {
