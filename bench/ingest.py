@@ -61,8 +61,9 @@ from bot.feeds.record import record_check
 from bot.filters import KeywordIndex
 from bot.routing import Router, make_router
 from bot.store import FeedUpdate, Store
+from tests.paths import SHARED
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared/feeds/crawl-sample"
+SAMPLE = SHARED / "feeds/crawl-sample"
 GOAL_RATIO = 1.5
 # 2025-03-01T00:00:00Z, as in the tests: later than every entry of the sample.
 NOW_MS = 1_740_787_200_000

@@ -17,8 +17,8 @@ from bot.filters import KeywordIndex
 from bot.routing import make_router
 from bot.store import Store
 from bot.usecases.subscriptions import Subscriptions
-from tests.conftest import SHARED
 from tests.fakes.feed_server import FeedServer
+from tests.paths import SHARED
 
 CORPUS = [
     *sorted((SHARED / "feeds" / "real-world").glob("*.xml")),

@@ -35,8 +35,9 @@ from bot.filters import Keyword, KeywordError, parse_keywords
 from bot.models import Entry
 from bot.summary import html_to_text, pick_body, summarize
 from tests.fakes.telegram_api import MESSAGE_LIMIT, parse_html, utf16_len
+from tests.paths import FIXTURES
 
-FEEDS = Path(__file__).resolve().parent / "fixtures" / "feeds"
+FEEDS = FIXTURES / "feeds"
 FEED_FILES = sorted(FEEDS.glob("*.xml"))
 NOW_MS = 1_740_787_200_000  # 2025-03-01T00:00:00Z
 FEED_URL = "https://feeds.test/news/rss.xml"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.store import FeedUpdate, Store
-from tests.conftest import REPO
+from tests.paths import REPO
 
 MINUTE_MS = 60_000
 

@@ -16,8 +16,9 @@ from bot.filters import Keyword, KeywordIndex
 from bot.routing import make_router
 from bot.store import Store
 from bot.usecases.subscriptions import Subscriptions
-from tests.conftest import FIXTURES, SHARED, START_MS
+from tests.conftest import START_MS
 from tests.fakes.feed_server import FeedItem, FeedServer
+from tests.paths import FIXTURES, SHARED
 
 NOW = datetime.fromtimestamp(START_MS / 1000, UTC)
 

@@ -26,8 +26,9 @@ from bot.opml import (
 )
 from bot.reports import import_summary
 from bot.store import Store
-from tests.conftest import FIXTURES, REPO, START_MS
+from tests.conftest import START_MS
 from tests.fakes.feed_server import FeedItem, FeedServer, rss_document
+from tests.paths import FIXTURES, REPO
 
 OPML_FIXTURE = FIXTURES / "opml" / "feeds.opml"
 FEED_FILES = {
