@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from bot.clock import DAY_MS, HOUR_MS
 from bot.feeds.record import CheckReport, DedupeRules, record_check
@@ -36,3 +38,8 @@ async def record_entries(
     )
     async with store.stories.check_unit(feed_id) as unit:
         return await record_check(unit, entries, summaries or {}, update, rules, router)
+
+
+def at(zone: str, *fields: int, fold: int = 0) -> int:
+    """Epoch ms of a local wall-clock time in `zone`."""
+    return int(datetime(*fields, tzinfo=ZoneInfo(zone), fold=fold).timestamp() * 1000)
