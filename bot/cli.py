@@ -85,6 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+async def open_store(settings: Settings, *, hint: str = "") -> Store | None:
+    """The store for a command that writes; None (and one line why) while a bot holds it."""
+    try:
+        return await Store.open(settings.database.path)
+    except DatabaseLockedError as error:
+        print(f"news-notifier: {error}{hint}", file=sys.stderr)
+        return None
+
+
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.telegram.token:
         print(
@@ -93,10 +102,8 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    try:
-        store = await Store.open(settings.database.path)
-    except DatabaseLockedError as error:
-        print(f"news-notifier: {error}", file=sys.stderr)
+    store = await open_store(settings)
+    if store is None:
         return EXIT_USAGE
     from telegram.error import InvalidToken
 
@@ -242,10 +249,8 @@ async def cmd_import_opml(args: argparse.Namespace, settings: Settings) -> int:
     except OpmlError as error:
         print(f"news-notifier: {plain(error.key, **error.values)}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        store = await Store.open(settings.database.path)
-    except DatabaseLockedError as error:
-        print(f"news-notifier: {error} (or send the file to the bot with /import)", file=sys.stderr)
+    store = await open_store(settings, hint=" (or send the file to the bot with /import)")
+    if store is None:
         return EXIT_USAGE
     try:
         if await store.chats.get(args.chat_id) is None:
