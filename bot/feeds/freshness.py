@@ -46,7 +46,7 @@ holds: Σ 1/I_i = N/T, i.e. the harmonic mean of the intervals is T. That is "th
 interval" counted in requests; the plain average of the intervals comes out longer (Jensen).
 Substituting λ̂, k/λ̂_i = (k·W_i + a)/(S_i + a), which grows with k: Σ 1/I_i falls as k grows,
 so the k that meets the budget is unique, and `budget_factor` finds it by a safeguarded
-secant on log k (a handful of passes over the feeds; 10,000 feeds take milliseconds).
+secant on log k (a handful of passes over the feeds: about 10-20 ms for 10,000 feeds).
 
 The budget is spent where it buys the most freshness: busy feeds go down to lo (a story
 there waits lo/2), quiet ones up to hi. The feed's own signals only slow it down: a <ttl> or
@@ -55,8 +55,8 @@ Cache-Control max-age hint is a floor on the interval (up to poll.hint_max), and
 jitter added to every interval, stay with the poller. A feed slowed by its hint spends less
 than its share, so the total stays at or under the budget.
 
-A time-of-day profile is not modelled: most feeds carry too few entries (median 20) to learn
-24 hourly rates, and bench/freshness.py has no daily cycle to show one would pay.
+A time-of-day profile is not modelled: the sample feeds carry too few entries (median 20) to
+learn 24 hourly rates, and bench/freshness.py has no daily cycle to show one would pay.
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ from dataclasses import dataclass
 from bot.config import Settings
 
 # Time constant of the decayed rate: a story seen this long ago counts 1/e. Long enough that
-# a feed publishing a few stories a day has a rate (it cannot show a rate below ~1/τ), short
-# enough that a burst is forgotten within days. bench/freshness.py picked it (README).
+# a feed publishing a few stories a day has a rate (none below about PRIOR_STORIES/τ, one
+# story in two days, can be told from silence), short enough that a burst is forgotten within days and a feed that speeds up is followed within
+# hours (bench/README.md, Freshness, weighs 6, 24 and 72 h).
 TAU_HOURS = 24.0
 # Evidence a feed's own record has to outweigh: this many stories at the reference rate.
 PRIOR_STORIES = 0.5
