@@ -69,8 +69,9 @@ from bot.config import Settings
 
 # Time constant of the decayed rate: a story seen this long ago counts 1/e. Long enough that
 # a feed publishing a few stories a day has a rate (none below about PRIOR_STORIES/τ, one
-# story in two days, can be told from silence), short enough that a burst is forgotten within days and a feed that speeds up is followed within
-# hours (bench/README.md, Freshness, weighs 6, 24 and 72 h).
+# story in two days, can be told from silence), short enough that a burst is forgotten
+# within days and a feed that speeds up is followed within hours (bench/README.md,
+# Freshness, weighs 6, 24 and 72 h).
 TAU_HOURS = 24.0
 # Evidence a feed's own record has to outweigh: this many stories at the reference rate.
 PRIOR_STORIES = 0.5
