@@ -685,8 +685,9 @@ DIGEST_TEXT = ("<b>Digest</b> " + "A story title and its summary, and a link. " 
 
 
 def outbox_rows(sizes: Sizes) -> Iterator[tuple]:
-    """The duplicate sources' alerts first, then fan-outs (each story to 40 chats), every
-    20th row a digest part; the newest 1 in 10 rows are pending, the rest sent."""
+    """The duplicate sources' alerts first, then fan-outs of the newest stories (each to
+    40 chats), every 20th row a digest part; the newest 1 in 10 rows are pending, the rest
+    sent."""
     by_link, by_title = duplicate_sources()
     row_id = 0
     for offset, stories in ((0, by_link), (DUPLICATE_CHATS, by_title)):
@@ -694,7 +695,10 @@ def outbox_rows(sizes: Sizes) -> Iterator[tuple]:
             for index in range(offset, offset + DUPLICATE_CHATS):
                 row_id += 1
                 yield _outbox_row(row_id, chat_id(index), "alert", story, None, "sent", sizes)
-    first_story = DOCUMENT_SEEN + LINK_DUPLICATES + TITLE_DUPLICATES + 1
+    first_story = max(
+        DOCUMENT_SEEN + LINK_DUPLICATES + TITLE_DUPLICATES + 1,
+        sizes.stories - sizes.outbox // 40 - 1,
+    )
     k = 0
     while row_id < sizes.outbox:
         row_id += 1
@@ -704,7 +708,7 @@ def outbox_rows(sizes: Sizes) -> Iterator[tuple]:
         if k % DIGEST_EVERY == 0:
             yield _outbox_row(row_id, chat, "digest", None, DIGEST_TEXT, status, sizes)
         else:
-            story = first_story + (k // 40) % (sizes.stories - first_story)
+            story = first_story + (k // 40) % (sizes.stories + 1 - first_story)
             yield _outbox_row(row_id, chat, "alert", story, None, status, sizes)
 
 
@@ -1530,8 +1534,7 @@ def explained_queries(sizes: Sizes) -> list[tuple[str, str, tuple, bool]]:
     link_keys = sorted({e.link_key for e in doc.entries[:DOCUMENT_NEW]})
     ids = pending_ids(sizes)
     some_chats = [chat_id(i) for i in range(0, 900 * 37, 37)]
-    first_story = DOCUMENT_SEEN + LINK_DUPLICATES + TITLE_DUPLICATES + 1
-    story_ids = list(range(first_story, first_story + 125))
+    story_ids = list(range(sizes.stories - 125, sizes.stories))  # what fan-outs name
     seen_from, seen_until, published_from = digest_bounds()
     due = (
         "SELECT id FROM feeds WHERE status = 'active' AND next_check_at <= ?"
@@ -1622,13 +1625,14 @@ def explained_queries(sizes: Sizes) -> list[tuple[str, str, tuple, bool]]:
             "DELETE FROM stories WHERE last_present_at < ?"
             " AND id NOT IN (SELECT story_id FROM outbox WHERE status = 'pending'"
             " AND story_id IS NOT NULL)",
-            (NOW - 60 * DAY_MS,),
+            # Retention 90 days (bot/default.toml): the oldest day's stories, about 5,000.
+            (NOW - 99 * DAY_MS,),
             False,
         ),
         (
             "purge outbox (OutboxStore.purge, hourly)",
             "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?",
-            (NOW - 20 * HOUR_MS,),
+            (NOW - 7 * DAY_MS,),  # bot/telegram/app.py housekeeping keeps 7 days
             False,
         ),
     ]
