@@ -1,7 +1,7 @@
 """Which PostgreSQL driver: asyncpg or psycopg 3 (async), measured on the store's hot paths.
 
     .venv/bin/pip install -e ".[bench-postgresql]"      # asyncpg, psycopg[binary], psycopg_pool
-    .venv/bin/python bench/pg_drivers.py                # the recorded run (about 20 minutes)
+    .venv/bin/python bench/pg_drivers.py                # the recorded run (about 6 minutes)
     .venv/bin/python bench/pg_drivers.py --feeds 1000 --chats 10000 --stories 50000 \\
         --outbox 20000 --runs 3                         # a quick look
 
@@ -110,7 +110,6 @@ POINT_READS = 1000
 CHUNK = 1000  # bot/store/stories.py CHUNK: rows per multi-row VALUES
 PENDING_SHARE = 10  # 1 outbox row in 10 is pending (the newest)
 DIGEST_EVERY = 20  # 1 outbox row in 20 is a digest part with text
-TABLES = ("feeds", "chats", "subscriptions", "keywords", "stories", "outbox", "counters")
 # Tables a hot query must not read whole. feeds (10,000 short rows) is not one: hashing it
 # for a join is the planner's fair choice.
 BIG_TABLES = ("stories", "outbox", "subscriptions", "chats")
