@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -67,6 +67,9 @@ class DatabaseSettings:
 @dataclass(frozen=True)
 class PollSettings:
     interval: int
+    # Bounds of the adaptive interval (bot/feeds/freshness.py), always around `interval`.
+    min_interval: int
+    max_interval: int
     hint_max: int
     backoff_max: int
     jitter: float
@@ -307,6 +310,8 @@ CHECKS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "database": {"path": _database_path},
     "poll": {
         "interval": _int(1),
+        "min_interval": _int(1),
+        "max_interval": _int(1),
         "hint_max": _int(1),
         "backoff_max": _int(1),
         "jitter": _float(0, 0.5),
@@ -417,4 +422,22 @@ def load_settings(
             except ValueError as error:
                 raise ConfigError(f"setting {label} is {_shown(value)}; allowed: {error}") from None
         built[section] = cls(**values)
+    built["poll"] = _poll_bounds(built["poll"])
     return Settings(**built)
+
+
+def _poll_bounds(poll: PollSettings) -> PollSettings:
+    """The adaptive interval's bounds, stretched to contain poll.interval (the mean the
+    request budget is set from): NEWS_NOTIFIER_POLL_INTERVAL=1 (tests) lowers the floor to 1
+    and 7200 raises the ceiling, without touching the bounds' settings. Bounds that cross
+    each other are refused."""
+    if poll.min_interval > poll.max_interval:
+        raise ConfigError(
+            f"setting poll.min_interval is {poll.min_interval!r}; allowed: a whole number "
+            f"from 1 to poll.max_interval ({poll.max_interval})"
+        )
+    return replace(
+        poll,
+        min_interval=min(poll.min_interval, poll.interval),
+        max_interval=max(poll.max_interval, poll.interval),
+    )

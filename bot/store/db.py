@@ -71,10 +71,11 @@ class Connection:
         await self._conn.executemany(sql, rows)
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """(number, name, sql) of every migration shipped in bot/store/migrations, in order."""
+def migrations(folder: str = "migrations") -> list[tuple[int, str, str]]:
+    """(number, name, sql) of every migration shipped in bot/store/<folder>, in order:
+    SQLite's by default, PostgreSQL's (kept in step with them) in "migrations/postgresql"."""
     found = []
-    for item in resources.files("bot.store").joinpath("migrations").iterdir():
+    for item in resources.files("bot.store").joinpath(*folder.split("/")).iterdir():
         match = MIGRATION_NAME.match(item.name)
         if match:
             found.append((int(match.group(1)), item.name, item.read_text(encoding="utf-8")))

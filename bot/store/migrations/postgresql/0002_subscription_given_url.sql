@@ -1,0 +1,4 @@
+-- 0002 (PostgreSQL), as ../0002_subscription_given_url.sql: the address the user typed at
+-- /subscribe. The feed's URL may differ (it redirected there, then or later), and
+-- /unsubscribe and /mode take either.
+ALTER TABLE subscriptions ADD COLUMN given_url TEXT NOT NULL DEFAULT '';
