@@ -1,6 +1,6 @@
 """Helpers the benchmarks share: the machine they ran on, peak RSS, and servers run in a
-spawned child process and spoken to over a Pipe (as tests/fakes/telegram_api.py's
-FakeTelegramProcess does)."""
+spawned child process and spoken to over a Pipe (as the fake Bot API's
+FakeTelegramProcess, tests/fakes/telegram_api/process.py, does)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ all fall due at the same instant (08:00 Berlin = 07:00 UTC = 15:00 Shanghai...: 
 one instant). Each chat follows a random 5-15 of the feeds; about 10% have a few keywords
 (set with ChatStore.set_keywords); 95% had yesterday's digest (last_digest_at set), 5% are
 new (their window differs, so fire_due reads two windows). Titles and summaries are real
-entries of the feeds in /work/shared/feeds/real-world, summarized by bot.summary.summarize
+entries of the feeds in ../shared/feeds/real-world, summarized by bot.summary.summarize
 to 100-200 characters. Everything is seeded: two runs build the same data. Setup writes
 plain SQL through Store.db.transaction() and is timed apart.
 
@@ -73,27 +73,21 @@ import feedparser
 # Run as a script from anywhere: the project is not installed into the venv.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import machine, maxrss_mib
-from bot.clock import FakeClock
+from bot.clock import DAY_MS, HOUR_MS, FakeClock
 from bot.config import Settings, load_settings
-from bot.delivery.digests import DigestScheduler, KeywordMarker
-from bot.digest import (
-    DAY_MS,
-    HOUR_MS,
-    DigestItem,
-    DigestRenderer,
-    digest_window,
-    previous_due,
-    render_digest,
-)
+from bot.digests.render import DigestItem, DigestRenderer, render_digest
+from bot.digests.schedule import digest_window, previous_due
+from bot.digests.scheduler import DigestScheduler, KeywordMarker
 from bot.filters import Keyword, KeywordFilter
 from bot.routing import story_text
 from bot.store import Store
 from bot.store.chats import DailyDigest
 from bot.summary import summarize
+from tests.paths import SHARED
 
 BENCH_DIR = Path(__file__).resolve().parent
 JSON_PATH = BENCH_DIR / "out" / "digest.json"
-FEEDS_DIR = BENCH_DIR.parent.parent / "shared" / "feeds" / "real-world"
+FEEDS_DIR = SHARED / "feeds" / "real-world"
 
 # 2025-03-01T07:00:00Z, a Saturday: no zone below changes its offset within days of it.
 DUE_MS = 1_740_812_400_000

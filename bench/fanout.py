@@ -6,7 +6,7 @@
 The database is a temporary SQLite Store holding one feed, one story (the seed story), the
 chats and one pending outbox alert per chat, as `StoryStore.record_check` leaves them. The
 Sender (bot/delivery/sender.py) drains that outbox through a `telegram.Bot` on the given
-transport to the fake Bot API (tests/fakes/telegram_api.py) over loopback. The fake runs in
+transport to the fake Bot API (tests/fakes/telegram_api/) over loopback. The fake runs in
 a child process, so time.process_time() here is the bot's CPU alone (event loop and the
 aiosqlite thread); the child also hands back its list of accepted messages (chat id, time),
 which is what the figures are computed from.

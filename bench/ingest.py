@@ -7,8 +7,8 @@
 The pipeline is what a poller check does with a fetched body, minus the network and the
 worker-thread hops: parse_and_normalize (feedparser with sanitizer and relative-URI rewriting
 off, then normalize_entry), known_identities, summarize_all on the unknown entries, and
-StoryStore.record_check (insert-if-new, route, outbox) on a fresh SQLite database, in the
-order FeedChecker.parse and FeedChecker.record run them. By default every feed is primed and
+record_check in one CheckUnit (insert-if-new, route, outbox) on a fresh SQLite database, in
+the order FeedPipeline runs them. By default every feed is primed and
 has one instant subscriber without keywords (the real make_router, empty KeywordIndex), so
 every entry is a new story that is routed and queued: the costliest way through.
 --first-fetch leaves the feeds unprimed, as /subscribe's first check finds them: entries are
@@ -53,16 +53,17 @@ import feedparser
 # Run as a script from anywhere: the project is not installed into the venv.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import machine_with_versions, maxrss_bytes
-from bot.clock import FakeClock
+from bot.clock import DAY_MS, FakeClock
 from bot.config import Settings, load_settings
-from bot.feeds.check import DAY_MS, Parsed, parse_and_normalize, summarize_all
-from bot.feeds.parse import NotAFeedError
+from bot.errors import NotAFeedError
+from bot.feeds.pipeline import NormalizedFeed, dedupe_rules, parse_and_normalize, summarize_all
+from bot.feeds.record import record_check
 from bot.filters import KeywordIndex
-from bot.routing import make_router
-from bot.store import FeedCheck, Store
-from bot.store.stories import Router
+from bot.routing import Router, make_router
+from bot.store import FeedUpdate, Store
+from tests.paths import SHARED
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared/feeds/crawl-sample"
+SAMPLE = SHARED / "feeds/crawl-sample"
 GOAL_RATIO = 1.5
 # 2025-03-01T00:00:00Z, as in the tests: later than every entry of the sample.
 NOW_MS = 1_740_787_200_000
@@ -118,7 +119,7 @@ async def baseline(index: int, body: bytes, stages: Stages) -> int:
 
 
 class Pipeline:
-    """The bot's stages on one store, in the order FeedChecker.parse and .record run them."""
+    """The bot's stages on one store, in the order FeedPipeline runs them."""
 
     def __init__(self, store: Store, settings: Settings, router: Router, feed_ids: list[int]):
         self.store = store
@@ -126,6 +127,7 @@ class Pipeline:
         self.router = router
         self.feed_ids = feed_ids
         self.clock = FakeClock(NOW_MS)
+        self.rules = dedupe_rules(settings)
 
     @classmethod
     async def open(cls, folder: Path, documents: int, *, primed: bool) -> Pipeline:
@@ -166,15 +168,10 @@ class Pipeline:
         looked_up = time.perf_counter()
         summaries = summarize_all(unknown, self.settings)
         summarized = time.perf_counter()
-        await stories.record_check(
-            feed_id,
-            parsed.entries,
-            summaries,
-            self._check(parsed),
-            archive_window_ms=int(self.settings.dedupe.archive_window_days * DAY_MS),
-            duplicate_window_ms=int(self.settings.delivery.duplicate_title_hours * 3_600_000),
-            router=self.router,
-        )
+        async with stories.check_unit(feed_id) as unit:
+            await record_check(
+                unit, parsed.entries, summaries, self._update(parsed), self.rules, self.router
+            )
         done = time.perf_counter()
         for stage, seconds in (
             ("parse+normalize", parsed_at - began),
@@ -184,14 +181,14 @@ class Pipeline:
             stages[stage] = stages.get(stage, 0.0) + seconds
         return len(parsed.entries)
 
-    def _check(self, parsed: Parsed) -> FeedCheck:
-        return FeedCheck(
+    def _update(self, parsed: NormalizedFeed) -> FeedUpdate:
+        return FeedUpdate(
             now_ms=NOW_MS,
             next_check_at=NOW_MS + self.settings.poll.interval * 1000,
             etag='"bench"',
             body_hash="0" * 32,
-            title=parsed.feed.title or None,
-            site_url=parsed.feed.site_url or None,
+            title=parsed.document.title or None,
+            site_url=parsed.document.site_url or None,
             new_body=True,
         )
 

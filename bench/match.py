@@ -3,7 +3,7 @@
     .venv/bin/python bench/match.py                # 100,000 chats x 5 keywords, 1,000 stories
     .venv/bin/python bench/match.py --chats 2000   # a quick look
 
-Stories are real entries from the feeds in /work/shared/feeds/real-world (title + "\\n" +
+Stories are real entries from the feeds in ../shared/feeds/real-world (title + "\\n" +
 summary cut to the summary setting's length), 40% of them Chinese or Japanese. Each chat has
 5 keywords drawn from a vocabulary mined from the same feeds (English words and two-word
 names, Chinese 2-4 character words), with Zipf-Mandelbrot popularity, so a few keywords are
@@ -40,8 +40,9 @@ import feedparser
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import machine_with_versions
 from bot.filters import Keyword, KeywordFilter, KeywordIndex, normalize
+from tests.paths import SHARED
 
-FEEDS = Path("/work/shared/feeds/real-world")
+FEEDS = SHARED / "feeds/real-world"
 SUMMARY_CHARS = 300  # config/default.toml [summary] max_chars
 SUMMARY_CHARS_CJK = 150  # ... max_chars_cjk
 CJK_SHARE = 0.4  # of stories, and of chats that follow mostly Chinese keywords

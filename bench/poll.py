@@ -5,9 +5,9 @@
     .venv/bin/python bench/poll.py --hosts 1              # every feed on one host name
     .venv/bin/python bench/poll.py --concurrency 64 --per-host 4 --cycles 5 --profile
 
-The bot side is the real thing, wired as bot/telegram/app.py wires it: settings from
+The bot side is the real thing, wired as bot/runtime.py wires it: settings from
 load_settings (NEWS_NOTIFIER_POLL_INTERVAL=1, NEWS_NOTIFIER_ALLOW_PRIVATE_NETWORKS=1, a temporary
-NEWS_NOTIFIER_DATABASE), Store, Fetcher, FeedChecker with the real router over an empty
+NEWS_NOTIFIER_DATABASE), Store, Fetcher, FeedPipeline with the real router over an empty
 KeywordIndex and a 2-thread parse executor, and Poller. Every feed has one chat subscribed.
 The feeds are served by FeedServers (tests/fakes/feed_server.py) in a child process, so the
 CPU seconds measured here are the bot's alone. Each feed is an RSS document of --items stories
@@ -54,17 +54,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import machine_with_versions
 from bot.clock import FakeClock
 from bot.config import Settings, load_settings
-from bot.feeds.check import FeedChecker
 from bot.feeds.fetch import Fetcher
-from bot.feeds.poller import Poller, PollStats
+from bot.feeds.pipeline import CheckStats, FeedPipeline
+from bot.feeds.poller import Poller
 from bot.filters import KeywordIndex
 from bot.routing import make_router
 from bot.store import Store
 from tests.fakes.feed_server import FeedItem, FeedServer, rss_document
 
 GOAL_SECONDS = 10.0
-BOT_TICK_SECONDS = 1.0  # bot/telegram/app.py runs poll_tick every second
-PARSE_THREADS = 2  # bot/telegram/app.py's parse executor
+BOT_TICK_SECONDS = 1.0  # bot/telegram/jobs.py runs poll_tick every second
+PARSE_THREADS = 2  # bot/runtime.py's parse executor
 LEAD = (
     "<p>The city council voted on Tuesday to extend the night bus network to the northern "
     "districts, after a year of complaints from shift workers. The new lines start in "
@@ -313,11 +313,11 @@ class Cycle:
     cpu: float
     ticks: int
     server: dict[str, float]
-    bot: PollStats
+    bot: CheckStats
 
 
-def stats_since(before: PollStats, after: PollStats) -> PollStats:
-    return PollStats(
+def stats_since(before: CheckStats, after: CheckStats) -> CheckStats:
+    return CheckStats(
         checks=after.checks - before.checks,
         not_modified=after.not_modified - before.not_modified,
         failures=after.failures - before.failures,
@@ -326,7 +326,7 @@ def stats_since(before: PollStats, after: PollStats) -> PollStats:
     )
 
 
-async def measure(args: argparse.Namespace) -> tuple[Settings, float, PollStats, list[Cycle]]:
+async def measure(args: argparse.Namespace) -> tuple[Settings, float, CheckStats, list[Cycle]]:
     clock = FakeClock(time.time_ns() // 1_000_000)
     addresses = [f"127.0.0.{2 + n}" for n in range(args.hosts)]
     plan = HostPlan(addresses, args.feeds, args.items, clock.now_ms())
@@ -344,12 +344,14 @@ async def measure(args: argparse.Namespace) -> tuple[Settings, float, PollStats,
             await subscribe_all(store, host.urls, clock.now_ms())
             await fill_backlog(store, args.backlog, clock.now_ms())
             router = make_router(KeywordIndex())
-            checker = FeedChecker(store, fetcher, settings, clock, router, executor)
-            poller = Poller(store, checker, settings, clock, seed=args.seed)
+            pipeline = FeedPipeline(
+                store, fetcher, settings, clock, router, executor, seed=args.seed
+            )
+            poller = Poller(store, pipeline, settings, clock)
             began = time.perf_counter()
             await full_cycle(poller, store, clock.now_ms(), ticks=False)
             priming = time.perf_counter() - began
-            primed = dataclasses.replace(poller.stats)
+            primed = dataclasses.replace(poller.pipeline.stats)
             cycles = []
             for number in range(args.cycles):
                 profile = args.profile and number == args.cycles - 1
@@ -372,7 +374,7 @@ async def one_cycle(
     await store.db.execute("UPDATE feeds SET next_check_at = 0")
     host.call("reset")
     server_cpu = host.call("stats")["cpu"]
-    before = dataclasses.replace(poller.stats)
+    before = dataclasses.replace(poller.pipeline.stats)
     profiler = cProfile.Profile() if profile else None
     wall, cpu = time.perf_counter(), time.process_time()
     if profiler:
@@ -385,7 +387,7 @@ async def one_cycle(
     server["cpu"] -= server_cpu
     if profiler:
         print_profile(profiler, args.top)
-    return Cycle(wall, cpu, ticks, server, stats_since(before, poller.stats))
+    return Cycle(wall, cpu, ticks, server, stats_since(before, poller.pipeline.stats))
 
 
 # --- report ---------------------------------------------------------------------------------

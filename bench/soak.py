@@ -8,7 +8,7 @@
 Set up by plain SQL before start: `--feeds` feeds (primed: their current items are already
 seen, their ETags stored) on 5 loopback hosts, `--chats` chats (3 in 4 private, the rest
 groups and supergroups), each subscribed to 1-5 feeds, the first 5 feeds popular (about 40%
-of chats each). The fake Bot API (tests/fakes/telegram_api.py) runs in this process with
+of chats each). The fake Bot API (tests/fakes/telegram_api/) runs in this process with
 Telegram's limits on (30/s overall, 1/s per chat, 20/min per group); the feed hosts
 (tests/fakes/feed_server.py) too. The bot polls every `--poll-interval` seconds.
 

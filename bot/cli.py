@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, TextIO
 
 from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
-from bot.delivery.format import html_to_plain
-from bot.errors import UserError
-from bot.store import Database, DatabaseLockedError, DatabaseLostError, Store
+from bot.errors import FeedError, UserError
+from bot.store import DatabaseLockedError, DatabaseLostError, Store
+from bot.text import html_to_plain
 
 if TYPE_CHECKING:
     from bot.opml import ImportReport, OpmlFeed
@@ -85,6 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+async def open_store(settings: Settings, *, hint: str = "") -> Store | None:
+    """The store for a command that writes; None (and one line why) while a bot holds it."""
+    try:
+        return await Store.open(settings.database.path)
+    except DatabaseLockedError as error:
+        print(f"news-notifier: {error}{hint}", file=sys.stderr)
+        return None
+
+
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.telegram.token:
         print(
@@ -93,10 +102,8 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    try:
-        store = await Store.open(settings.database.path)
-    except DatabaseLockedError as error:
-        print(f"news-notifier: {error}", file=sys.stderr)
+    store = await open_store(settings)
+    if store is None:
         return EXIT_USAGE
     from telegram.error import InvalidToken
 
@@ -121,19 +128,19 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.i18n import failure_reply
     from bot.preview import preview
 
     try:
         for alert in await preview(args.source, settings, limit=max(1, args.limit)):
             print(alert)
             print()
+    except FeedError as error:
+        text = failure_reply("en", error.failure, given=args.source)
+        print(f"news-notifier: {html_to_plain(text)}", file=sys.stderr)
+        return 1
     except UserError as error:
-        from bot.delivery.format import html_to_plain
-        from bot.telegram.i18n import t
-
-        print(
-            f"news-notifier: {html_to_plain(t('en', error.key, **error.values))}", file=sys.stderr
-        )
+        print(f"news-notifier: {plain(error.key, **error.values)}", file=sys.stderr)
         return 1
     return 0
 
@@ -147,8 +154,8 @@ async def cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def plain(key: str, **values: object) -> str:
-    """An English text of bot/telegram/i18n.py without its Telegram markup."""
-    from bot.telegram.i18n import t
+    """An English text of bot/i18n.py without its Telegram markup."""
+    from bot.i18n import t
 
     return html_to_plain(t("en", key, **values))
 
@@ -159,7 +166,6 @@ def is_file(path: str) -> bool:
 
 async def cmd_export_opml(args: argparse.Namespace, settings: Settings) -> int:
     from bot.opml import OpmlFeed, build_opml
-    from bot.store.stats import chat_title, exported_feeds
 
     path = settings.database.path
     if not is_file(path):
@@ -167,12 +173,12 @@ async def cmd_export_opml(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     # Read-only and without the process lock: exporting beside a running bot is safe (WAL).
     try:
-        db = await Database.open(path, exclusive=False, read_only=True)
+        store = await Store.open(path, exclusive=False, read_only=True)
         try:
-            title = await chat_title(db, args.chat_id)
-            feeds = await exported_feeds(db, args.chat_id)
+            title = await store.stats.chat_title(args.chat_id)
+            feeds = await store.stats.exported_feeds(args.chat_id)
         finally:
-            await db.close()
+            await store.close()
     except sqlite3.Error as error:
         print(f"news-notifier: database {path} cannot be read ({error})", file=sys.stderr)
         return 1
@@ -243,10 +249,8 @@ async def cmd_import_opml(args: argparse.Namespace, settings: Settings) -> int:
     except OpmlError as error:
         print(f"news-notifier: {plain(error.key, **error.values)}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        store = await Store.open(settings.database.path)
-    except DatabaseLockedError as error:
-        print(f"news-notifier: {error} (or send the file to the bot with /import)", file=sys.stderr)
+    store = await open_store(settings, hint=" (or send the file to the bot with /import)")
+    if store is None:
         return EXIT_USAGE
     try:
         if await store.chats.get(args.chat_id) is None:
@@ -259,7 +263,7 @@ async def cmd_import_opml(args: argparse.Namespace, settings: Settings) -> int:
         report = await import_into(store, settings, args.chat_id, document.feeds)
     finally:
         await store.close()
-    from bot.telegram.ops import import_summary
+    from bot.reports import import_summary
 
     print(html_to_plain(import_summary("en", report)))
     return 1 if report.failures or report.not_checked else 0
@@ -268,41 +272,25 @@ async def cmd_import_opml(args: argparse.Namespace, settings: Settings) -> int:
 async def import_into(
     store: Store, settings: Settings, chat_id: int, feeds: list[OpmlFeed]
 ) -> ImportReport:
-    """Check and subscribe as the running bot would: same service, same keyword routing."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from bot.clock import SystemClock
-    from bot.feeds.check import FeedChecker
-    from bot.feeds.fetch import Fetcher
-    from bot.filters import Keyword, KeywordIndex
+    """Check and subscribe as the running bot would: the runtime's own ingestion half, so
+    stories a check finds new reach the feed's other subscribers (at the bot's next start)
+    through their keyword filters like any other story."""
     from bot.opml import import_feeds
-    from bot.routing import make_router
-    from bot.service import Service
+    from bot.runtime import build_ingestion
 
-    clock = SystemClock()
-    index = KeywordIndex()
-    # Stories this check finds new go to the feed's other subscribers (queued for the bot's
-    # next start), through their keyword filters like any other story.
-    for chat, keywords in (await store.chats.all_keywords()).items():
-        index.set_chat(chat, [Keyword(text, exclude) for text, exclude in keywords])
-    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")
-    bar = ProgressBar(len(feeds))
-    bar.start()
-    try:
-        async with Fetcher(settings.fetch) as fetcher:
-            checker = FeedChecker(store, fetcher, settings, clock, make_router(index), executor)
-            service = Service(store, checker, settings, clock, keyword_index=index)
-            report = await import_feeds(
-                lambda url, turn: service.subscribe_unless_subscribed(
+    async with build_ingestion(settings, store) as ingestion:
+        bar = ProgressBar(len(feeds))
+        bar.start()
+        try:
+            return await import_feeds(
+                lambda url, turn: ingestion.subscriptions.subscribe_unless_subscribed(
                     chat_id, url, thread_id=None, turn=turn
                 ),
                 feeds,
                 on_checked=bar.update,
             )
-    finally:
-        bar.finish()
-        executor.shutdown(wait=False, cancel_futures=True)
-    return report
+        finally:
+            bar.finish()
 
 
 COMMANDS = {

@@ -6,6 +6,12 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
+# Time in the bot is epoch milliseconds; these are its units.
+SECOND_MS = 1000
+MINUTE_MS = 60 * SECOND_MS
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+
 
 class Clock(Protocol):
     def now_ms(self) -> int:

@@ -22,6 +22,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import ahocorasick
 
@@ -162,9 +163,11 @@ _LIST_SEPARATORS = frozenset(",，、;；")
 _DISPLAY_QUOTES = (('"', '"'), ("“", "”"), ("「", "」"), ("『", "』"))
 
 
-@dataclass(frozen=True, slots=True)
-class Keyword:
-    """One keyword as the user typed it (no leading '-', no quotes); `exclude` for '-WORD'."""
+class Keyword(NamedTuple):
+    """One keyword as the user typed it (no leading '-', no quotes); `exclude` for '-WORD'.
+
+    A named tuple: it is stored and read back as the row (text, exclude) it is.
+    """
 
     text: str
     exclude: bool = False

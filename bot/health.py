@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from bot.config import Settings
-from bot.store import Database
+from bot.store import CheckActivity, Store
 
 
 def database_exists(path: str) -> bool:
@@ -19,24 +19,26 @@ async def check_health(settings: Settings, now_ms: int | None = None) -> tuple[b
         return False, f"unhealthy: database {path} does not exist"
     now_ms = now_ms if now_ms is not None else time.time_ns() // 1_000_000
     try:
-        db = await Database.open(path, exclusive=False, read_only=True)
+        # Read-only and without the process lock: it runs beside the bot it checks.
+        store = await Store.open(path, exclusive=False, read_only=True)
     except Exception as error:
         return False, f"unhealthy: database {path} cannot be opened ({error})"
     try:
-        row = await db.fetchone(
-            "SELECT COUNT(*), MAX(last_checked_at) FROM feeds f WHERE status = 'active'"
-            " AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.feed_id = f.id)"
-        )
+        activity = await store.stats.check_activity()
     except Exception as error:
         return False, f"unhealthy: database {path} does not answer ({error})"
     finally:
-        await db.close()
-    feeds, last_checked = (row[0], row[1]) if row else (0, None)
-    if not feeds:
+        await store.close()
+    return judge(activity, now_ms, settings.health.max_silence_seconds)
+
+
+def judge(activity: CheckActivity, now_ms: int, max_silence_seconds: int) -> tuple[bool, str]:
+    """Healthy when the latest check is at most max_silence_seconds old, or nothing is due."""
+    if not activity.feeds:
         return True, "healthy: database answers; no feeds to check yet"
-    if last_checked is None:
-        return False, f"unhealthy: {feeds} feeds, none checked yet"
-    silence = (now_ms - last_checked) / 1000
-    if silence > settings.health.max_silence_seconds:
+    if activity.last_checked_ms is None:
+        return False, f"unhealthy: {activity.feeds} feeds, none checked yet"
+    silence = (now_ms - activity.last_checked_ms) / 1000
+    if silence > max_silence_seconds:
         return False, f"unhealthy: no feed checked for {silence:.0f} s"
-    return True, f"healthy: {feeds} feeds; last check {silence:.0f} s ago"
+    return True, f"healthy: {activity.feeds} feeds; last check {silence:.0f} s ago"

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from bot.config import LogSettings
-from bot.store.db import DatabaseLostError
+from bot.errors import DatabaseLostError
 
 # Anything shaped like a Telegram bot token: digits, a colon (or its URL-encoded %3A, as
 # httpx logs file downloads), 30+ url-safe characters.

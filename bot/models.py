@@ -30,3 +30,30 @@ class Story:
     title: str
     link: str
     summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewStory:
+    """An entry its feed had never listed before, as just recorded in the seen set."""
+
+    id: int
+    entry: Entry
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A chat subscribed to a feed (in a forum topic, when thread_id is set)."""
+
+    chat_id: int
+    thread_id: int | None
+    mode: str  # instant or digest
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One alert owed: this chat (in this topic) gets this story, because of this keyword."""
+
+    chat_id: int
+    thread_id: int | None
+    keyword: str | None

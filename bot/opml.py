@@ -22,7 +22,7 @@ from email.utils import format_datetime
 from typing import Protocol
 from xml.etree import ElementTree
 
-from bot.errors import UserError
+from bot.errors import FeedError, FeedFailure, UserError
 
 log = logging.getLogger(__name__)
 
@@ -216,21 +216,25 @@ class Subscribe(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Failure:
+    """Why one feed of the file was not subscribed: the feed failed (`feed_failure`), or
+    something else the user should know (`key`, a UserError's text key, and its values)."""
+
     url: str
-    key: str  # the UserError's text key: feed.dns, feed.http_status…
-    values: dict[str, object]
+    feed_failure: FeedFailure | None = None
+    key: str = ""
+    values: dict[str, object] = field(default_factory=dict)
 
     @property
     def reason(self) -> tuple[str, tuple[tuple[str, str], ...]]:
-        """What failures are grouped by: the key and its values except the URL itself."""
-        values = tuple(sorted((k, str(v)) for k, v in self.values.items() if k != "given"))
-        return self.key, values
+        """What failures are grouped by: the failure's code, or the key and its values."""
+        if self.feed_failure is not None:
+            return self.feed_failure.code, ()
+        return self.key, tuple(sorted((k, str(v)) for k, v in self.values.items()))
 
 
 @dataclass(frozen=True, slots=True)
 class FailureGroup:
-    key: str
-    values: dict[str, object]
+    first: Failure  # every failure of the group has the same reason
     urls: list[str]
 
 
@@ -253,9 +257,7 @@ class ImportReport:
         """Failures grouped by reason, the most common reason first."""
         groups: dict[tuple, FailureGroup] = {}
         for failure in self.failures:
-            group = groups.setdefault(
-                failure.reason, FailureGroup(failure.key, dict(failure.reason[1]), [])
-            )
+            group = groups.setdefault(failure.reason, FailureGroup(failure, []))
             group.urls.append(failure.url)
         return sorted(groups.values(), key=lambda g: -len(g.urls))
 
@@ -336,11 +338,13 @@ async def import_feeds(
 async def _import_one(subscribe: Subscribe, url: str, turn: Turn, report: ImportReport) -> None:
     try:
         result = await subscribe(url, turn=turn)
+    except FeedError as error:
+        report.failures.append(Failure(url, feed_failure=error.failure))
     except UserError as error:
-        report.failures.append(Failure(url, error.key, dict(error.values)))
+        report.failures.append(Failure(url, key=error.key, values=dict(error.values)))
     except Exception:
         # A bug, not the feed's fault: logged in full, counted, and the import goes on.
         log.exception("event=import_feed_crashed url=%r", url[:200])
-        report.failures.append(Failure(url, "error.internal", {}))
+        report.failures.append(Failure(url, key="error.internal"))
     else:
         (report.added if result.created else report.already).append(url)

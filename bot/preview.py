@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 from bot.config import Settings
 from bot.delivery.format import format_alert
 from bot.errors import UserError
-from bot.feeds.check import parse_and_normalize
-from bot.feeds.fetch import Fetcher, FetchError
-from bot.service import check_url, fetch_error_to_user
+from bot.feeds.fetch import Fetcher
+from bot.feeds.pipeline import parse_and_normalize
 from bot.summary import summarize
+from bot.usecases.subscriptions import check_url
 
 
 def read_file(source: str) -> tuple[bytes, str] | None:
@@ -39,10 +39,7 @@ async def load(source: str, settings: Settings) -> tuple[bytes, str, str | None]
         return local[0], local[1], None
     url = check_url(source)
     async with Fetcher(settings.fetch) as fetcher:
-        try:
-            result = await fetcher.fetch(url)
-        except FetchError as error:
-            raise fetch_error_to_user(error, url, settings) from None
+        result = await fetcher.fetch(url)  # FeedError: the caller explains it
     return result.body or b"", result.url, result.content_type
 
 
@@ -52,7 +49,7 @@ async def preview(source: str, settings: Settings, *, limit: int = 3) -> list[st
         body, url=url, content_type=content_type, feed_id=0, now_ms=time.time_ns() // 1_000_000
     )
     newest = sorted(parsed.entries, key=lambda e: e.timestamp_id, reverse=True)[:limit]
-    feed_title = parsed.feed.title or url
+    feed_title = parsed.document.title or url
     return [
         format_alert(
             title=entry.title,

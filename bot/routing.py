@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from bot.filters import KeywordIndex
-from bot.store import Delivery, NewStory, Recipient
-from bot.store.stories import Router
+from bot.models import Delivery, NewStory, Recipient
+
+# Decides, for one new story and the feed's instant-mode recipients, who is alerted.
+Router = Callable[[NewStory, Sequence[Recipient]], list[Delivery]]
 
 
 def story_text(title: str, summary: str) -> str:

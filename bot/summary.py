@@ -26,20 +26,26 @@ from __future__ import annotations
 
 import html as html_entities
 import re
-import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from urllib.parse import quote
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from bot.text import (
+    CJK,
+    CLOSERS,
+    SENTENCE_END,
+    clean,
+    cut,
+    is_sentence_end,
+    last_sentence_end,
+)
 
 # Work caps: a lead paragraph lives near the top of a story, so a 5 MB body is looked at
 # only through its first 64 K characters and its first blocks.
 MAX_INPUT_CHARS = 65_536
 MAX_BLOCKS = 200
-
-ELLIPSIS = "…"
 
 
 def _word_set(words: str) -> frozenset[str]:
@@ -85,59 +91,15 @@ _ESCAPED_TAG = re.compile(r"&lt;/?[A-Za-z][A-Za-z0-9]*(?:\s[^&]{0,200}?)?/?&gt;"
 # a new paragraph.
 _PLAIN_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*|\u3000{2,}")
 
-# --- text clean-up --------------------------------------------------------------------------
-
-# Bidirectional embeddings and overrides (U+202A–U+202E) and isolates (U+2066–U+2069): a
-# feed can make a title read backwards with them ("\u202egnp.exe"), or leave one open so it
-# reorders the alert's next parts. They are dropped from all text taken from a feed; the
-# letters of right-to-left scripts need none of them. The direction marks (U+200E, U+200F,
-# U+061C) stay: each acts as one invisible strong letter, so it cannot reverse a run of
-# letters nor reach beyond its own text, and Hebrew and Arabic publishers use them to put
-# punctuation and numbers on the right side.
-BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-
-# Control characters (other than whitespace, which is collapsed), zero-width junk that
-# feeds leak from CMS editors, bidirectional controls, and lone surrogates (broken decoding;
-# they cannot be sent as UTF-8). Joiners (U+200C/U+200D) stay: they change how Persian,
-# Indic and emoji text renders.
-_INVISIBLE = dict.fromkeys(
-    [c for c in range(0x20) if chr(c) not in "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"]
-    + list(range(0x7F, 0x85))
-    + list(range(0x86, 0xA0))
-    + [0x00AD, 0x180E, 0x200B, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF, 0xFFFE]
-    + [ord(control) for control in BIDI_CONTROLS]
-    + list(range(0xD800, 0xE000))
-)
-
-
-# In a link the controls are percent-encoded instead: a browser sends them so, so the address
-# is the same, and the link shown in an alert reads as written.
-_BIDI_IN_URL = {ord(control): quote(control, safe="") for control in BIDI_CONTROLS}
-
-
-def quote_bidi_controls(url: str) -> str:
-    """`url` with its bidirectional controls percent-encoded (U+202E → %E2%80%AE)."""
-    return url.translate(_BIDI_IN_URL)
-
-
-def _clean(text: str) -> str:
-    """Remove invisible characters and collapse every kind of whitespace to single spaces."""
-    return " ".join(text.translate(_INVISIBLE).split())
-
-
 # --- scripts --------------------------------------------------------------------------------
 
-_CJK = re.compile(
-    "[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]"
-)
 _LETTER = re.compile(r"[^\W\d_]")
 _WORD_CHAR = re.compile(r"[^\W_]")
 
 
 def _is_mainly_cjk(text: str) -> bool:
     """True when more than half of the letters are Chinese, Japanese or Korean."""
-    cjk = len(_CJK.findall(text))
+    cjk = len(CJK.findall(text))
     return cjk > 0 and cjk * 2 > len(_LETTER.findall(text))
 
 
@@ -207,6 +169,31 @@ class _ParagraphBuilder:
         self.after_br = False
         return paragraph
 
+    def enter(self, tag: str, *, breaks: bool, has_children: bool) -> _Paragraph | None:
+        """An element starts; returns the paragraph it ends (a block ends the one before)."""
+        paragraph = None
+        if breaks:
+            paragraph = self.close()
+            self.heading = has_children and tag in _HEADING_TAGS
+        if has_children:
+            if tag == "a":
+                self.link_depth += 1
+            elif tag == "small":
+                self.small_depth += 1
+        return paragraph
+
+    def leave(self, tag: str) -> _Paragraph | None:
+        """An element with children ends; returns the paragraph it ends (a block's)."""
+        if tag in _BLOCK_TAGS:
+            paragraph = self.close()
+            self.heading = False
+            return paragraph
+        if tag == "a":
+            self.link_depth -= 1
+        elif tag == "small":
+            self.small_depth -= 1
+        return None
+
 
 def _parse(html: str) -> LexborNode | None:
     """First top-level node of the fragment (fragment mode keeps text before any tag)."""
@@ -229,53 +216,37 @@ def _walk(
             if not open_elements:
                 break
             parent, tag = open_elements.pop()
-            if tag in _BLOCK_TAGS:
-                if (paragraph := builder.close()) is not None:
-                    yield paragraph
-                builder.heading = False
-            elif tag == "a":
-                builder.link_depth -= 1
-            elif tag == "small":
-                builder.small_depth -= 1
+            if (paragraph := builder.leave(tag)) is not None:
+                yield paragraph
             node = parent.next
             continue
         tag = node.tag or ""
         if tag == _TEXT_NODE:
             builder.text(node.text_content or "")
-            node = node.next
-            continue
-        if tag.startswith(("-", "_", "!")):  # comments, doctype
-            node = node.next
-            continue
-        if tag == "br":
+        elif tag == "br":
             if (paragraph := builder.br()) is not None:
                 yield paragraph
-            node = node.next
-            continue
-        skipped = tag in skip or (
-            story_only
-            and tag in _CLASS_CHECKED_TAGS
-            and _NOT_STORY_CLASS.search(node.attrs.sget("class")) is not None
-        )
-        breaks = tag in _BLOCK_TAGS or (skipped and tag in _NOT_STORY_BLOCK_TAGS)
-        if breaks:
-            if (paragraph := builder.close()) is not None:
+        elif not tag.startswith(("-", "_", "!")):  # not a comment or a doctype
+            skipped = tag in skip or (story_only and _is_not_story(node, tag))
+            breaks = tag in _BLOCK_TAGS or (skipped and tag in _NOT_STORY_BLOCK_TAGS)
+            child = None if skipped else node.child
+            paragraph = builder.enter(tag, breaks=breaks, has_children=child is not None)
+            if paragraph is not None:
                 yield paragraph
-            builder.heading = tag in _HEADING_TAGS
-        child = None if skipped else node.child
-        if child is None:
-            if breaks:
-                builder.heading = False
-            node = node.next
-            continue
-        if tag == "a":
-            builder.link_depth += 1
-        elif tag == "small":
-            builder.small_depth += 1
-        open_elements.append((node, tag))
-        node = child
+            if child is not None:
+                open_elements.append((node, tag))
+                node = child
+                continue
+        node = node.next
     if (paragraph := builder.close()) is not None:
         yield paragraph
+
+
+def _is_not_story(node: LexborNode, tag: str) -> bool:
+    """A container whose class marks a caption, credit or byline."""
+    return (
+        tag in _CLASS_CHECKED_TAGS and _NOT_STORY_CLASS.search(node.attrs.sget("class")) is not None
+    )
 
 
 def _prepare(html: str) -> tuple[str, bool]:
@@ -322,13 +293,13 @@ def html_to_text(html: str) -> str:
     html = html[:MAX_INPUT_CHARS]
     if _REAL_TAG.search(html) is None:
         # No markup: entities are all there is to decode; a parser would add nothing.
-        return _clean(html_entities.unescape(html) if "&" in html else html)
+        return clean(html_entities.unescape(html) if "&" in html else html)
     paragraphs = _walk(_parse(html), _NON_TEXT_TAGS, story_only=False)
-    return _clean(" ".join(_paragraph_text(p.lines) for p in paragraphs))
+    return clean(" ".join(_paragraph_text(p.lines) for p in paragraphs))
 
 
 def _line_text(line: _Line) -> str:
-    return _clean("".join(line.parts))
+    return clean("".join(line.parts))
 
 
 def _paragraph_text(lines: Sequence[_Line]) -> str:
@@ -511,7 +482,7 @@ def _is_fragment(text: str) -> bool:
     for count, _word in enumerate(_WORD.finditer(text), start=1):
         if count >= _MIN_WORDS:
             return False  # stop counting: long paragraphs are the common case
-    return len(_CJK.findall(text)) < _MIN_CJK
+    return len(CJK.findall(text)) < _MIN_CJK
 
 
 def _text_kind(text: str) -> _Kind:
@@ -616,10 +587,10 @@ def _link_run(line: _Line) -> _LinkRun:
         pieces = [before[cut:], *pieces]
     # A bracket that opens a piece, not one inside a link's text ("<a>Vol. 1 (Live)</a>").
     opening = next((i for i, p in enumerate(pieces) if p.lstrip().startswith(_OPENERS)), None)
-    bracketed = "" if opening is None else _clean("".join(pieces[opening:]))
+    bracketed = "" if opening is None else clean("".join(pieces[opening:]))
     if not bracketed.endswith(_CLOSING_BRACKETS):
         bracketed = ""
-    return _LinkRun(_clean("".join(pieces)), links, bracketed)
+    return _LinkRun(clean("".join(pieces)), links, bracketed)
 
 
 def _without_tail(text: str, run: _LinkRun) -> str | None:
@@ -685,12 +656,12 @@ def _pointer_cut(text: str, start: int, *, addresses: bool, listed: bool) -> int
     # A label is a dozen words at most: its sentence start is looked for only that far back
     # (sentence ends are costly to tell apart, and a body can be one 64 K line of "Mr. ").
     window = max(0, start - _LABEL_WINDOW)
-    label_start = window + _last_sentence_end(text[window:start], start - window)
+    label_start = window + last_sentence_end(text[window:start], start - window)
     label = text[label_start:start].strip()
     short = label_start > window or window == 0
     if short and (addresses or listed) and _is_pointing_label(label, addresses=addresses):
         return label_start
-    if addresses and not text.rstrip(_CLOSERS).endswith(_FULL_STOPS):
+    if addresses and not text.rstrip(CLOSERS).endswith(_FULL_STOPS):
         return start
     return None
 
@@ -700,7 +671,7 @@ def _is_pointing_label(label: str, *, addresses: bool) -> bool:
     a web address, it is empty, ends with a small word ("via", "at", "here", "ici") or is a
     short clause of an unspaced script ("点播网址为")."""
     # Short: a dozen spaced words, or two dozen characters of an unspaced script.
-    if len(label.split()) > _MAX_LABEL_WORDS or len(_CJK.findall(label)) > 2 * _MAX_LABEL_WORDS:
+    if len(label.split()) > _MAX_LABEL_WORDS or len(CJK.findall(label)) > 2 * _MAX_LABEL_WORDS:
         return False
     if label.endswith(_LABEL_ENDS):
         return True
@@ -709,16 +680,16 @@ def _is_pointing_label(label: str, *, addresses: bool) -> bool:
     last = label.rsplit(None, 1)[-1] if label else ""
     if len(last) <= 4 and last.isalpha() and last.islower():
         return True
-    return not last or (_CJK.match(last) is not None and len(last) <= _MAX_LABEL_WORDS)
+    return not last or (CJK.match(last) is not None and len(last) <= _MAX_LABEL_WORDS)
 
 
 def _byline_tail(text: str) -> int | None:
     """Where a byline that follows the last sentence ends the prose, or None."""
     window = max(0, len(text) - _BYLINE_WINDOW)  # a byline is 80 characters at most
     end = text[window:]
-    for match in _SENTENCE_END.finditer(end):
+    for match in SENTENCE_END.finditer(end):
         rest = end[match.end() :].strip(_TAIL_PUNCTUATION)
-        if rest and _is_byline(rest) and _is_sentence_end(end, match):
+        if rest and _is_byline(rest) and is_sentence_end(end, match):
             return window + match.end()
     return None
 
@@ -763,12 +734,12 @@ _STANDFIRST_CJK = 25
 def _is_standfirst(text: str) -> bool:
     """A heading written as the story's opening sentences (a standfirst set as <h2>) rather
     than a title: it ends with a full stop and is long."""
-    if not text.rstrip(_CLOSERS).endswith((".", "。", "．")):
+    if not text.rstrip(CLOSERS).endswith((".", "。", "．")):
         return False  # a title rarely ends with a full stop; "?" and "!" ones do
     for count, _word in enumerate(_WORD.finditer(text), start=1):
         if count >= _STANDFIRST_WORDS:
             return True
-    return len(_CJK.findall(text)) >= _STANDFIRST_CJK
+    return len(CJK.findall(text)) >= _STANDFIRST_CJK
 
 
 # "By Girish Gupta and Andrew Cawthorne CARACAS (Reuters) - …": a byline run into the
@@ -799,118 +770,6 @@ def _lead(html: str) -> str:
 
 # --- cutting to the budget ------------------------------------------------------------------
 
-_CLOSERS = "”’」』）)]】》〉»\"'"
-_SENTENCE_END = re.compile(r"[。！？!?.．]+[" + re.escape(_CLOSERS) + r"]*")
-_CJK_TERMINATORS = frozenset("。！？．")
-# Words that end with a period without ending the sentence (checked case-sensitively, so
-# "Mass." in "FOXBOROUGH, Mass. (AP)" is an abbreviation but "mass." ends a sentence).
-_ABBREVIATIONS = _word_set(
-    """
-    Mr Mrs Ms Mx Dr Prof Sr Sra Jr St Ste Mt Ft Rev Hon Gen Gov Sen Rep Pres Lt Col Capt Cmdr
-    Sgt Maj Adm Brig Supt Insp Det Atty Msgr Fr Br
-    Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec
-    Mon Tue Tues Wed Thu Thur Thurs Fri Sat Sun
-    Inc Ltd Co Corp Bros Assn Dept Univ Ave Blvd Rd Hwy
-    No Nos Nr Vol Vols Fig Figs Ch Sec Art Op Ed Eds Ps
-    vs v ca approx cf al esp etc viz incl est
-    Ala Ariz Ark Calif Colo Conn Del Fla Ga Ill Ind Kan Kans Ky La Md Mass Mich Minn Miss Mo
-    Mont Neb Nev Okla Ore Pa Penn Tenn Tex Va Vt Wash Wis Wyo
-    Bd Bzw bzw Abs Hr Hrn Mio Mrd ggf usw Mme Mlle Mgr Sr Sras Dra Profa
-    """
-)
-_TOKEN_BEFORE = re.compile(r"(\S+)$")
-_DOTTED_ACRONYM = re.compile(r"(?:^|[^\w])(?:\w\.)+\w$")
-
-
-def _is_abbreviation(before: str) -> bool:
-    """Does the text before a period end with an abbreviation ("Mr", "U.S", "J")?"""
-    match = _TOKEN_BEFORE.search(before)
-    if match is None:
-        return False
-    token = match.group(1).lstrip("([{\"'“‘«")
-    if token in _ABBREVIATIONS:
-        return True
-    if len(token) == 1 and token.isalpha() and token.isupper():
-        return True  # an initial: "John F. Kennedy", "Richard M. Stallman"
-    return _DOTTED_ACRONYM.search(token) is not None  # "U.S", "z.B", "a.m"
-
-
-def _is_sentence_end(text: str, match: re.Match[str]) -> bool:
-    marks = match.group().rstrip(_CLOSERS)
-    after = match.end()
-    if any(mark in _CJK_TERMINATORS for mark in marks):
-        return True  # 。！？ end a sentence whatever follows
-    if marks.startswith(".."):
-        return False  # an ellipsis marks an omission more often than an end
-    if after < len(text):
-        following = text[after]
-        if not following.isspace():
-            # "3.5", "example.com", "U.S.-made" go on; a CJK character after "!" does not.
-            return _CJK.match(following) is not None
-        next_word = text[after:].lstrip()[:1]
-        if next_word and next_word.islower():
-            return False  # "… how ... fans", "“Really?” he asked"
-    return not (marks == "." and _is_abbreviation(text[: match.start()]))
-
-
-def _last_sentence_end(text: str, limit: int) -> int:
-    """Index just after the last sentence end (closers included) at or before limit, or 0."""
-    best = 0
-    for match in _SENTENCE_END.finditer(text):
-        if match.end() > limit:
-            break  # a closing quote past the budget goes with its sentence, or neither fits
-        if _is_sentence_end(text, match):
-            best = match.end()
-    return best
-
-
-_CLAUSE_BREAK = re.compile(r"[，、；：]|[,;:](?=\s)")
-_TRAILING_JUNK = " \t,;:，、；：-–—(（[【「『“‘\"'"
-
-
-def _last_clause_break(text: str, limit: int) -> int:
-    best = 0
-    for match in _CLAUSE_BREAK.finditer(text, 0, limit):
-        best = match.start()
-    return best
-
-
-def _last_word_break(text: str, limit: int) -> int:
-    cut = text.rfind(" ", 0, limit + 1)
-    return max(cut, 0)
-
-
-def _hard_cut(text: str, limit: int) -> int:
-    """Cut at limit without splitting a character from its combining marks."""
-    while limit > 0 and unicodedata.combining(text[limit]):
-        limit -= 1
-    return limit
-
-
-def _cut(text: str, budget: int) -> str:
-    """Fit text into budget characters, the "…" included."""
-    if len(text) <= budget:
-        return text
-    end = _last_sentence_end(text, budget)
-    if end > 0:
-        return text[:end].rstrip()
-    limit = budget - len(ELLIPSIS)
-    if limit <= 0:
-        return ELLIPSIS[:budget]
-    clause = _last_clause_break(text, limit)
-    word = _last_word_break(text, limit)
-    # A clause boundary reads best, unless it would throw away most of the budget.
-    if clause >= limit // 2:
-        cut = clause
-    elif word >= limit // 2:
-        cut = word
-    else:
-        cut = max(clause, word) or _hard_cut(text, limit)
-    head = text[:cut].rstrip(_TRAILING_JUNK)
-    if not head:
-        head = text[: _hard_cut(text, limit)].rstrip()
-    return head + ELLIPSIS
-
 
 def summarize(html: str, *, max_chars: int = 300, max_chars_cjk: int = 150) -> str:
     """The lead paragraph as plain text (NOT escaped), cut to the budget; "" when the story
@@ -923,7 +782,7 @@ def summarize(html: str, *, max_chars: int = 300, max_chars_cjk: int = 150) -> s
     if not lead:
         return ""
     budget = max_chars_cjk if _is_mainly_cjk(lead) else max_chars
-    return _cut(lead, max(budget, 1))
+    return cut(lead, max(budget, 1))
 
 
 def _text_size(html: str) -> int:

@@ -12,9 +12,6 @@ from bot.config import Settings, load_settings
 from bot.store import Store
 from tests.fakes.feed_server import FeedServer
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # 2025-03-01T00:00:00Z: after the seed story and most real-world fixtures.
 START_MS = 1_740_787_200_000
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import FIXTURES
+from tests.paths import FIXTURES
 
 SEED_SUMMARY_START = "克里姆林宫周三（2月26日）表示"
 

@@ -1,25 +1,39 @@
-"""Why a feed failed, in the reader's language: the reasons a check stores (feeds.last_error),
-the kinds of "not a feed", and every text that shows them (/subscribe's reply, the /list
-health line, the paused notice, /import's summary).
+"""Why a feed failed, in the reader's language: the typed reason a check stores
+(feeds.last_error holds FeedFailure.code), the kinds of "not a feed", and every text that
+shows them (/subscribe's reply, the /list health line, the paused notice, /import's summary).
 
 Chinese texts carry no English words besides proper nouns (HTTP, DNS, RSS…) and the values
-put in them (addresses, exception names); English texts are the ones the bot always sent.
+put in them (addresses, exception names).
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
-from bot.feeds.check import describe
-from bot.feeds.fetch import FetchError, FetchErrorKind
-from bot.feeds.parse import NotAFeedError, parse_feed
+from bot.errors import NOT_A_FEED_KINDS, FailureKind, FeedFailure, NotAFeedError
+from bot.feeds.parse import parse_feed
+from bot.i18n import FAILURES, failure_reason, failure_reply, t
 from bot.opml import Failure, ImportReport
-from bot.telegram.i18n import t
-from bot.telegram.ops import failure_reason, import_summary
+from bot.reports import import_summary
+from bot.store import Store
 
-PROPER_NOUNS = {"HTTP", "HTTPS", "DNS", "RSS", "Atom", "RDF", "JSON", "HTML", "OPML", "Gone"}
+PROPER_NOUNS = {
+    "HTTP",
+    "HTTPS",
+    "http",
+    "https",
+    "DNS",
+    "RSS",
+    "Atom",
+    "RDF",
+    "JSON",
+    "HTML",
+    "OPML",
+    "Gone",
+}
 URL = "https://news.example.com/feed.xml"
 
 
@@ -29,110 +43,110 @@ def english_words(text: str, *values: str) -> list[str]:
     for value in values:
         if value:
             text = text.replace(value, " ")
-    text = re.sub(r"</?\w+>", " ", text)
+    text = re.sub(r"</?\w+>|/\w+|\w+://", " ", text)  # markup, commands, schemes
     return [word for word in re.findall(r"[A-Za-z]{3,}", text) if word not in PROPER_NOUNS]
 
 
-# --- the reasons a failed check stores -------------------------------------------------
+def every_failure() -> list[FeedFailure]:
+    """One failure of every kind, with the values the fetcher and parser give them."""
+    failures = []
+    for kind in FailureKind:
+        if kind in (FailureKind.HTTP_STATUS, FailureKind.GONE):
+            failures.append(
+                FeedFailure(kind, status=404 if kind is FailureKind.HTTP_STATUS else 410)
+            )
+        elif kind is FailureKind.TOO_LARGE:
+            failures.append(FeedFailure(kind, detail=str(5 * 1_048_576)))
+        elif kind is FailureKind.NOT_A_FEED:
+            failures += [NotAFeedError(what).failure for what in NOT_A_FEED_KINDS]
+        elif kind is FailureKind.INTERNAL:
+            failures += [FeedFailure(kind), FeedFailure(kind, detail="RecursionError")]
+        else:
+            failures.append(FeedFailure(kind))
+    return failures
 
 
-def stored_reasons() -> list[tuple[str, str]]:
-    """(stored reason, the part of it that is a value: an exception's name) for every kind."""
-    reasons = [
-        (describe(FetchError(kind, "detail for the log", status=503)), "")
-        for kind in FetchErrorKind
-    ]
-    reasons += [
-        (describe(FetchError(FetchErrorKind.HTTP_STATUS, "x", status=404)), ""),
-        (describe(NotAFeedError("html")), ""),
-        (describe(RecursionError("deep")), "RecursionError"),
-        ("internal error", ""),  # the poller's, for a check that crashed
-        ("HTTP 410 Gone", ""),  # the store's, for a feed marked gone
-    ]
-    return reasons
+# --- the typed reason and its stored code ---------------------------------------------------
 
 
-def test_stored_reasons_are_the_codes_older_versions_stored() -> None:
-    # feeds.last_error keeps its values: rows written before this change read the same.
-    assert sorted(reason for reason, _ in stored_reasons()) == sorted(
-        [
-            "invalid url",
-            "bad scheme",
-            "address not allowed",
-            "dns",
-            "connection",
-            "timeout",
-            "too large",
-            "too many redirects",
-            "HTTP 503",
-            "gone",
-            "tls",
-            "HTTP 404",
-            "not a feed",
-            "RecursionError",
-            "internal error",
-            "HTTP 410 Gone",
-        ]
+@pytest.mark.parametrize("failure", every_failure(), ids=lambda f: f.code)
+def test_a_failure_reads_back_from_its_code(failure: FeedFailure) -> None:
+    assert FeedFailure.from_code(failure.code) == failure
+
+
+def test_codes_name_kind_and_value() -> None:
+    assert FeedFailure(FailureKind.TIMEOUT).code == "timeout"
+    assert FeedFailure(FailureKind.HTTP_STATUS, status=503).code == "http_status:503"
+    assert (
+        NotAFeedError("unreadable", "ExpatError").failure.code == "not_a_feed:unreadable:ExpatError"
     )
+    odd = FeedFailure.from_code("something odd")  # from a newer version, say
+    assert odd == FeedFailure(FailureKind.UNKNOWN, detail="something odd")
+    assert odd.code == "something odd"
+    assert failure_reason("zh", odd) == "something odd"  # shown as it is
 
 
-@pytest.mark.parametrize(("reason", "value"), stored_reasons())
-def test_health_texts_show_the_reason_in_chinese(reason: str, value: str) -> None:
+def test_every_kind_has_one_text_in_each_language() -> None:
+    assert set(FAILURES) == set(FailureKind)
+    for texts in FAILURES.values():
+        assert set(texts) == {"en", "zh"}
+
+
+@pytest.mark.parametrize("failure", every_failure(), ids=lambda f: f.code)
+def test_chinese_texts_carry_no_english(failure: FeedFailure) -> None:
+    value = failure.detail.partition(":")[2] or (
+        failure.detail if failure.kind is FailureKind.INTERNAL else ""
+    )
+    reason = failure_reason("zh", failure)
+    assert not english_words(reason, value), reason
+    assert not english_words(failure_reply("zh", failure, given=URL), value)
     for key, values in [
         ("list.failing", {"failures": 3}),
         ("list.paused", {}),
         ("notice.feed_paused", {"title": "新闻", "url": URL}),
     ]:
         zh = t("zh", key, error=reason, **values)
-        assert not english_words(zh, value), (reason, key, zh)
+        assert not english_words(zh, value), (failure, key, zh)
 
 
-@pytest.mark.parametrize(("reason", "value"), stored_reasons())
-def test_health_texts_in_english_are_unchanged(reason: str, value: str) -> None:
-    assert t("en", "list.failing", error=reason, failures=3) == (
-        f"   ⚠️ failing: {reason} (3 checks in a row)"
+def test_health_lines_in_english() -> None:
+    connection = failure_reason("en", FeedFailure(FailureKind.CONNECTION))
+    assert t("en", "list.failing", error=connection, failures=1) == (
+        "   ⚠️ failing: connection (1 check in a row)"
     )
-    assert t("en", "list.paused", error=reason) == (f"   ⏸ paused after failing for days: {reason}")
-    assert t("en", "notice.feed_paused", error=reason, title="News", url=URL) == (
-        f"⏸ <b>News</b> has failed for days ({reason}), so checks are paused. "
-        f"This chat will be told if it recovers. {URL}"
-    )
+    timeout = failure_reason("en", FeedFailure(FailureKind.TIMEOUT))
+    assert t("en", "list.failing", error=timeout, failures=2).endswith("(2 checks in a row)")
+    http = failure_reason("en", FeedFailure(FailureKind.HTTP_STATUS, status=404))
+    assert t("en", "list.paused", error=http) == "   ⏸ paused after failing for days: HTTP 404"
 
 
-def test_one_failure_is_one_check() -> None:
-    assert t("en", "list.failing", error="timeout", failures=1) == (
-        "   ⚠️ failing: timeout (1 check in a row)"
-    )
-    assert t("en", "list.failing", error="timeout", failures=2).endswith("(2 checks in a row)")
-    assert (
-        t("zh", "list.failing", error="timeout", failures=1)
-        == "   ⚠️ 获取失败：响应超时（连续 1 次）"
-    )
-
-
-def test_connection_failure_in_chinese() -> None:
-    assert t("zh", "list.failing", error="connection", failures=3) == (
+def test_health_lines_in_chinese() -> None:
+    connection = failure_reason("zh", FeedFailure(FailureKind.CONNECTION))
+    assert t("zh", "list.failing", error=connection, failures=3) == (
         "   ⚠️ 获取失败：连接失败（连续 3 次）"
     )
-
-
-def test_a_crashed_check_names_the_exception_as_a_value() -> None:
-    assert t("zh", "list.paused", error="RecursionError") == (
+    crash = failure_reason("zh", FeedFailure(FailureKind.INTERNAL, detail="RecursionError"))
+    assert t("zh", "list.paused", error=crash) == (
         "   ⏸ 连续多日失败，已暂停：内部错误（RecursionError）"
     )
-    assert t("zh", "list.paused", error="HTTP 410 Gone").endswith("HTTP 410（已永久删除）")
+    gone = failure_reason("zh", FeedFailure(FailureKind.GONE, status=410))
+    assert gone.endswith("（HTTP 410）")
 
 
-def test_unknown_stored_reasons_are_shown_as_they_are() -> None:
-    for lang in ("en", "zh"):
-        assert "something odd <x>" not in t(lang, "list.paused", error="something odd <x>")
-        assert "something odd &lt;x&gt;" in t(lang, "list.paused", error="something odd <x>")
-        assert "?" in t(lang, "list.paused", error="?")
+def test_replies_say_what_to_do() -> None:
+    invalid = failure_reply("en", FeedFailure(FailureKind.INVALID_URL), given="not a url")
+    assert "not a web address" in invalid and "<code>not a url</code>" in invalid
+    scheme = failure_reply("en", FeedFailure(FailureKind.BAD_SCHEME), given="ftp://x.test/f")
+    assert "not <code>ftp:</code>" in scheme
+    large = failure_reply("zh", FeedFailure(FailureKind.TOO_LARGE, detail=str(5 * 1_048_576)))
+    assert large == "订阅源太大（超过 5.0 MB）。"
+    hostile = failure_reply("en", FeedFailure(FailureKind.INVALID_URL), given="<b>x</b>")
+    assert "&lt;b&gt;x&lt;/b&gt;" in hostile
 
 
 # --- kinds of "not a feed" ---------------------------------------------------------------
 
-ENGLISH_DETAILS = {
+ENGLISH_WHAT = {
     "html": "an HTML page",
     "json": "a JSON document",
     "empty": "an empty document",
@@ -140,8 +154,8 @@ ENGLISH_DETAILS = {
 }
 
 
-def not_a_feed_errors() -> list[tuple[NotAFeedError, str, str]]:
-    """(error, its English detail as the bot always showed it, the value inside it)."""
+def not_a_feed_errors() -> list[tuple[NotAFeedError, str]]:
+    """(error from the real parser, its English description)."""
     bodies = {
         "html": b"<!DOCTYPE html><html><body>Our news</body></html>",
         "json": b'{"items": []}',
@@ -152,64 +166,45 @@ def not_a_feed_errors() -> list[tuple[NotAFeedError, str, str]]:
     for kind, body in bodies.items():
         with pytest.raises(NotAFeedError) as caught:
             parse_feed(body, url=URL)
-        errors.append((caught.value, ENGLISH_DETAILS[kind], ""))
+        errors.append((caught.value, ENGLISH_WHAT[kind]))
     return errors
 
 
-@pytest.mark.parametrize(("error", "english", "value"), not_a_feed_errors())
-def test_not_a_feed_reply_and_import_reason(error: NotAFeedError, english: str, value: str) -> None:
-    assert error.key == "feed.not_a_feed"
-    assert t("en", error.key, **error.values) == (
+@pytest.mark.parametrize(("error", "english"), not_a_feed_errors())
+def test_not_a_feed_reply_and_reason(error: NotAFeedError, english: str) -> None:
+    assert failure_reply("en", error.failure) == (
         f"That address does not give a news feed (RSS, Atom or RDF): it is {english}. "
         "Look for an RSS or Atom link on the site."
     )
-    assert failure_reason("en", error.key, error.values) == f"not a feed: {english}"
-    zh = t("zh", error.key, **error.values)
-    assert zh.startswith("该地址不是新闻订阅源") and not english_words(zh, value), zh
-    short = failure_reason("zh", error.key, error.values)
-    assert short.startswith("不是订阅源：") and not english_words(short, value), short
+    assert failure_reason("en", error.failure) == f"not a feed: {english}"
+    zh = failure_reply("zh", error.failure)
+    assert zh.startswith("该地址不是新闻订阅源") and not english_words(zh), zh
+    short = failure_reason("zh", error.failure)
+    assert short.startswith("不是订阅源：") and not english_words(short), short
 
 
 def test_unreadable_document_names_the_parser_error_as_a_value() -> None:
-    error = NotAFeedError("unreadable", "ValueError")
-    test_not_a_feed_reply_and_import_reason(
-        error, "an unreadable document (ValueError)", "ValueError"
-    )
-    assert "无法读取" in t("zh", error.key, **error.values)
-
-
-def test_every_kind_has_a_text_in_both_languages() -> None:
-    for kind in NotAFeedError.KINDS:
-        error = NotAFeedError(kind, "ValueError" if kind == "unreadable" else "")
-        zh = t("zh", error.key, **error.values)
-        assert not english_words(zh, "ValueError"), zh
-        assert f"it is {kind}." not in t("en", error.key, **error.values)
+    failure = NotAFeedError("unreadable", "ValueError").failure
+    assert failure_reason("en", failure) == "not a feed: an unreadable document (ValueError)"
+    assert "无法读取" in failure_reply("zh", failure)
 
 
 def test_homepage_in_chinese() -> None:
     with pytest.raises(NotAFeedError) as caught:
         parse_feed(b"<!doctype html><html><head><title>Home</title></head></html>", url=URL)
-    assert t("zh", "feed.not_a_feed", **caught.value.values) == (
+    assert failure_reply("zh", caught.value.failure) == (
         "该地址不是新闻订阅源（RSS、Atom 或 RDF）：它是HTML 网页。请在网站上寻找 RSS 或 Atom 链接。"
-    )
-
-
-@pytest.mark.parametrize("english", sorted({*ENGLISH_DETAILS.values(), "empty document"}))
-def test_english_details_from_older_versions_are_translated(english: str) -> None:
-    zh = t("zh", "feed.not_a_feed", detail=english)
-    assert not english_words(zh), zh
-    assert english.removeprefix("an ").removeprefix("a ") in t(
-        "en", "feed.not_a_feed", detail=english
     )
 
 
 def test_import_summary_groups_failures_by_reason_in_chinese() -> None:
     report = ImportReport(total=5)
-    html = NotAFeedError("html")
+    html = NotAFeedError("html").failure
     for n in range(3):
-        report.failures.append(Failure(f"https://a.test/{n}", html.key, dict(html.values)))
-    report.failures.append(Failure("https://a.test/j", "feed.not_a_feed", {"detail": "json"}))
-    report.failures.append(Failure("https://a.test/x", "feed.connection", {"given": "x"}))
+        report.failures.append(Failure(f"https://a.test/{n}", feed_failure=html))
+    report.failures.append(Failure("https://a.test/j", feed_failure=NotAFeedError("json").failure))
+    connection = FeedFailure(FailureKind.CONNECTION)
+    report.failures.append(Failure("https://a.test/x", feed_failure=connection))
     zh = import_summary("zh", report)
     assert "<b>不是订阅源：HTML 网页</b>：3" in zh and "<b>不是订阅源：JSON 文档</b>：1" in zh
     assert "<b>连接失败</b>：1" in zh
@@ -218,6 +213,47 @@ def test_import_summary_groups_failures_by_reason_in_chinese() -> None:
     assert (
         "<b>not a feed: an HTML page</b>: 3" in en and "<b>not a feed: a JSON document</b>: 1" in en
     )
+
+
+# --- reasons stored by older versions -------------------------------------------------------
+
+LEGACY = {
+    "connection": "connection",
+    "too large": "too_large",
+    "too many redirects": "too_many_redirects",
+    "address not allowed": "address_not_allowed",
+    "dns": "dns",
+    "HTTP 404": "http_status:404",
+    "HTTP 503": "http_status:503",
+    "HTTP 410 Gone": "gone:410",
+    "not a feed": "not_a_feed",
+    "internal error": "internal",
+    "RecursionError": "internal:RecursionError",
+}
+
+
+async def test_the_migration_turns_stored_phrases_into_codes(tmp_path: Path) -> None:
+    path = str(tmp_path / "old.sqlite3")
+    store = await Store.open(path)
+    try:
+        await store.db.execute("DELETE FROM schema_migrations WHERE number >= 5")
+        for n, phrase in enumerate(LEGACY):
+            await store.db.execute(
+                "INSERT INTO feeds (url, last_error, created_at) VALUES (?, ?, 0)",
+                (f"https://f.test/{n}", phrase),
+            )
+    finally:
+        await store.close()
+    store = await Store.open(path)  # migration 0005 runs again, over the old phrases
+    try:
+        rows = await store.db.fetchall("SELECT url, last_error FROM feeds ORDER BY id")
+    finally:
+        await store.close()
+    assert [row[1] for row in rows] == list(LEGACY.values())
+    for code in LEGACY.values():
+        assert FeedFailure.from_code(code).kind is not FailureKind.INTERNAL or code.startswith(
+            "internal"
+        )
 
 
 # --- too long ------------------------------------------------------------------------------

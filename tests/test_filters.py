@@ -1,5 +1,5 @@
 """Keyword filters: parsing, normalization, matching rules, and the index agreeing with the
-one-chat search. Headlines come from the feeds in /work/shared/feeds/real-world and the seed
+one-chat search. Headlines come from the feeds in ../shared/feeds/real-world and the seed
 story shared/seed/voa-kremlin-20250226.md unless a comment says otherwise."""
 
 from __future__ import annotations

@@ -28,15 +28,16 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.delivery.format import format_alert
-from bot.feeds.check import parse_and_normalize
+from bot.errors import NotAFeedError
 from bot.feeds.entry import FUTURE_TOLERANCE_MS, MAX_TITLE_CHARS, normalize_entry
-from bot.feeds.parse import NotAFeedError
+from bot.feeds.pipeline import parse_and_normalize
 from bot.filters import Keyword, KeywordError, parse_keywords
 from bot.models import Entry
 from bot.summary import html_to_text, pick_body, summarize
 from tests.fakes.telegram_api import MESSAGE_LIMIT, parse_html, utf16_len
+from tests.paths import FIXTURES
 
-FEEDS = Path(__file__).resolve().parent / "fixtures" / "feeds"
+FEEDS = FIXTURES / "feeds"
 FEED_FILES = sorted(FEEDS.glob("*.xml"))
 NOW_MS = 1_740_787_200_000  # 2025-03-01T00:00:00Z
 FEED_URL = "https://feeds.test/news/rss.xml"
@@ -452,7 +453,7 @@ def skipped_entries() -> Iterator[list[logging.LogRecord]]:
         def emit(self, record: logging.LogRecord) -> None:
             records.append(record)
 
-    logger = logging.getLogger("bot.feeds.check")
+    logger = logging.getLogger("bot.feeds.pipeline")
     handler = Collect(logging.ERROR)
     logger.addHandler(handler)
     try:
@@ -498,14 +499,14 @@ def test_normalizer_on_mutated_feeds(document: bytes, content_type: str | None) 
         except NotAFeedError:
             return  # the one failure allowed; anything else fails the test
     assert skipped == [], "an entry was dropped (a lost story)"
-    assert len(parsed.feed.title) <= 200
-    assert is_single_line(parsed.feed.title)
+    assert len(parsed.document.title) <= 200
+    assert is_single_line(parsed.document.title)
     for entry in parsed.entries:
         check_entry(entry)
     # The stories as alerts: summary, then the message Telegram gets.
     for entry in parsed.entries[:10]:
         summary = check_summary(entry.lead_html)
-        check_alert(entry, summary, parsed.feed.title or FEED_URL, "UTC", None)
+        check_alert(entry, summary, parsed.document.title or FEED_URL, "UTC", None)
 
 
 @pytest.mark.parametrize("path", FEED_FILES, ids=lambda p: p.name)
@@ -523,7 +524,7 @@ def test_normalizer_on_each_real_feed(path: Path) -> None:
     assert parsed.entries
     for entry in parsed.entries:
         check_entry(entry)
-        check_alert(entry, check_summary(entry.lead_html), parsed.feed.title, "UTC", None)
+        check_alert(entry, check_summary(entry.lead_html), parsed.document.title, "UTC", None)
 
 
 # --- the alert formatter ----------------------------------------------------------------------

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import FeedCheck, Store
-from tests.conftest import REPO
+from bot.store import FeedUpdate, Store
+from tests.paths import REPO
 
 MINUTE_MS = 60_000
 
@@ -48,7 +48,7 @@ async def add_feed(store: Store, url: str, *, checked_ago_ms: int | None) -> Non
     if checked_ago_ms is not None:
         checked = now_ms() - checked_ago_ms
         await store.feeds.record_success(
-            feed_id, FeedCheck(now_ms=checked, next_check_at=checked + 5 * MINUTE_MS)
+            feed_id, FeedUpdate(now_ms=checked, next_check_at=checked + 5 * MINUTE_MS)
         )
 
 

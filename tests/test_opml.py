@@ -14,7 +14,7 @@ import pytest
 
 from bot.cli import ProgressBar, import_into
 from bot.config import Settings
-from bot.errors import UserError
+from bot.errors import FailureKind, FeedError, FeedFailure, NotAFeedError
 from bot.opml import (
     ImportReport,
     OpmlError,
@@ -24,11 +24,11 @@ from bot.opml import (
     import_feeds,
     parse_opml,
 )
+from bot.reports import import_summary
 from bot.store import Store
-from bot.store.stats import exported_feeds
-from bot.telegram.ops import import_summary
-from tests.conftest import FIXTURES, REPO, START_MS
+from tests.conftest import START_MS
 from tests.fakes.feed_server import FeedItem, FeedServer, rss_document
+from tests.paths import FIXTURES, REPO
 
 OPML_FIXTURE = FIXTURES / "opml" / "feeds.opml"
 FEED_FILES = {
@@ -129,7 +129,7 @@ async def test_export_then_import_into_another_chat_gives_the_same_subscriptions
     report = await import_into(store, settings, 1, imported.feeds)
     assert report.failures == [] and len(report.added) == len(FEED_FILES)
 
-    exported = await exported_feeds(store.db, 1)
+    exported = await store.stats.exported_feeds(1)
     data = build_opml(
         [OpmlFeed(f.url, f.title, site_url=f.site_url) for f in exported], title="Alice"
     )
@@ -180,9 +180,9 @@ async def test_imported_feeds_are_listed_in_the_files_order_not_the_order_checks
     # the feeds the chat already had; the failed feeds are reported as before.
     expected = [feed_server.url("/earlier.xml"), *urls]
     assert [s.feed_url for s in await store.chats.subscriptions(1)] == expected
-    assert [f.url for f in await exported_feeds(store.db, 1)] == expected
+    assert [f.url for f in await store.stats.exported_feeds(1)] == expected
     assert report.added == urls
-    assert sorted(f.key for f in report.failures) == ["feed.http_status", "feed.not_a_feed"]
+    assert sorted(f.reason[0] for f in report.failures) == ["http_status:404", "not_a_feed:html"]
 
 
 async def run_cli(*args: str, env: dict[str, str], stdin: bytes = b"") -> tuple[int, str, str]:
@@ -286,7 +286,7 @@ async def test_checks_go_on_past_a_slow_feed_and_writes_keep_the_files_order() -
         if url.endswith("/0"):  # the file's first feed: a slow failure
             await asyncio.sleep(0.3)
             slow_done.set()
-            raise UserError("feed.timeout", given=url)
+            raise FeedError(FeedFailure(FailureKind.TIMEOUT))
         await asyncio.sleep(0.005)
         if not slow_done.is_set():
             checked_meanwhile.append(url)
@@ -321,11 +321,11 @@ async def test_the_summary_groups_failures_by_reason_with_at_most_ten_examples()
         if number < 3:
             return Subscribed(created=number != 0)
         if number < 20:
-            raise UserError("feed.http_status", given=url, status=404)
+            raise FeedError(FeedFailure(FailureKind.HTTP_STATUS, status=404))
         if number < 25:
-            raise UserError("feed.dns", given=url)
+            raise FeedError(FeedFailure(FailureKind.DNS))
         if number < 27:
-            raise UserError("feed.not_a_feed", detail="an HTML page")
+            raise NotAFeedError("html")
         raise RuntimeError("a bug")
 
     feeds = [OpmlFeed(f"https://a.test/{n}") for n in range(28)]
@@ -464,7 +464,7 @@ def test_deep_nesting_is_no_problem() -> None:
 async def test_many_kinds_of_failure_still_fit_one_message() -> None:
     async def subscribe(url: str, *, turn: Turn) -> Subscribed:
         status = 400 + int(url.rsplit("/", 1)[1]) % 30  # thirty different reasons
-        raise UserError("feed.http_status", given=url + "/x" * 80, status=status)
+        raise FeedError(FeedFailure(FailureKind.HTTP_STATUS, status=status))
 
     report = await import_feeds(subscribe, [OpmlFeed(f"https://a.test/{n}") for n in range(90)])
     summary = import_summary("en", report)

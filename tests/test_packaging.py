@@ -21,7 +21,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from bot.config import DEFAULTS_PATH
-from tests.conftest import REPO
+from tests.paths import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
 # What .dockerignore keeps out of the build context that could sit inside bot/.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import unicodedata
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import feedparser
@@ -13,10 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.summary import html_to_text, pick_body, quote_bidi_controls, summarize
+from bot.summary import html_to_text, pick_body, summarize
+from bot.text import quote_bidi_controls
+from tests.paths import FIXTURES, SHARED
 
-FEEDS = Path(__file__).resolve().parent / "fixtures" / "feeds"
-CRAWL_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "feeds" / "crawl-sample"
+FEEDS = FIXTURES / "feeds"
+CRAWL_SAMPLE = SHARED / "feeds" / "crawl-sample"
 
 
 @cache
@@ -313,7 +314,7 @@ def test_real_world_summary(name: str, index: int, expected: str) -> None:
 
 
 def test_real_world_fixtures_are_byte_copies_of_shared_feeds() -> None:
-    shared = Path(__file__).resolve().parents[2] / "shared" / "feeds" / "real-world"
+    shared = SHARED / "feeds" / "real-world"
     if not shared.is_dir():
         pytest.skip("shared/feeds/real-world is not next to the project")
     for name in {name for name, _, _ in REAL_WORLD}:

@@ -1,20 +1,12 @@
-"""Telegram HTML messages: one escaper, the alert layout, Telegram's length limit."""
+"""The alert as Telegram HTML: its layout within Telegram's length limit (bot/text.py has
+the rules of the HTML and of the limit)."""
 
 from __future__ import annotations
 
-import html
-import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-MESSAGE_LIMIT = 4096  # characters after entity parsing (Telegram's limit for sendMessage)
-
-
-def escape(text: str) -> str:
-    """Escape feed-derived text for Telegram's HTML parse mode (text and attribute values)."""
-    return (
-        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-    )
+from bot.text import MESSAGE_LIMIT, clip, escape, utf16_len
 
 
 def format_time(epoch_ms: int, zone: str = "UTC") -> str:
@@ -29,23 +21,6 @@ SUMMARY_CAP = 3000
 FEED_CAP = 200
 LINK_CAP = 2048
 KEYWORD_CAP = 100
-
-
-def utf16_len(text: str) -> int:
-    """Length as Telegram counts it: UTF-16 code units (an emoji outside the BMP is 2)."""
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
-
-
-def clip(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` UTF-16 units, with "…" where cut."""
-    if utf16_len(text) <= limit:
-        return text
-    units = 0
-    for index, char in enumerate(text):
-        units += 2 if ord(char) > 0xFFFF else 1
-        if units > limit - 1:
-            return text[:index].rstrip() + "…"
-    return text
 
 
 def format_alert(
@@ -82,11 +57,3 @@ def format_alert(
     if keyword:
         lines.append(f"🔎 {escape(keyword)}")
     return "\n".join(lines)
-
-
-_TAG = re.compile(r"<[^>]+>")
-
-
-def html_to_plain(html_text: str) -> str:
-    """The same message without markup, for the rare message Telegram refuses to parse."""
-    return html.unescape(_TAG.sub("", html_text))

@@ -28,7 +28,6 @@ import logging
 import random
 import warnings
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -39,10 +38,12 @@ from telegram.warnings import PTBUserWarning
 
 from bot.clock import Clock
 from bot.config import DeliverySettings
-from bot.delivery.format import format_alert, html_to_plain
+from bot.delivery.format import format_alert
 from bot.delivery.outcome import OutcomeUnknown
 from bot.delivery.pacing import Pacer
 from bot.store import OutboxItem, Store, StoryText
+from bot.text import html_to_plain
+from bot.usecases.chats import Chats
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,6 @@ UNREACHABLE = (
     "peer_id_invalid",
 )
 
-# Told when a chat became unreachable (pause its subscriptions) or moved (group upgrade).
-ChatListener = Callable[[int], Awaitable[None]]
-
 
 @dataclass
 class SenderStats:
@@ -106,7 +104,7 @@ class Sender:
         pacer: Pacer | None = None,
         link_preview: bool = False,
         default_zone: str = "UTC",
-        on_unreachable: ChatListener | None = None,
+        chats: Chats | None = None,
         seed: int | None = None,
     ) -> None:
         self.store = store
@@ -115,7 +113,8 @@ class Sender:
         self.clock = clock
         self.link_preview = LinkPreviewOptions(is_disabled=not link_preview)
         self.default_zone = default_zone
-        self.on_unreachable = on_unreachable
+        # A chat that cannot be reached is paused, a migrated group moved, by their owner.
+        self.chats = chats or Chats(store, clock)
         self.stats = SenderStats()
         self.rng = random.Random(seed)
 
@@ -415,19 +414,15 @@ class Sender:
     async def _unreachable(self, item: OutboxItem, reason: str) -> None:
         chat_id = item.chat_id
         queued = self._queues.pop(chat_id, deque())
-        dropped = await self.store.chats.drop_pending(chat_id)
-        await self.store.chats.set_status(chat_id, "paused")
+        dropped = (await self.chats.pause(chat_id)).dropped
         self.stats.dropped += max(dropped, len(queued) + 1)
         await self._count("error.unreachable")
         log.warning("event=chat_unreachable chat=%d reason=%r dropped=%d", chat_id, reason, dropped)
-        if self.on_unreachable:
-            await self.on_unreachable(chat_id)
 
     async def _migrate(self, item: OutboxItem, new_chat_id: int) -> None:
         old = item.chat_id
-        await self.store.chats.migrate(old, new_chat_id)
+        await self.chats.migrate(old, new_chat_id)
         self.stats.migrated += 1
-        log.info("event=chat_migrated from=%d to=%d", old, new_chat_id)
         moved = [
             replace(i, chat_id=new_chat_id, chat_kind="supergroup")
             for i in [item, *self._queues.pop(old, deque())]

@@ -16,7 +16,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from bot.models import Entry
-from bot.summary import html_to_text, pick_body, quote_bidi_controls
+from bot.summary import html_to_text, pick_body
+from bot.text import quote_bidi_controls
 
 # A publication time this far past "now" is a misdated entry, not news from the future.
 FUTURE_TOLERANCE_MS = 10 * 60 * 1000

@@ -4,8 +4,8 @@ This is the only place the feed pipeline touches the network. A fetch sends the 
 validators (ETag, Last-Modified) so unchanged feeds cost a 304, follows redirects by hand
 so every hop is checked, stops reading at a size cap counted after decompression, and
 refuses to connect to this machine's own or private networks unless the operator allowed
-it. Every failure comes out as one FetchError whose `kind` the poller and the /subscribe
-handler can act on; nothing aiohttp-specific leaks out.
+it. Every failure comes out as one FeedError (bot/errors.py) whose failure the poller and
+the /subscribe handler can act on; nothing aiohttp-specific leaks out.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import ssl
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from enum import StrEnum
 from types import TracebackType
 
 import aiohttp
@@ -29,6 +28,7 @@ from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from bot.config import FetchSettings
+from bot.errors import FailureKind, FeedError, FeedFailure
 
 try:
     # Offer brotli only when aiohttp can decode it here, or servers may send bytes we
@@ -62,39 +62,17 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
 
 
-class FetchErrorKind(StrEnum):
-    INVALID_URL = "invalid_url"
-    BAD_SCHEME = "bad_scheme"
-    ADDRESS_NOT_ALLOWED = "address_not_allowed"
-    DNS = "dns"
-    CONNECTION = "connection"
-    TIMEOUT = "timeout"
-    TOO_LARGE = "too_large"
-    TOO_MANY_REDIRECTS = "too_many_redirects"
-    HTTP_STATUS = "http_status"
-    GONE = "gone"
-    TLS = "tls"
-
-
-class FetchError(Exception):
-    """A fetch failed; `kind` says how, `detail` is one line for logs."""
-
-    def __init__(
-        self,
-        kind: FetchErrorKind,
-        detail: str,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(kind, detail)
-        self.kind = kind
-        self.detail = detail
-        self.status = status
-        self.retry_after = retry_after
-
-    def __str__(self) -> str:
-        return f"{self.kind}: {self.detail}"
+def fetch_error(
+    kind: FailureKind,
+    log_detail: str,
+    *,
+    status: int | None = None,
+    detail: str = "",
+    retry_after: float | None = None,
+) -> FeedError:
+    """The one error a fetch raises: `kind` says how it failed, `log_detail` is for logs."""
+    failure = FeedFailure(kind, status=status, detail=detail)
+    return FeedError(failure, log_detail, retry_after=retry_after)
 
 
 @dataclass(frozen=True)
@@ -215,19 +193,19 @@ class GuardedResolver(AbstractResolver):
 def check_url(url: str) -> URL:
     """Parse a feed URL, refusing what the fetcher will never request."""
     if len(url) > MAX_URL_LENGTH:
-        raise FetchError(FetchErrorKind.INVALID_URL, f"URL longer than {MAX_URL_LENGTH} chars")
+        raise fetch_error(FailureKind.INVALID_URL, f"URL longer than {MAX_URL_LENGTH} chars")
     try:
         parsed = URL(url)
     except (ValueError, TypeError) as error:
-        raise FetchError(FetchErrorKind.INVALID_URL, f"unparsable URL: {error}") from None
+        raise fetch_error(FailureKind.INVALID_URL, f"unparsable URL: {error}") from None
     scheme = parsed.scheme.lower()
     if scheme not in _ALLOWED_SCHEMES:
-        raise FetchError(FetchErrorKind.BAD_SCHEME, f"scheme {scheme or '(none)'!r} not allowed")
+        raise fetch_error(FailureKind.BAD_SCHEME, f"scheme {scheme or '(none)'!r} not allowed")
     host = parsed.raw_host
     if not host:
-        raise FetchError(FetchErrorKind.INVALID_URL, "URL has no host")
+        raise fetch_error(FailureKind.INVALID_URL, "URL has no host")
     if literal_address(host) is None and not _HOSTNAME.fullmatch(host):
-        raise FetchError(FetchErrorKind.INVALID_URL, f"bad host name {host!r}")
+        raise fetch_error(FailureKind.INVALID_URL, f"bad host name {host!r}")
     return parsed
 
 
@@ -235,16 +213,14 @@ def _check_literal_host(url: URL) -> None:
     """Refuse a host written as an IP address; aiohttp connects those without a lookup."""
     address = literal_address(url.raw_host or "")
     if address is not None and not is_public_address(address):
-        raise FetchError(FetchErrorKind.ADDRESS_NOT_ALLOWED, f"address {address} not allowed")
+        raise fetch_error(FailureKind.ADDRESS_NOT_ALLOWED, f"address {address} not allowed")
 
 
 def _redirect_target(current: URL, location: str) -> URL:
     try:
         target = current.join(URL(location))
     except (ValueError, TypeError) as error:
-        raise FetchError(
-            FetchErrorKind.INVALID_URL, f"bad redirect {location!r}: {error}"
-        ) from None
+        raise fetch_error(FailureKind.INVALID_URL, f"bad redirect {location!r}: {error}") from None
     return check_url(str(target))
 
 
@@ -299,18 +275,18 @@ def body_digest(body: bytes) -> str:
 # --- error mapping --------------------------------------------------------------------
 
 
-def _client_error(error: aiohttp.ClientError) -> FetchError:
-    """One FetchError for whatever aiohttp raised."""
+def _client_error(error: aiohttp.ClientError) -> FeedError:
+    """One FeedError for whatever aiohttp raised."""
     detail = str(error) or type(error).__name__
     if isinstance(error, aiohttp.ClientConnectorDNSError):
         if isinstance(error.os_error, AddressNotAllowedError):
-            return FetchError(FetchErrorKind.ADDRESS_NOT_ALLOWED, str(error.os_error))
-        return FetchError(FetchErrorKind.DNS, detail)
+            return fetch_error(FailureKind.ADDRESS_NOT_ALLOWED, str(error.os_error))
+        return fetch_error(FailureKind.DNS, detail)
     if isinstance(error, aiohttp.ClientSSLError) or isinstance(error.__cause__, ssl.SSLError):
-        return FetchError(FetchErrorKind.TLS, detail)
+        return fetch_error(FailureKind.TLS, detail)
     if isinstance(error, aiohttp.InvalidURL):
-        return FetchError(FetchErrorKind.INVALID_URL, detail)
-    return FetchError(FetchErrorKind.CONNECTION, detail)
+        return fetch_error(FailureKind.INVALID_URL, detail)
+    return fetch_error(FailureKind.CONNECTION, detail)
 
 
 # --- the fetcher ----------------------------------------------------------------------
@@ -398,7 +374,7 @@ class Fetcher:
         last_modified: str | None = None,
         body_hash: str | None = None,
     ) -> FetchResult:
-        """GET one feed. Raises FetchError; never returns a failed response."""
+        """GET one feed. Raises FeedError; never returns a failed response."""
         target = check_url(url)
         session = self._open_session()
         validators = _Validators(etag, last_modified, body_hash)
@@ -407,7 +383,7 @@ class Fetcher:
                 return await self._follow(session, target, validators)
         except TimeoutError as error:
             detail = str(error) or f"no answer within {self._settings.total_timeout} s in all"
-            raise FetchError(FetchErrorKind.TIMEOUT, detail) from error
+            raise fetch_error(FailureKind.TIMEOUT, detail) from error
         except aiohttp.ClientError as error:
             raise _client_error(error) from error
 
@@ -429,15 +405,15 @@ class Fetcher:
                     return await self._result(response, current, validators, moved)
                 location = response.headers.get(hdrs.LOCATION)
                 if not location:
-                    raise FetchError(
-                        FetchErrorKind.HTTP_STATUS,
+                    raise fetch_error(
+                        FailureKind.HTTP_STATUS,
                         f"HTTP {response.status} without Location",
                         status=response.status,
                     )
                 hops += 1
                 if hops > self._settings.max_redirects:
-                    raise FetchError(
-                        FetchErrorKind.TOO_MANY_REDIRECTS,
+                    raise fetch_error(
+                        FailureKind.TOO_MANY_REDIRECTS,
                         f"more than {self._settings.max_redirects} redirects",
                     )
                 all_permanent = all_permanent and response.status in _PERMANENT_REDIRECT_STATUSES
@@ -452,15 +428,15 @@ class Fetcher:
     ) -> FetchResult:
         status = response.status
         if status == 410:
-            raise FetchError(FetchErrorKind.GONE, "HTTP 410 Gone", status=status)
+            raise fetch_error(FailureKind.GONE, "HTTP 410 Gone", status=status)
         if status != 304 and not 200 <= status < 300:
             retry_after = None
             if status in _RETRY_AFTER_STATUSES:
                 retry_after = parse_retry_after(
                     response.headers.get(hdrs.RETRY_AFTER), _server_now(response)
                 )
-            raise FetchError(
-                FetchErrorKind.HTTP_STATUS,
+            raise fetch_error(
+                FailureKind.HTTP_STATUS,
                 f"HTTP {status}",
                 status=status,
                 retry_after=retry_after,
@@ -493,8 +469,10 @@ class Fetcher:
         # for identity bodies; encoded ones are counted as they inflate.
         if encoding == "identity" and declared is not None and declared > cap:
             response.close()
-            raise FetchError(
-                FetchErrorKind.TOO_LARGE, f"Content-Length {declared} above cap of {cap} bytes"
+            raise fetch_error(
+                FailureKind.TOO_LARGE,
+                f"Content-Length {declared} above cap of {cap} bytes",
+                detail=str(cap),
             )
         chunks: list[bytes] = []
         total = 0
@@ -503,8 +481,10 @@ class Fetcher:
             if total > cap:
                 # close(), not release(): drop the connection instead of draining the rest.
                 response.close()
-                raise FetchError(
-                    FetchErrorKind.TOO_LARGE, f"body passed the cap of {cap} bytes ({total} read)"
+                raise fetch_error(
+                    FailureKind.TOO_LARGE,
+                    f"body passed the cap of {cap} bytes ({total} read)",
+                    detail=str(cap),
                 )
             chunks.append(chunk)
         return b"".join(chunks)

@@ -186,27 +186,10 @@ def _falling_root(
     """x where a non-increasing function crosses 0: bracket from `start` by doubling steps,
     then regula falsi (Illinois variant) with bisection as the safeguard. The function may
     be flat at its ends (every feed at a bound); the crossing is then any point of it."""
-    low, high = start, start
     value = function(start)
     if value == 0.0:
         return start
-    step = 1.0
-    if value > 0:  # too many requests: a larger k slows the feeds
-        low_value = value
-        while True:
-            high = low + step
-            high_value = function(high)
-            if high_value <= 0 or step > 64:
-                break
-            low, low_value, step = high, high_value, step * 2
-    else:
-        high_value = value
-        while True:
-            low = high - step
-            low_value = function(low)
-            if low_value >= 0 or step > 64:
-                break
-            high, high_value, step = low, low_value, step * 2
+    low, low_value, high, high_value = _bracket(function, start, value)
     if low_value <= 0:  # the budget cannot be spent even at the smallest k: closest end
         return low
     if high_value >= 0:
@@ -232,6 +215,29 @@ def _falling_root(
                 low_value /= 2
             side = -1
     return (low + high) / 2
+
+
+def _bracket(
+    function: Callable[[float], float], start: float, value: float
+) -> tuple[float, float, float, float]:
+    """(low, f(low), high, f(high)) around the crossing, found from `start` (where f is
+    `value`) by steps that double, up to 64."""
+    step = 1.0
+    if value > 0:  # too many requests: a larger k slows the feeds
+        low, low_value = start, value
+        while True:
+            high = low + step
+            high_value = function(high)
+            if high_value <= 0 or step > 64:
+                return low, low_value, high, high_value
+            low, low_value, step = high, high_value, step * 2
+    high, high_value = start, value
+    while True:
+        low = high - step
+        low_value = function(low)
+        if low_value >= 0 or step > 64:
+            return low, low_value, high, high_value
+        high, high_value, step = low, low_value, step * 2
 
 
 def _clamped(value: float, low: float, high: float) -> float:

@@ -17,37 +17,25 @@ from urllib.parse import urljoin
 
 import feedparser
 
-from bot.errors import UserError
-from bot.summary import html_to_text, quote_bidi_controls
+from bot.errors import NotAFeedError
+from bot.summary import html_to_text
+from bot.text import quote_bidi_controls
 
 # feedparser keeps a per-document bozo exception; these mean "recovered", not "not a feed".
 _TTL_MAX_MINUTES = 7 * 24 * 60
 
 
-class NotAFeedError(UserError):
-    """The document is not RSS, Atom or RDF (an HTML page, JSON, an image…).
-
-    `kind` says what it is instead, as a code the texts translate (bot/telegram/i18n.py):
-    html, json, empty, other, or unreadable (feedparser failed on it; `cause` names how).
-    """
-
-    KINDS = ("html", "json", "empty", "other", "unreadable")
-
-    def __init__(self, kind: str = "other", cause: str = "") -> None:
-        values = {"detail": kind, "cause": cause} if cause else {"detail": kind}
-        super().__init__("feed.not_a_feed", **values)
-        self.kind = kind
-
-
 @dataclass(frozen=True)
-class ParsedFeed:
+class FeedDocument:
+    """What feedparser read: the feed's own metadata and its raw entries."""
+
     title: str
     site_url: str
     entries: list[dict[str, Any]] = field(repr=False)
     ttl_seconds: int | None = None  # the feed's <ttl> hint
 
 
-def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
+def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> FeedDocument:
     """Parse one fetched document. Raises NotAFeedError when it is not a feed at all.
 
     A broken feed that still yields entries (bad bytes, truncated XML) is accepted, as
@@ -75,7 +63,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     if not version and not entries:
         raise NotAFeedError(_why_not_a_feed(body, result))
     meta = result.get("feed") or {}
-    return ParsedFeed(
+    return FeedDocument(
         title=_clean_title(meta.get("title") or ""),
         site_url=_absolute(url, meta.get("link") or ""),
         entries=entries,
@@ -286,7 +274,7 @@ _HTML_START = re.compile(rb"^\s*(<!doctype\s+html|<html)", re.IGNORECASE)
 
 
 def _why_not_a_feed(body: bytes, result: Any) -> str:
-    """What the document is instead: a NotAFeedError kind."""
+    """What the document is instead: one of bot.errors.NOT_A_FEED_KINDS."""
     head = body[:1024].lstrip(b"\xef\xbb\xbf")
     if not head.strip():
         return "empty"

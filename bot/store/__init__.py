@@ -7,29 +7,34 @@ NOTHING RETURNING), so a PostgreSQL backend can later sit behind the same interf
 
 from __future__ import annotations
 
-from bot.store.chats import Chat, ChatStore, Recipient, Subscription
+from bot.store.chats import Chat, ChatStore, Paused, Subscription
 from bot.store.db import Database, DatabaseLockedError, DatabaseLostError
-from bot.store.feeds import Feed, FeedCheck, FeedStore
+from bot.store.feeds import Feed, FeedStore, FeedUpdate
 from bot.store.imports import ImportStore, UnfinishedImport
 from bot.store.outbox import OutboxItem, OutboxStore, StoryText
-from bot.store.stories import CheckOutcome, Delivery, NewStory, StoryStore
+from bot.store.stats import CheckActivity, ExportedFeed, Stats, StatsStore
+from bot.store.stories import CheckUnit, FeedState, QueuedAlert, StoryStore
 
 __all__ = [
     "Chat",
     "ChatStore",
-    "CheckOutcome",
+    "CheckActivity",
+    "CheckUnit",
     "Database",
     "DatabaseLockedError",
     "DatabaseLostError",
-    "Delivery",
+    "ExportedFeed",
     "Feed",
-    "FeedCheck",
+    "FeedState",
     "FeedStore",
+    "FeedUpdate",
     "ImportStore",
-    "NewStory",
     "OutboxItem",
     "OutboxStore",
-    "Recipient",
+    "Paused",
+    "QueuedAlert",
+    "Stats",
+    "StatsStore",
     "Store",
     "StoryStore",
     "StoryText",
@@ -48,10 +53,13 @@ class Store:
         self.stories = StoryStore(db)
         self.outbox = OutboxStore(db)
         self.imports = ImportStore(db)
+        self.stats = StatsStore(db)
 
     @classmethod
-    async def open(cls, path: str, *, exclusive: bool = True) -> Store:
-        return cls(await Database.open(path, exclusive=exclusive))
+    async def open(cls, path: str, *, exclusive: bool = True, read_only: bool = False) -> Store:
+        """exclusive=False skips the process lock; read_only opens without migrating, for a
+        reader beside a running bot (healthcheck, export-opml)."""
+        return cls(await Database.open(path, exclusive=exclusive, read_only=read_only))
 
     async def close(self) -> None:
         await self.db.close()

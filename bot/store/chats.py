@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.store.db import Database
+from bot.errors import FeedFailure
+from bot.filters import Keyword
+from bot.store.db import Database, Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,19 @@ class Subscription:
     feed_error: str | None
     given_url: str  # the address typed at /subscribe ("" before migration 0002)
 
+    @property
+    def feed_failure(self) -> FeedFailure | None:
+        """Why the feed's last check failed, when it did."""
+        return FeedFailure.from_code(self.feed_error) if self.feed_error else None
+
+
+@dataclass(frozen=True, slots=True)
+class Paused:
+    """What pausing a chat did."""
+
+    changed: bool  # False: the chat was paused already
+    dropped: int  # its queued messages, dropped
+
 
 @dataclass(frozen=True, slots=True)
 class DailyDigest:
@@ -51,13 +66,6 @@ class DailyDigest:
     # next_digest_at as read when the digest was made. A schedule changed meanwhile
     # (/digest at, /digest off while 10,000 digests render) keeps its new value.
     scheduled_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    chat_id: int
-    thread_id: int | None
-    mode: str
 
 
 _CHAT_COLUMNS = (
@@ -86,26 +94,40 @@ class ChatStore:
         row = await self.db.fetchone(f"SELECT {_CHAT_COLUMNS} FROM chats WHERE id = ?", (chat_id,))
         return Chat(*row) if row else None
 
-    async def set_status(self, chat_id: int, status: str) -> bool:
-        """Pause (blocked, removed) or resume a chat. True when the status changed."""
+    async def resume(self, chat_id: int) -> bool:
+        """The chat can be reached again. True when it had been paused."""
         changed = await self.db.execute(
-            "UPDATE chats SET status = ? WHERE id = ? AND status != ?", (status, chat_id, status)
+            "UPDATE chats SET status = 'active' WHERE id = ? AND status != 'active'", (chat_id,)
         )
         return changed > 0
 
-    async def drop_pending(self, chat_id: int) -> int:
-        """Queued messages for a chat that can no longer receive them. Returns how many."""
-        return await self.db.execute(
-            "UPDATE outbox SET status = 'dropped', last_error = 'chat unreachable'"
-            " WHERE chat_id = ? AND status = 'pending'",
-            (chat_id,),
-        )
+    async def pause(self, chat_id: int) -> Paused:
+        """The chat can no longer be reached (blocked, removed): pause it and drop the
+        messages queued for it, in one transaction. The status is written first: nothing
+        queues for a paused chat (routing, digests and notices read active chats only), so
+        once this commits no message for it can be left pending. Rows queued before it
+        was paused are dropped even when it was paused already."""
+        async with self.db.transaction() as conn:
+            changed = await conn.execute(
+                "UPDATE chats SET status = 'paused' WHERE id = ? AND status != 'paused'",
+                (chat_id,),
+            )
+            dropped = await conn.execute(
+                "UPDATE outbox SET status = 'dropped', last_error = 'chat unreachable'"
+                " WHERE chat_id = ? AND status = 'pending'",
+                (chat_id,),
+            )
+        return Paused(changed > 0, dropped)
 
     async def migrate(self, old_id: int, new_id: int) -> None:
-        """A group became a supergroup: everything of the old id moves to the new one."""
+        """A group became a supergroup: everything of the old id moves to the new one.
+
+        But an unfinished import's row (bot/store/imports.py): its progress message is in
+        the old group, which no edit reaches after the upgrade, and the new group's message
+        of the same number is another one (the next start would overwrite it).
+        """
         async with self.db.transaction() as conn:
-            cursor = await conn.execute("SELECT 1 FROM chats WHERE id = ?", (new_id,))
-            if await cursor.fetchone():
+            if await conn.fetchone("SELECT 1 FROM chats WHERE id = ?", (new_id,)):
                 # The new id already exists (a message from the supergroup arrived first):
                 # move what it lacks, then drop the old chat.
                 await conn.execute(
@@ -137,12 +159,12 @@ class ChatStore:
     ) -> bool:
         """True when the subscription is new, False when the chat already had it."""
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(
+            row = await conn.fetchone(
                 "INSERT INTO subscriptions (chat_id, feed_id, thread_id, created_at, given_url)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (chat_id, feed_id) DO NOTHING RETURNING id",
                 (chat_id, feed_id, thread_id, now_ms, given_url),
             )
-            return await cursor.fetchone() is not None
+            return row is not None
 
     async def subscriptions(self, chat_id: int) -> list[Subscription]:
         """The chat's subscriptions in /list order (oldest first; numbers start at 1)."""
@@ -175,27 +197,26 @@ class ChatStore:
 
     # --- keywords ----------------------------------------------------------------------
 
-    async def keywords(self, chat_id: int) -> list[tuple[str, bool]]:
+    async def keywords(self, chat_id: int) -> list[Keyword]:
+        """The chat's keyword filter, in the order it was written."""
         rows = await self.db.fetchall(
             "SELECT text, exclude FROM keywords WHERE chat_id = ? ORDER BY position", (chat_id,)
         )
-        return [(row[0], bool(row[1])) for row in rows]
+        return [Keyword(row[0], bool(row[1])) for row in rows]
 
-    async def all_keywords(self) -> dict[int, list[tuple[str, bool]]]:
+    async def all_keywords(self) -> dict[int, list[Keyword]]:
+        """Every chat's keyword filter (chats without one are absent)."""
         rows = await self.db.fetchall(
             "SELECT chat_id, text, exclude FROM keywords ORDER BY chat_id, position"
         )
-        result: dict[int, list[tuple[str, bool]]] = {}
-        for chat_id, text, exclude in rows:
-            result.setdefault(chat_id, []).append((text, bool(exclude)))
-        return result
+        return _keywords_by_chat(rows)
 
-    async def set_keywords(self, chat_id: int, keywords: list[tuple[str, bool]]) -> None:
+    async def set_keywords(self, chat_id: int, keywords: Sequence[Keyword]) -> None:
         async with self.db.transaction() as conn:
             await conn.execute("DELETE FROM keywords WHERE chat_id = ?", (chat_id,))
             await conn.executemany(
                 "INSERT INTO keywords (chat_id, position, text, exclude) VALUES (?, ?, ?, ?)",
-                [(chat_id, i, text, int(exclude)) for i, (text, exclude) in enumerate(keywords)],
+                [(chat_id, i, text, int(ex)) for i, (text, ex) in enumerate(keywords)],
             )
 
     # --- digest ------------------------------------------------------------------------
@@ -242,20 +263,18 @@ class ChatStore:
                 result[chat_id][feed_id] = mode
         return result
 
-    async def keywords_of(self, chat_ids: list[int]) -> dict[int, list[tuple[str, bool]]]:
+    async def keywords_of(self, chat_ids: list[int]) -> dict[int, list[Keyword]]:
         """Keyword filters of many chats at once (chats without one are absent)."""
-        result: dict[int, list[tuple[str, bool]]] = {}
+        rows: list[Row] = []
         for start in range(0, len(chat_ids), 900):
             chunk = chat_ids[start : start + 900]
             marks = ",".join("?" * len(chunk))
-            rows = await self.db.fetchall(
+            rows += await self.db.fetchall(
                 f"SELECT chat_id, text, exclude FROM keywords WHERE chat_id IN ({marks})"
                 " ORDER BY chat_id, position",
                 chunk,
             )
-            for chat_id, text, exclude in rows:
-                result.setdefault(chat_id, []).append((text, bool(exclude)))
-        return result
+        return _keywords_by_chat(rows)
 
     async def record_daily_digests(self, digests: Sequence[DailyDigest], now_ms: int) -> None:
         """Queue daily digests and move their chats' schedules on, in one transaction: a
@@ -286,11 +305,10 @@ class ChatStore:
             (next_due_ms, chat_id, scheduled_ms),
         )
 
-    async def recipients(self, feed_id: int) -> list[Recipient]:
-        """Active chats subscribed to a feed, with the topic and mode of each subscription."""
-        rows = await self.db.fetchall(
-            "SELECT s.chat_id, s.thread_id, s.mode FROM subscriptions s JOIN chats c"
-            " ON c.id = s.chat_id WHERE s.feed_id = ? AND c.status = 'active'",
-            (feed_id,),
-        )
-        return [Recipient(*row) for row in rows]
+
+def _keywords_by_chat(rows: Sequence[Row]) -> dict[int, list[Keyword]]:
+    """(chat_id, text, exclude) rows, in position order, as each chat's keywords."""
+    result: dict[int, list[Keyword]] = {}
+    for chat_id, text, exclude in rows:
+        result.setdefault(chat_id, []).append(Keyword(text, bool(exclude)))
+    return result

@@ -22,13 +22,15 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import aiosqlite
+
+from bot.errors import DatabaseLockedError, DatabaseLostError
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +41,34 @@ SQLITE_READONLY = 8
 SQLITE_IOERR = 10
 
 
-class DatabaseLockedError(Exception):
-    """Another news-notifier process holds this database."""
+Params = Sequence[Any]
+Row = Sequence[Any]
 
 
-class DatabaseLostError(Exception):
-    """The database file can no longer keep what is written to it: deleted, replaced, or
-    its storage became read-only while the bot ran. Nothing more may be accepted."""
+class Connection:
+    """The few calls the store makes inside a transaction or a read: plain SQL with `?`
+    parameters, rows as sequences. A second backend implements this same surface."""
 
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"database {path}: {problem}")
-        self.path = path
-        self.problem = problem
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        cursor = await self._conn.execute(sql, params)
+        return list(await cursor.fetchall())
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        cursor = await self._conn.execute(sql, params)
+        return await cursor.fetchone()
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        cursor = await self._conn.execute(sql, params)
+        return cursor.rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        await self._conn.executemany(sql, rows)
 
 
 def migrations(folder: str = "migrations") -> list[tuple[int, str, str]]:
@@ -73,6 +91,7 @@ class Database:
 
     def __init__(self, conn: aiosqlite.Connection, path: str, lock_file: IO[bytes] | None):
         self._conn = conn
+        self._wrapped = Connection(conn)
         self.path = path
         self._lock_file = lock_file
         self._lock = asyncio.Lock()
@@ -132,8 +151,9 @@ class Database:
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
-            cursor = await conn.execute("SELECT COALESCE(MAX(number), 0) FROM schema_migrations")
-            (current,) = await cursor.fetchone()  # type: ignore[misc]
+            (current,) = await conn.fetchone(  # type: ignore[misc]
+                "SELECT COALESCE(MAX(number), 0) FROM schema_migrations"
+            )
             for number, name, sql in migrations():
                 if number <= current:
                     continue
@@ -147,7 +167,7 @@ class Database:
                 )
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         """One write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on any error).
 
         Cancellation-safe: aiosqlite runs a statement on its thread even when the awaiting
@@ -159,7 +179,7 @@ class Database:
             self._raise_if_lost()
             try:
                 await self._conn.execute("BEGIN IMMEDIATE")
-                yield self._conn
+                yield self._wrapped
                 # The last moment to refuse: committed into a deleted file, it is lost.
                 self._check_identity()
             except BaseException as error:
@@ -179,11 +199,11 @@ class Database:
             pass
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def read(self) -> AsyncIterator[Connection]:
         """Reads that must not run inside another coroutine's open transaction."""
         async with self._lock:
             self._raise_if_lost()  # a lost file's answers describe a database nobody has
-            yield self._conn
+            yield self._wrapped
 
     # --- a database file that went away -------------------------------------------------
 
@@ -241,21 +261,18 @@ class Database:
                 self.on_lost(self.lost)
         return self.lost
 
-    async def fetchall(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         async with self.read() as conn:
-            cursor = await conn.execute(sql, params)
-            return list(await cursor.fetchall())
+            return await conn.fetchall(sql, params)
 
-    async def fetchone(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         async with self.read() as conn:
-            cursor = await conn.execute(sql, params)
-            return await cursor.fetchone()
+            return await conn.fetchone(sql, params)
 
-    async def execute(self, sql: str, params: tuple | dict = ()) -> int:
+    async def execute(self, sql: str, params: Params = ()) -> int:
         """One statement in its own transaction; returns the number of rows changed."""
         async with self.transaction() as conn:
-            cursor = await conn.execute(sql, params)
-            return cursor.rowcount
+            return await conn.execute(sql, params)
 
     async def close(self) -> None:
         """Close the connection (its thread too, so the process can exit) and the lock."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
-import aiosqlite
+from bot.errors import FailureKind, FeedFailure
+from bot.store.db import Connection, Database, Row
 
-from bot.store.db import Database
+GONE = FeedFailure(FailureKind.GONE, status=410)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,13 +26,18 @@ class Feed:
     last_success_at: int | None
     consecutive_failures: int
     failing_since: int | None
-    last_error: str | None
+    last_error: str | None  # a FeedFailure's code (bot/errors.py)
     primed_at: int | None
     newest_timestamp_id: int | None
 
     @property
     def display_title(self) -> str:
         return self.title or self.url
+
+    @property
+    def failure(self) -> FeedFailure | None:
+        """Why the last check failed, when it did."""
+        return FeedFailure.from_code(self.last_error) if self.last_error else None
 
 
 _COLUMNS = (
@@ -42,12 +47,12 @@ _COLUMNS = (
 )
 
 
-def _feed(row: sqlite3.Row) -> Feed:
+def _feed(row: Row) -> Feed:
     return Feed(*row)
 
 
 @dataclass(frozen=True, slots=True)
-class FeedCheck:
+class FeedUpdate:
     """What a successful check writes to its feed row."""
 
     now_ms: int
@@ -61,34 +66,35 @@ class FeedCheck:
     new_body: bool = False  # False: 304 or identical body, validators kept as they were
 
 
-async def apply_success(conn: aiosqlite.Connection, feed_id: int, check: FeedCheck) -> bool:
+async def apply_success(conn: Connection, feed_id: int, update: FeedUpdate) -> bool:
     """Write a successful check; returns True when the feed had been paused (it recovered)."""
-    cursor = await conn.execute("SELECT status FROM feeds WHERE id = ?", (feed_id,))
-    row = await cursor.fetchone()
+    row = await conn.fetchone("SELECT status FROM feeds WHERE id = ?", (feed_id,))
     was_paused = bool(row and row[0] == "paused")
+    new = 1 if update.new_body else 0  # a 304 or an identical body keeps the validators
     await conn.execute(
-        "UPDATE feeds SET last_checked_at = :now, last_success_at = :now,"
-        " next_check_at = :next, hint_seconds = :hint, consecutive_failures = 0,"
-        " failing_since = NULL, last_error = NULL,"
+        "UPDATE feeds SET last_checked_at = ?, last_success_at = ?, next_check_at = ?,"
+        " hint_seconds = ?, consecutive_failures = 0, failing_since = NULL, last_error = NULL,"
         " status = CASE WHEN status = 'paused' THEN 'active' ELSE status END,"
-        " etag = CASE WHEN :new THEN :etag ELSE etag END,"
-        " last_modified = CASE WHEN :new THEN :lm ELSE last_modified END,"
-        " body_hash = CASE WHEN :new THEN :hash ELSE body_hash END,"
-        " title = CASE WHEN :title IS NOT NULL AND :title != '' THEN :title ELSE title END,"
-        " site_url = COALESCE(:site, site_url)"
-        " WHERE id = :id",
-        {
-            "now": check.now_ms,
-            "next": check.next_check_at,
-            "hint": check.hint_seconds,
-            "new": check.new_body,
-            "etag": check.etag,
-            "lm": check.last_modified,
-            "hash": check.body_hash,
-            "title": check.title,
-            "site": check.site_url,
-            "id": feed_id,
-        },
+        " etag = CASE WHEN ? = 1 THEN ? ELSE etag END,"
+        " last_modified = CASE WHEN ? = 1 THEN ? ELSE last_modified END,"
+        " body_hash = CASE WHEN ? = 1 THEN ? ELSE body_hash END,"
+        " title = COALESCE(?, title), site_url = COALESCE(?, site_url)"
+        " WHERE id = ?",
+        (
+            update.now_ms,
+            update.now_ms,
+            update.next_check_at,
+            update.hint_seconds,
+            new,
+            update.etag,
+            new,
+            update.last_modified,
+            new,
+            update.body_hash,
+            update.title or None,
+            update.site_url or None,
+            feed_id,
+        ),
     )
     return was_paused
 
@@ -108,17 +114,15 @@ class FeedStore:
     async def add(self, url: str, *, title: str, site_url: str, now_ms: int) -> int:
         """The feed's id, creating the row when the URL is new."""
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(
+            row = await conn.fetchone(
                 "INSERT INTO feeds (url, title, site_url, next_check_at, created_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (url) DO NOTHING RETURNING id",
                 (url, title, site_url, now_ms, now_ms),
             )
-            row = await cursor.fetchone()
-            if row:
-                return int(row[0])
-            cursor = await conn.execute("SELECT id FROM feeds WHERE url = ?", (url,))
-            (feed_id,) = await cursor.fetchone()  # type: ignore[misc]
-            return int(feed_id)
+            if row is None:
+                row = await conn.fetchone("SELECT id FROM feeds WHERE url = ?", (url,))
+            assert row is not None
+            return int(row[0])
 
     async def due(self, now_ms: int, limit: int) -> list[Feed]:
         """Active feeds with subscribers whose next check time has come, most overdue first."""
@@ -137,34 +141,39 @@ class FeedStore:
         )
         return row[0] if row else None
 
-    async def record_success(self, feed_id: int, check: FeedCheck) -> bool:
+    async def record_success(self, feed_id: int, update: FeedUpdate) -> bool:
         """A check that answered (304, identical body, or parsed). True when it had been paused."""
         async with self.db.transaction() as conn:
-            return await apply_success(conn, feed_id, check)
+            return await apply_success(conn, feed_id, update)
 
     async def record_failure(
-        self, feed_id: int, *, error: str, now_ms: int, next_check_at: int, pause_after_ms: int
+        self,
+        feed_id: int,
+        failure: FeedFailure,
+        *,
+        now_ms: int,
+        next_check_at: int,
+        pause_after_ms: int,
     ) -> bool:
         """Count one failure. Returns True when this failure paused the feed."""
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(
+            row = await conn.fetchone(
                 "UPDATE feeds SET last_checked_at = ?, next_check_at = ?, last_error = ?,"
                 " consecutive_failures = consecutive_failures + 1,"
                 " failing_since = COALESCE(failing_since, ?) WHERE id = ?"
                 " RETURNING failing_since, status",
-                (now_ms, next_check_at, error[:500], now_ms, feed_id),
+                (now_ms, next_check_at, failure.code[:500], now_ms, feed_id),
             )
-            row = await cursor.fetchone()
             if not row or row[1] != "active" or now_ms - row[0] < pause_after_ms:
                 return False
             await conn.execute("UPDATE feeds SET status = 'paused' WHERE id = ?", (feed_id,))
             return True
 
     async def mark_gone(self, feed_id: int, *, now_ms: int) -> None:
+        """The feed answered 410 Gone: it is never checked again."""
         await self.db.execute(
-            "UPDATE feeds SET status = 'gone', last_checked_at = ?, last_error = 'HTTP 410 Gone'"
-            " WHERE id = ?",
-            (now_ms, feed_id),
+            "UPDATE feeds SET status = 'gone', last_checked_at = ?, last_error = ? WHERE id = ?",
+            (now_ms, GONE.code, feed_id),
         )
 
     async def resume(self, feed_id: int, *, now_ms: int) -> bool:
@@ -179,8 +188,7 @@ class FeedStore:
     async def change_url(self, feed_id: int, new_url: str) -> bool:
         """Follow a permanent redirect, unless another feed row already has that URL."""
         async with self.db.transaction() as conn:
-            cursor = await conn.execute("SELECT 1 FROM feeds WHERE url = ?", (new_url,))
-            if await cursor.fetchone():
+            if await conn.fetchone("SELECT 1 FROM feeds WHERE url = ?", (new_url,)):
                 return False
             await conn.execute("UPDATE feeds SET url = ? WHERE id = ?", (new_url, feed_id))
             return True

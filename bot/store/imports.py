@@ -1,5 +1,5 @@
 """Imports in progress: the message each one edits, so that the next start can tell the
-chat of an import that a kill cut short (bot/telegram/ops.py)."""
+chat of an import that a kill cut short (bot/telegram/files.py)."""
 
 from __future__ import annotations
 

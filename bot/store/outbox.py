@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.clock import HOUR_MS
 from bot.store.db import Database
-
-HOUR_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,13 @@
-"""Read-only reports over the whole store: the operators' /stats and a chat's OPML export."""
+"""Read-only reports over the whole store: the operators' /stats, a chat's OPML export and
+the healthcheck's question (are feeds being checked?)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 
+from bot.clock import DAY_MS, HOUR_MS
 from bot.store.db import Database
-
-DAY_MS = 86_400_000
-HOUR_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,38 +52,72 @@ _SENT_SINCE = "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND sent_at >= 
 _COUNTERS_SINCE = "SELECT name, SUM(count) FROM counters WHERE hour >= ? GROUP BY name"
 
 
-async def gather_stats(db: Database, *, now_ms: int, counters_hours: int = 24) -> Stats:
-    """Everything /stats shows, read under one hold of the connection."""
-    since_counters = now_ms - now_ms % HOUR_MS - (counters_hours - 1) * HOUR_MS
-    async with db.read() as conn:
-        chats = dict(await (await conn.execute(_CHATS)).fetchall())
-        feeds = dict(await (await conn.execute(_FEEDS)).fetchall())
-        scalars = []
-        for sql, params in (
-            (_SUBSCRIPTIONS, ()),
-            (_STORIES_SINCE, (now_ms - now_ms % DAY_MS,)),
-            (_PENDING, ()),
-            (_SENT_SINCE, (now_ms - HOUR_MS,)),
-        ):
-            row = await (await conn.execute(sql, params)).fetchone()
-            scalars.append(int(row[0]) if row else 0)
-        counter_rows = await (await conn.execute(_COUNTERS_SINCE, (since_counters,))).fetchall()
-    subscriptions, stories_today, pending, sent = scalars
-    return Stats(
-        chats_active=chats.get("active", 0),
-        chats_paused=chats.get("paused", 0),
-        subscriptions=subscriptions,
-        feeds_healthy=feeds.get("healthy", 0),
-        feeds_failing=feeds.get("failing", 0),
-        feeds_paused=feeds.get("paused", 0),
-        feeds_gone=feeds.get("gone", 0),
-        stories_today=stories_today,
-        outbox_pending=pending,
-        sent_last_hour=sent,
-        counters={name: int(count) for name, count in counter_rows},
-        counters_hours=counters_hours,
-        database_bytes=database_bytes(db.path),
-    )
+@dataclass(frozen=True, slots=True)
+class CheckActivity:
+    """The feeds the poller checks (active, with subscribers) and its latest check."""
+
+    feeds: int
+    last_checked_ms: int | None  # None: none of them checked yet
+
+
+class StatsStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def gather(self, *, now_ms: int, counters_hours: int = 24) -> Stats:
+        """Everything /stats shows, read under one hold of the connection."""
+        since_counters = now_ms - now_ms % HOUR_MS - (counters_hours - 1) * HOUR_MS
+        async with self.db.read() as conn:
+            chats = {row[0]: row[1] for row in await conn.fetchall(_CHATS)}
+            feeds = {row[0]: row[1] for row in await conn.fetchall(_FEEDS)}
+            scalars = []
+            for sql, params in (
+                (_SUBSCRIPTIONS, ()),
+                (_STORIES_SINCE, (now_ms - now_ms % DAY_MS,)),
+                (_PENDING, ()),
+                (_SENT_SINCE, (now_ms - HOUR_MS,)),
+            ):
+                row = await conn.fetchone(sql, params)
+                scalars.append(int(row[0]) if row else 0)
+            counter_rows = await conn.fetchall(_COUNTERS_SINCE, (since_counters,))
+        subscriptions, stories_today, pending, sent = scalars
+        return Stats(
+            chats_active=chats.get("active", 0),
+            chats_paused=chats.get("paused", 0),
+            subscriptions=subscriptions,
+            feeds_healthy=feeds.get("healthy", 0),
+            feeds_failing=feeds.get("failing", 0),
+            feeds_paused=feeds.get("paused", 0),
+            feeds_gone=feeds.get("gone", 0),
+            stories_today=stories_today,
+            outbox_pending=pending,
+            sent_last_hour=sent,
+            counters={name: int(count) for name, count in counter_rows},
+            counters_hours=counters_hours,
+            database_bytes=database_bytes(self.db.path),
+        )
+
+    async def exported_feeds(self, chat_id: int) -> list[ExportedFeed]:
+        """A chat's subscribed feeds in /list order, with what an OPML outline carries."""
+        rows = await self.db.fetchall(
+            "SELECT f.url, f.title, f.site_url FROM subscriptions s"
+            " JOIN feeds f ON f.id = s.feed_id WHERE s.chat_id = ? ORDER BY s.id",
+            (chat_id,),
+        )
+        return [ExportedFeed(*row) for row in rows]
+
+    async def chat_title(self, chat_id: int) -> str | None:
+        """The chat's stored title ('' when it has none), None when the bot never met it."""
+        row = await self.db.fetchone("SELECT title FROM chats WHERE id = ?", (chat_id,))
+        return None if row is None else str(row[0])
+
+    async def check_activity(self) -> CheckActivity:
+        """For the healthcheck: how many feeds are checked, and when the last one was."""
+        row = await self.db.fetchone(
+            "SELECT COUNT(*), MAX(last_checked_at) FROM feeds f WHERE status = 'active'"
+            " AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.feed_id = f.id)"
+        )
+        return CheckActivity(row[0], row[1]) if row else CheckActivity(0, None)
 
 
 def database_bytes(path: str) -> int:
@@ -96,19 +129,3 @@ def database_bytes(path: str) -> int:
         except OSError:  # no WAL right after a checkpoint, or ":memory:"
             pass
     return total
-
-
-async def exported_feeds(db: Database, chat_id: int) -> list[ExportedFeed]:
-    """A chat's subscribed feeds in /list order, with what an OPML outline carries."""
-    rows = await db.fetchall(
-        "SELECT f.url, f.title, f.site_url FROM subscriptions s JOIN feeds f ON f.id = s.feed_id"
-        " WHERE s.chat_id = ? ORDER BY s.id",
-        (chat_id,),
-    )
-    return [ExportedFeed(*row) for row in rows]
-
-
-async def chat_title(db: Database, chat_id: int) -> str | None:
-    """The chat's stored title ('' when it has none), None when the bot never met it."""
-    row = await db.fetchone("SELECT title FROM chats WHERE id = ?", (chat_id,))
-    return None if row is None else str(row[0])

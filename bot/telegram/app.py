@@ -1,5 +1,6 @@
-"""Wiring: the store, fetcher, poller, sender and handlers around one python-telegram-bot
-Application, and the run loop with a clean stop on SIGINT/SIGTERM.
+"""The python-telegram-bot Application around the runtime (bot/runtime.py): its handlers,
+its two Bots (updates and replies; the sender's), and the run loop, from reaching Telegram
+at start to a clean stop on SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -11,53 +12,39 @@ import itertools
 import logging
 import signal
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 
-from telegram import Bot, BotCommand, Chat
+from telegram import Bot, BotCommand
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
-    Application,
     ApplicationBuilder,
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
-    ContextTypes,
     MessageHandler,
     filters,
 )
 
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock
 from bot.config import Settings
-from bot.delivery.digests import DigestScheduler
 from bot.delivery.pacing import PacedRateLimiter, Pacer
-from bot.delivery.sender import Sender
 from bot.delivery.transport import AiohttpRequest
-from bot.feeds.check import FeedChecker
-from bot.feeds.fetch import Fetcher
-from bot.feeds.poller import Poller
-from bot.filters import KeywordIndex
-from bot.routing import make_router
-from bot.service import Service
-from bot.store import DatabaseLostError, Feed, Store
-from bot.telegram import handlers, ops
-from bot.telegram.i18n import COMMANDS, language_of, t
+from bot.i18n import COMMANDS
+from bot.runtime import Runtime, build_runtime
+from bot.store import DatabaseLostError, Store
+from bot.telegram import files, handlers, operators
+from bot.telegram.command import Handler
+from bot.telegram.context import CONTEXT_TYPES, BotApplication
+from bot.telegram.jobs import schedule_jobs
 from bot.telegram.ordering import PerChatUpdateProcessor
 
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "channel_post", "callback_query", "my_chat_member"]
 COMMAND_UPDATES = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
-HOUSEKEEPING_SECONDS = 3600
-# The database file's identity and folder are checked this often when nothing writes
-# (every write checks the identity itself).
-DATABASE_CHECK_SECONDS = 30.0
 # Start-up while Telegram cannot be reached: seconds before each next attempt (the last one
 # repeats).
 REACH_BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
-# Daily digests are checked this often; one falls due at most this late after its minute.
-DIGEST_TICK_SECONDS = 5.0
 
 
 def file_url(base_url: str) -> str:
@@ -65,145 +52,36 @@ def file_url(base_url: str) -> str:
     return base_url[: -len("/bot")] + "/file/bot" if base_url.endswith("/bot") else base_url
 
 
-@dataclass
-class BotRuntime:
-    """Everything the handlers and jobs share, reachable as bot_data["runtime"]."""
-
-    settings: Settings
-    store: Store
-    clock: Clock
-    fetcher: Fetcher
-    keyword_index: KeywordIndex
-    service: Service
-    poller: Poller
-    sender: Sender
-    digests: DigestScheduler
-    admins: handlers.AdminCache
-    executor: ThreadPoolExecutor
-    known_chats: dict[int, str] = field(default_factory=dict)
-
-    async def remember_chat(self, chat: Chat, language_code: str | None) -> tuple[str, bool]:
-        """Store the chat (once per process, or when its language changes).
-
-        Returns its language and whether it had been paused: a chat that sends a command
-        can be reached again, so its subscriptions resume.
-        """
-        language = language_of(language_code) if language_code else self.known_chats.get(chat.id)
-        if language is None:
-            stored = await self.store.chats.get(chat.id)
-            language = stored.language if stored else "en"
-        resumed = False
-        if self.known_chats.get(chat.id) != language:
-            title = chat.title or chat.full_name or chat.username or ""
-            await self.store.chats.upsert(
-                chat.id,
-                kind=str(chat.type),
-                title=title,
-                language=language,
-                now_ms=self.clock.now_ms(),
-            )
-            resumed = await self.store.chats.set_status(chat.id, "active")
-            self.known_chats[chat.id] = language
-        return language, resumed
-
-    def forget_chat(self, chat_id: int) -> None:
-        """The chat was paused: the next command from it must look it up again."""
-        self.known_chats.pop(chat_id, None)
-
-    async def on_feed_health(self, feed: Feed, failing: bool) -> None:
-        """Tell a feed's subscribers, once, that it was paused or gone, or that it recovered."""
-        current = await self.store.feeds.get(feed.id) or feed
-        if failing:
-            key = "notice.feed_gone" if current.status == "gone" else "notice.feed_paused"
-        else:
-            key = "notice.feed_recovered"
-        for chat_id, thread_id, language in await self.store.feeds.subscriber_languages(feed.id):
-            text = t(
-                language,
-                key,
-                title=current.display_title,
-                url=current.url,
-                error=current.last_error or "?",
-            )
-            await self.store.outbox.enqueue_text(
-                chat_id, thread_id, kind="notice", texts=[text], now_ms=self.clock.now_ms()
-            )
-        self.sender.wake()
-
-    async def count_too_fast(self, dropped: int) -> None:
-        """Updates dropped because their chat sent faster than it can be answered (/stats)."""
-        await self.store.outbox.bump_counter("too_fast", self.clock.now_ms(), by=dropped)
-
-    async def on_chat_unreachable(self, chat_id: int) -> None:
-        self.forget_chat(chat_id)
-
-    async def load_keywords(self) -> None:
-        from bot.filters import Keyword
-
-        for chat_id, keywords in (await self.store.chats.all_keywords()).items():
-            self.keyword_index.set_chat(chat_id, [Keyword(text, ex) for text, ex in keywords])
+# Every command, by the names it answers to. /import also comes as a file's caption.
+COMMAND_HANDLERS: dict[tuple[str, ...], Handler] = {
+    ("start",): handlers.start,
+    ("help",): handlers.help_,
+    ("subscribe", "sub"): handlers.subscribe,
+    ("unsubscribe", "unsub"): handlers.unsubscribe,
+    ("list",): handlers.list_,
+    ("mode",): handlers.mode,
+    ("keywords", "keyword", "kw"): handlers.keywords,
+    ("digest",): handlers.digest,
+    ("export",): files.export_,
+    ("import",): files.import_,
+    ("stats",): operators.stats,
+}
 
 
-def build_runtime(
-    settings: Settings,
-    store: Store,
-    sender_bot: Bot,
-    pacer: Pacer,
-    clock: Clock | None = None,
-) -> BotRuntime:
-    clock = clock or SystemClock()
-    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")
-    fetcher = Fetcher(settings.fetch)
-    index = KeywordIndex()
-    checker = FeedChecker(store, fetcher, settings, clock, make_router(index), executor)
-    sender = Sender(
-        store,
-        sender_bot,
-        settings.delivery,
-        clock,
-        pacer=pacer,
-        link_preview=settings.telegram.link_preview,
-        default_zone=settings.digest.timezone,
-    )
-    poller = Poller(store, checker, settings, clock, on_queued=sender.wake)
-    service = Service(store, checker, settings, clock, keyword_index=index, on_queued=sender.wake)
-    runtime = BotRuntime(
-        settings=settings,
-        store=store,
-        clock=clock,
-        fetcher=fetcher,
-        keyword_index=index,
-        service=service,
-        poller=poller,
-        sender=sender,
-        digests=DigestScheduler(store, settings, clock, on_queued=sender.wake),
-        admins=handlers.AdminCache(settings.telegram.admin_cache_seconds),
-        executor=executor,
-    )
-    poller.on_health = runtime.on_feed_health
-    sender.on_unreachable = runtime.on_chat_unreachable
-    return runtime
-
-
-def add_handlers(app: Application) -> None:
-    commands = {
-        ("start",): handlers.start,
-        ("help",): handlers.help_,
-        ("subscribe", "sub"): handlers.subscribe,
-        ("unsubscribe", "unsub"): handlers.unsubscribe,
-        ("list",): handlers.list_,
-        ("mode",): handlers.mode,
-        ("keywords", "keyword", "kw"): handlers.keywords,
-        ("digest",): handlers.digest,
-    }
-    for names, callback in commands.items():
+def add_handlers(app: BotApplication) -> None:
+    for names, callback in COMMAND_HANDLERS.items():
         app.add_handler(CommandHandler(list(names), callback, filters=COMMAND_UPDATES))
-    app.bot_data["commands"] = {name for names in commands for name in names}
+    app.bot_data.commands.update(name for names in COMMAND_HANDLERS for name in names)
     app.add_handler(CallbackQueryHandler(handlers.unsubscribe_button, pattern=r"^unsub:"))
     app.add_handler(ChatMemberHandler(handlers.chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, handlers.migrated))
     app.add_handler(MessageHandler(filters.COMMAND & COMMAND_UPDATES, handlers.unknown), group=1)
-    ops.register(app)
+    app.add_handler(
+        MessageHandler(
+            filters.Document.ALL & filters.CaptionRegex(files.IMPORT_CAPTION) & COMMAND_UPDATES,
+            files.import_document,
+        )
+    )
     # Last: the presses no handler above takes are answered too.
     app.add_handler(CallbackQueryHandler(handlers.unknown_button))
     app.add_error_handler(handlers.on_error)
@@ -221,10 +99,11 @@ def telegram_request(
     )
 
 
-def build_application(settings: Settings, pacer: Pacer) -> Application:
+def build_application(settings: Settings, pacer: Pacer) -> BotApplication:
     tg = settings.telegram
     return (
         ApplicationBuilder()
+        .context_types(CONTEXT_TYPES)
         .token(tg.token)
         .base_url(tg.api_base_url)
         .base_file_url(file_url(tg.api_base_url))
@@ -251,33 +130,6 @@ def build_sender_bot(settings: Settings) -> Bot:
         base_file_url=file_url(tg.api_base_url),
         request=telegram_request(settings, pool=pool, read_timeout=read_timeout),
     )
-
-
-async def poll_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
-    await context.application.bot_data["runtime"].poller.tick()
-
-
-async def digest_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
-    await context.application.bot_data["runtime"].digests.fire_due()
-
-
-async def housekeeping(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Forget what no promise needs any more (old seen stories, old outbox rows)."""
-    rt: BotRuntime = context.application.bot_data["runtime"]
-    now = rt.clock.now_ms()
-    stories = await rt.store.stories.purge(
-        older_than_ms=now - int(rt.settings.dedupe.retention_days * 86_400_000)
-    )
-    keep_ms = max(7 * 86_400_000, int(rt.settings.delivery.duplicate_title_hours * 3_600_000))
-    rows = await rt.store.outbox.purge(older_than_ms=now - keep_ms)
-    log.info("event=housekeeping stories_forgotten=%d outbox_rows_forgotten=%d", stories, rows)
-
-
-async def database_check(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Notice a deleted or replaced database file, or a folder gone read-only, while the
-    bot is idle. The store reports it and its on_lost stops the run loop."""
-    with contextlib.suppress(DatabaseLostError):
-        context.application.bot_data["runtime"].store.db.check_file()
 
 
 def log_polling_error(error: TelegramError) -> None:
@@ -356,7 +208,7 @@ async def run(
     *,
     clock: Clock | None = None,
     stop: asyncio.Event | None = None,
-    ready: Callable[[BotRuntime], None] | None = None,
+    ready: Callable[[Runtime], None] | None = None,
 ) -> None:
     """Run the bot until SIGINT/SIGTERM (or `stop` is set), then stop cleanly.
 
@@ -366,6 +218,31 @@ async def run(
     way, and then its DatabaseLostError is raised.
     """
     stop = stop or asyncio.Event()
+    stop_on_signals_and_loss(store, stop)
+    pacer = Pacer(settings.delivery)
+    app = build_application(settings, pacer)
+    sender_bot = build_sender_bot(settings)
+    if not await reach_telegram([app.bot, sender_bot], settings.telegram.api_base_url, stop):
+        log.info("event=stopped before_start=1")
+        return
+    runtime = build_runtime(settings, store, sender_bot, pacer, clock)
+    wire(app, runtime)
+    # The runtime entered last: its keywords load once the bots are up (and the bots are
+    # closed if loading fails); its fetcher and parse threads close first, after the stop.
+    async with sender_bot, app, runtime:
+        await start(app, runtime)
+        log.info("event=started bot=@%s", app.bot.username)
+        if ready:
+            ready(runtime)
+        await stop.wait()
+        await stop_in_order(app, runtime)
+    log.info("event=stopped")
+    if store.db.lost:
+        raise store.db.lost
+
+
+def stop_on_signals_and_loss(store: Store, stop: asyncio.Event) -> None:
+    """SIGINT, SIGTERM and a database found lost all set `stop`."""
     store.db.on_lost = lambda _error: stop.set()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -374,66 +251,46 @@ async def run(
         except (NotImplementedError, RuntimeError):  # not the main thread (tests)
             pass
 
-    pacer = Pacer(settings.delivery)
-    app = build_application(settings, pacer)
-    sender_bot = build_sender_bot(settings)
-    if not await reach_telegram([app.bot, sender_bot], settings.telegram.api_base_url, stop):
-        log.info("event=stopped before_start=1")
-        return
-    runtime = build_runtime(settings, store, sender_bot, pacer, clock)
-    app.bot_data["runtime"] = runtime
+
+def wire(app: BotApplication, runtime: Runtime) -> None:
+    """Give the handlers the runtime, and the update processor its answer to floods."""
+    app.bot_data.attach(runtime)
     add_handlers(app)
     updates = app.update_processor
     assert isinstance(updates, PerChatUpdateProcessor)
     # A chat sending faster than it can be answered: told to slow down, the drops counted.
     updates.refused = partial(handlers.too_fast, app)
     updates.count = runtime.count_too_fast
-    async with runtime.fetcher, sender_bot, app:
-        await runtime.load_keywords()
-        # Long-lived start-up data (keyword index, caches) out of the collector's way.
-        gc.freeze()
-        await register_commands(app.bot)
-        await ops.tell_interrupted_imports(app.bot, store)
-        await runtime.sender.start()
-        await app.start()
-        assert app.updater is not None and app.job_queue is not None
-        await app.updater.start_polling(
-            allowed_updates=ALLOWED_UPDATES,
-            timeout=settings.telegram.polling_timeout,
-            drop_pending_updates=False,
-            error_callback=log_polling_error,
-        )
-        # first=0.1, not 0: PTB's JobQueue takes first=0 as "after one interval".
-        app.job_queue.run_repeating(poll_tick, interval=1.0, first=0.1, name="poll")
-        # A 10,000-chat minute takes longer than a tick (bench/digest.py: 6 s). Two
-        # instances let the next tick run and return at once (fire_due's lock) instead of
-        # APScheduler logging "maximum number of running instances reached" every tick.
-        app.job_queue.run_repeating(
-            digest_tick,
-            interval=DIGEST_TICK_SECONDS,
-            first=0.1,
-            name="digests",
-            job_kwargs={"max_instances": 2},
-        )
-        app.job_queue.run_repeating(
-            housekeeping, interval=HOUSEKEEPING_SECONDS, first=60.0, name="housekeeping"
-        )
-        app.job_queue.run_repeating(
-            database_check, interval=DATABASE_CHECK_SECONDS, name="database_check"
-        )
-        log.info("event=started bot=@%s", app.bot.username)
-        if ready:
-            ready(runtime)
-        await stop.wait()
-        log.info("event=stopping")
-        await app.updater.stop()
-        grace = settings.delivery.shutdown_grace_seconds
-        await runtime.poller.stop(grace)
-        # Deliveries it cannot record in a lost database are reported there already.
-        with contextlib.suppress(DatabaseLostError):
-            await runtime.sender.stop(grace)
-        await app.stop()
-    runtime.executor.shutdown(wait=False, cancel_futures=True)
-    log.info("event=stopped")
-    if store.db.lost:
-        raise store.db.lost
+
+
+async def start(app: BotApplication, runtime: Runtime) -> None:
+    """Everything before the first update is taken: the command menus, the imports a kill
+    cut short told, the sender, then updates and the jobs."""
+    # Long-lived start-up data (keyword index, caches) out of the collector's way.
+    gc.freeze()
+    await register_commands(app.bot)
+    await files.tell_interrupted_imports(app.bot, runtime.store)
+    await runtime.sender.start()
+    await app.start()
+    assert app.updater is not None and app.job_queue is not None
+    await app.updater.start_polling(
+        allowed_updates=ALLOWED_UPDATES,
+        timeout=runtime.settings.telegram.polling_timeout,
+        drop_pending_updates=False,
+        error_callback=log_polling_error,
+    )
+    schedule_jobs(app.job_queue)
+
+
+async def stop_in_order(app: BotApplication, runtime: Runtime) -> None:
+    """Stop taking updates, stop starting feed checks, let checks and sends in flight finish
+    (each within the grace), record what was sent, stop the application."""
+    log.info("event=stopping")
+    assert app.updater is not None
+    await app.updater.stop()
+    grace = runtime.settings.delivery.shutdown_grace_seconds
+    await runtime.poller.stop(grace)
+    # Deliveries it cannot record in a lost database are reported there already.
+    with contextlib.suppress(DatabaseLostError):
+        await runtime.sender.stop(grace)
+    await app.stop()

@@ -1,7 +1,8 @@
-"""Command handlers: parse the arguments, call one service function, reply.
+"""The chat's commands and buttons, and what Telegram tells of the chat itself (the bot
+blocked or added back, a group upgraded): parse, call one use case, reply.
 
-Every handler answers: a wrong argument gets a text that shows the right form (UserError →
-the user's language), and an unexpected failure gets a short apology, never silence.
+Each command is wrapped by command.command (allowed users, chat remembered, errors
+answered); /export, /import are in files.py and /stats in operators.py.
 """
 
 from __future__ import annotations
@@ -10,10 +11,8 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import Any
 
 from telegram import (
     CallbackQuery,
@@ -22,185 +21,22 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
-    Message,
     Update,
 )
 from telegram.constants import ChatAction, ChatMemberStatus, ChatType, ParseMode
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import Application, ContextTypes
 
 from bot.delivery.format import format_time
-from bot.digest import ENTITY_LIMIT, entity_count
-from bot.errors import UserError
-from bot.telegram.i18n import language_of, t
-
-if TYPE_CHECKING:
-    from bot.telegram.app import BotRuntime
+from bot.errors import FailureKind, FeedError, FeedFailure, UserError
+from bot.i18n import failure_reason, language_of, t
+from bot.telegram.command import Request, command, remember_chat, reply
+from bot.telegram.context import BotApplication, BotContext
+from bot.text import ENTITY_LIMIT, entity_count
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
-ADMIN_STATUSES = {ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR}
 # Buttons in the /unsubscribe menu: more make a wall no one scrolls (the rest by number).
 MAX_BUTTONS = 50
-MAX_ARGUMENT_CHARS = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """What a handler needs to know about one command."""
-
-    chat_id: int
-    thread_id: int | None
-    language: str
-    args: list[str]
-    text: str  # everything after the command, as typed
-    message: Message
-    update: Update
-    resumed: bool = False  # the chat had been paused (blocked, removed) and is active again
-
-
-def runtime(context: ContextTypes.DEFAULT_TYPE) -> BotRuntime:
-    return context.application.bot_data["runtime"]
-
-
-def argument_text(message: Message) -> str:
-    text = message.text or message.caption or ""
-    parts = text.split(maxsplit=1)
-    return parts[1].strip() if len(parts) > 1 else ""
-
-
-def thread_of(message: Message) -> int | None:
-    return message.message_thread_id if message.is_topic_message else None
-
-
-async def reply(message: Message, text: str, **kwargs: object) -> Message | None:
-    try:
-        return await message.reply_text(text, parse_mode=ParseMode.HTML, do_quote=False, **kwargs)  # type: ignore[arg-type]
-    except TelegramError as error:  # the user can't be told; the log must say so
-        log.warning("event=reply_failed chat=%d error=%r", message.chat_id, str(error))
-        return None
-
-
-class AdminCache:
-    """Who administers which group, asked with getChatMember and kept a few minutes."""
-
-    def __init__(self, ttl: float) -> None:
-        self.ttl = ttl
-        self._seen: dict[tuple[int, int], tuple[float, bool]] = {}
-
-    async def is_admin(
-        self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int
-    ) -> bool:
-        async def ask() -> bool:
-            member = await context.bot.get_chat_member(chat_id, user_id)
-            return member.status in ADMIN_STATUSES
-
-        return await self._cached((chat_id, user_id), ask)
-
-    async def any_admin_among(
-        self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_ids: frozenset[int]
-    ) -> bool:
-        """Whether one of `user_ids` administers the chat (a channel: posts carry no user)."""
-
-        async def ask() -> bool:
-            admins = await context.bot.get_chat_administrators(chat_id)
-            return any(member.user.id in user_ids for member in admins)
-
-        # User id 0 is never a real user: the key of the chat's whole admin list.
-        return await self._cached((chat_id, 0), ask)
-
-    async def _cached(self, key: tuple[int, int], ask: Callable[[], Awaitable[bool]]) -> bool:
-        hit = self._seen.get(key)
-        now = time.monotonic()
-        if hit and now - hit[0] < self.ttl:
-            return hit[1]
-        answer = await ask()
-        if len(self._seen) > 10_000:
-            self._seen.clear()
-        self._seen[key] = (now, answer)
-        return answer
-
-
-async def is_allowed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
-    """NEWS_NOTIFIER_ALLOWED_USERS: empty lets anyone in. A channel post carries no user, so
-    a channel is let in when one of its administrators is an allowed user."""
-    allowed = runtime(context).settings.telegram.allowed_users
-    if not allowed:
-        return True
-    chat = update.effective_chat
-    if chat is not None and chat.type == ChatType.CHANNEL:
-        try:
-            return await runtime(context).admins.any_admin_among(
-                context, chat.id, frozenset(allowed)
-            )
-        except TelegramError as error:
-            log.warning("event=admin_list_failed chat=%d error=%r", chat.id, str(error))
-            return False
-    user = update.effective_user
-    return user is not None and user.id in allowed
-
-
-async def may_change(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
-    """Private chats: the user. Groups: administrators only. Channels: posts are by admins."""
-    chat = update.effective_chat
-    message = update.effective_message
-    if chat is None or chat.type in (ChatType.PRIVATE, ChatType.CHANNEL):
-        return True
-    if message and message.sender_chat and message.sender_chat.id == chat.id:
-        return True  # an anonymous administrator posting as the group
-    user = update.effective_user
-    if user is None:
-        return False
-    return await runtime(context).admins.is_admin(context, chat.id, user.id)
-
-
-def command(*, changes: bool = False) -> Callable[[Callable[..., Awaitable[None]]], Handler]:
-    """Wrap a handler: allowed users, chat remembered, admin check, errors answered."""
-
-    def wrap(handler: Callable[..., Awaitable[None]]) -> Handler:
-        async def run(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-            message = update.effective_message
-            chat = update.effective_chat
-            if message is None or chat is None:
-                return
-            rt = runtime(context)
-            user = update.effective_user
-            language_code = user.language_code if user else None
-            # Before remember_chat: a refused command must not store the chat, nor resume a
-            # paused one.
-            if not await is_allowed(update, context):
-                await reply(message, t(language_of(language_code), "auth.not_allowed"))
-                return
-            language, resumed = await rt.remember_chat(chat, language_code)
-            text = argument_text(message)
-            request = Request(
-                chat.id,
-                thread_of(message),
-                language,
-                list(context.args or []),
-                text,
-                message,
-                update,
-                resumed,
-            )
-            try:
-                if len(text) > MAX_ARGUMENT_CHARS:
-                    raise UserError("error.argument_too_long", length=len(text))
-                if changes and not await may_change(update, context):
-                    await reply(message, t(language, "auth.not_admin"))
-                    return
-                await handler(request, context)
-            except UserError as error:
-                await reply(message, t(language, error.key, **error.values))
-            except Exception:
-                log.exception("event=handler_crashed handler=%s chat=%d", handler.__name__, chat.id)
-                await reply(message, t(language, "error.internal"))
-
-        run.__name__ = handler.__name__
-        return run
-
-    return wrap
 
 
 # A check that takes longer than this shows "typing…" until it ends (a slow feed can take
@@ -211,7 +47,7 @@ TYPING_EVERY = 4.5  # Telegram shows a chat action for 5 s
 
 @contextlib.asynccontextmanager
 async def typing_while_slow(
-    context: ContextTypes.DEFAULT_TYPE, chat_id: int, thread_id: int | None
+    context: BotContext, chat_id: int, thread_id: int | None
 ) -> AsyncIterator[None]:
     async def keep_typing() -> None:
         await asyncio.sleep(TYPING_AFTER)
@@ -235,8 +71,8 @@ async def typing_while_slow(
 
 
 @command()
-async def start(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
-    rt = runtime(context)
+async def start(request: Request, context: BotContext) -> None:
+    rt = context.runtime
     if request.resumed:
         count = await rt.store.chats.count_subscriptions(request.chat_id)
         await reply(request.message, t(request.language, "start.resumed", count=count))
@@ -244,18 +80,18 @@ async def start(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 @command()
-async def help_(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def help_(request: Request, context: BotContext) -> None:
     await reply(request.message, t(request.language, "help"))
 
 
 @command(changes=True)
-async def subscribe(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def subscribe(request: Request, context: BotContext) -> None:
     if not request.text:
         raise UserError("subscribe.usage")
     if len(request.args) > 1:
-        raise UserError("feed.invalid_url", given=request.text[:200])
+        raise FeedError(FeedFailure(FailureKind.INVALID_URL))
     async with typing_while_slow(context, request.chat_id, request.thread_id):
-        result = await runtime(context).service.subscribe(
+        result = await context.runtime.subscriptions.subscribe(
             request.chat_id, request.text, thread_id=request.thread_id
         )
     key = "subscribe.done" if result.created else "subscribe.already"
@@ -263,8 +99,8 @@ async def subscribe(request: Request, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 
 @command(changes=True)
-async def unsubscribe(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
-    rt = runtime(context)
+async def unsubscribe(request: Request, context: BotContext) -> None:
+    rt = context.runtime
     if not request.text:
         subscriptions = await rt.store.chats.subscriptions(request.chat_id)
         if not subscriptions:
@@ -295,7 +131,7 @@ async def unsubscribe(request: Request, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     if len(request.args) > 1:
         raise UserError("unsubscribe.usage")
-    removed = await rt.service.unsubscribe(request.chat_id, request.text)
+    removed = await rt.subscriptions.unsubscribe(request.chat_id, request.text)
     await reply(
         request.message,
         t(request.language, "unsubscribe.done", title=removed.feed_title or removed.feed_url),
@@ -307,7 +143,7 @@ async def unsubscribe(request: Request, context: ContextTypes.DEFAULT_TYPE) -> N
 UNSUBSCRIBE_DATA = re.compile(r"unsub:(cancel|[0-9]{1,18})")
 
 
-async def unsubscribe_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def unsubscribe_button(update: Update, context: BotContext) -> None:
     query = update.callback_query
     chat = update.effective_chat
     if query is None:
@@ -316,12 +152,12 @@ async def unsubscribe_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
     if chat is None or match is None:
         await unknown_button(update, context)
         return
-    rt = runtime(context)
+    rt = context.runtime
     language = language_of(query.from_user.language_code if query.from_user else None)
-    if not await is_allowed(update, context):
+    if not await context.access.is_allowed(update, context.bot):
         await query.answer(t(language, "auth.not_allowed")[:200], show_alert=True)
         return
-    if not await may_change(update, context):
+    if not await context.access.may_change(update, context.bot):
         await query.answer(t(language, "auth.not_admin")[:200], show_alert=True)
         return
     choice = match[1]
@@ -354,7 +190,7 @@ async def edit_menu(query: CallbackQuery, text: str, **kwargs: Any) -> None:
         log.debug("event=menu_unchanged chat=%s", query.message.chat_id if query.message else "?")
 
 
-async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def unknown_button(update: Update, context: BotContext) -> None:
     """A press whose data no handler takes: a modified client, or a button of a menu the bot
     no longer makes. Answered all the same, so the client stops waiting on the button."""
     query = update.callback_query
@@ -371,8 +207,8 @@ async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 
 @command()
-async def list_(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
-    subscriptions = await runtime(context).store.chats.subscriptions(request.chat_id)
+async def list_(request: Request, context: BotContext) -> None:
+    subscriptions = await context.runtime.store.chats.subscriptions(request.chat_id)
     if not subscriptions:
         await reply(request.message, t(request.language, "list.empty"))
         return
@@ -389,14 +225,13 @@ async def list_(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
                 mode=t(lang, f"mode.{s.mode}"),
             )
         )
+        reason = failure_reason(lang, s.feed_failure) if s.feed_failure else "?"
         if s.feed_status == "gone":
             lines.append(t(lang, "list.gone"))
         elif s.feed_status == "paused":
-            lines.append(t(lang, "list.paused", error=s.feed_error or "?"))
+            lines.append(t(lang, "list.paused", error=reason))
         elif s.feed_failures:
-            lines.append(
-                t(lang, "list.failing", error=s.feed_error or "?", failures=s.feed_failures)
-            )
+            lines.append(t(lang, "list.failing", error=reason, failures=s.feed_failures))
     for part in split_lines(lines):
         await reply(
             request.message, part, link_preview_options=LinkPreviewOptions(is_disabled=True)
@@ -422,8 +257,10 @@ def split_lines(lines: list[str], limit: int = 4000) -> list[str]:
 
 
 @command(changes=True)
-async def mode(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
-    subscription, chosen = await runtime(context).service.set_mode(request.chat_id, request.args)
+async def mode(request: Request, context: BotContext) -> None:
+    subscription, chosen = await context.runtime.subscriptions.set_mode(
+        request.chat_id, request.args
+    )
     await reply(
         request.message,
         t(
@@ -439,32 +276,32 @@ KEYWORD_ACTIONS = ("add", "remove", "clear")
 
 
 @command()
-async def keywords(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def keywords(request: Request, context: BotContext) -> None:
     """/keywords shows; add/remove/clear change (administrators only in groups)."""
-    service = runtime(context).service
+    filters_ = context.runtime.keywords
     lang = request.language
     action = request.args[0].lower() if request.args else ""
     rest = request.text.split(maxsplit=1)[1] if len(request.args) > 1 else ""
     if not action:
         await reply(
-            request.message, describe_keywords(lang, await service.keywords(request.chat_id))
+            request.message, describe_keywords(lang, await filters_.current(request.chat_id))
         )
         return
     if action not in KEYWORD_ACTIONS:
         raise UserError("keywords.usage")
-    if not await may_change(request.update, context):
+    if not await context.access.may_change(request.update, context.bot):
         await reply(request.message, t(lang, "auth.not_admin"))
         return
     if action == "clear":
         if rest:
             raise UserError("keywords.usage")
-        await service.clear_keywords(request.chat_id)
+        await filters_.clear(request.chat_id)
         await reply(request.message, t(lang, "keywords.cleared"))
         return
     if not rest:
         raise UserError("keywords.empty")
     if action == "add":
-        added, already = await service.add_keywords(request.chat_id, rest)
+        added, already = await filters_.add(request.chat_id, rest)
         lines = []
         if added:
             lines.append(t(lang, "keywords.added", added=" ".join(k.display() for k in added)))
@@ -473,7 +310,7 @@ async def keywords(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None
                 t(lang, "keywords.already", already=" ".join(k.display() for k in already))
             )
     else:
-        removed, missing = await service.remove_keywords(request.chat_id, rest)
+        removed, missing = await filters_.remove(request.chat_id, rest)
         lines = []
         if removed:
             lines.append(
@@ -483,7 +320,7 @@ async def keywords(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None
             lines.append(
                 t(lang, "keywords.not_found", missing=" ".join(k.display() for k in missing))
             )
-    current = await service.keywords(request.chat_id)
+    current = await filters_.current(request.chat_id)
     lines.append(describe_keywords(lang, current))
     await reply(request.message, "\n\n".join(lines))
 
@@ -502,9 +339,9 @@ def describe_keywords(lang: str, current: list) -> str:
 
 
 @command()
-async def digest(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def digest(request: Request, context: BotContext) -> None:
     """/digest (now), /digest at HH:MM [Area/City], /digest off."""
-    digests = runtime(context).digests
+    digests = context.runtime.digests
     lang = request.language
     action = request.args[0].lower() if request.args else ""
     if not action:
@@ -512,7 +349,7 @@ async def digest(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if action not in ("at", "off"):
         raise UserError("digest.usage")
-    if not await may_change(request.update, context):
+    if not await context.access.may_change(request.update, context.bot):
         await reply(request.message, t(lang, "auth.not_admin"))
         return
     if action == "off":
@@ -536,7 +373,7 @@ async def digest(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
 
 
-async def unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def unknown(update: Update, context: BotContext) -> None:
     """A command the bot does not have: answered in private chats and when addressed to it."""
     message = update.effective_message
     chat = update.effective_chat
@@ -544,7 +381,7 @@ async def unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     first = message.text.split(maxsplit=1)[0]
     name = first[1:].split("@", 1)[0].lower()
-    if name in context.application.bot_data.get("commands", ()):
+    if name in context.bot_data.commands:
         return  # handled by its own CommandHandler
     addressed = (
         "@" in first and first.split("@", 1)[1].lower() == (context.bot.username or "").lower()
@@ -556,20 +393,20 @@ async def unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         )
 
 
-def too_fast(application: Application, update: Update, tell: bool) -> None:
+def too_fast(application: BotApplication, update: Update, tell: bool) -> None:
     """ordering.py dropped `update`: its chat sends faster than the bot may answer. The first
     drop of a burst (`tell`) is answered with one "slow down"; a dropped button press is
     answered in any case, so the client stops waiting on it."""
     application.create_task(answer_too_fast(application, update, tell), update=update)
 
 
-async def answer_too_fast(application: Application, update: Update, tell: bool) -> None:
+async def answer_too_fast(application: BotApplication, update: Update, tell: bool) -> None:
     chat = update.effective_chat
     user = update.effective_user
     if chat is None:
         return
-    rt: BotRuntime = application.bot_data["runtime"]
-    language = rt.known_chats.get(chat.id) or language_of(user.language_code if user else None)
+    rt = application.bot_data.runtime
+    language = rt.chats.language(chat.id) or language_of(user.language_code if user else None)
     if update.callback_query is not None:
         text = t(language, "flood.slow_down_button") if tell else None
         with contextlib.suppress(TelegramError):
@@ -581,38 +418,35 @@ async def answer_too_fast(application: Application, update: Update, tell: bool) 
         await reply(message, t(language, "flood.slow_down", per_minute=per_minute))
 
 
-async def chat_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def chat_member(update: Update, context: BotContext) -> None:
     """The bot was blocked, removed or added back: pause or resume the chat."""
     change: ChatMemberUpdated | None = update.my_chat_member
     if change is None:
         return
-    rt = runtime(context)
+    chats = context.runtime.chats
     status = change.new_chat_member.status
     chat: Chat = change.chat
     if status in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT):
-        rt.forget_chat(chat.id)
-        if await rt.store.chats.set_status(chat.id, "paused"):
-            dropped = await rt.store.chats.drop_pending(chat.id)
-            log.info("event=chat_paused chat=%d reason=%s dropped=%d", chat.id, status, dropped)
+        paused = await chats.pause(chat.id)
+        if paused.changed:
+            log.info(
+                "event=chat_paused chat=%d reason=%s dropped=%d", chat.id, status, paused.dropped
+            )
     elif status in (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR):
-        rt.forget_chat(chat.id)  # look it up again: it may have been paused
-        _language, resumed = await rt.remember_chat(
-            chat, change.from_user.language_code if change.from_user else None
+        chats.forget(chat.id)  # look it up again: it may have been paused
+        _language, resumed = await remember_chat(
+            context, chat, change.from_user.language_code if change.from_user else None
         )
         if resumed:
             log.info("event=chat_resumed chat=%d", chat.id)
 
 
-async def migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def migrated(update: Update, context: BotContext) -> None:
     """A service message: the group became a supergroup."""
     message = update.effective_message
-    if message is None:
-        return
-    rt = runtime(context)
-    if message.migrate_to_chat_id:
-        await rt.store.chats.migrate(message.chat_id, message.migrate_to_chat_id)
-        log.info("event=chat_migrated from=%d to=%d", message.chat_id, message.migrate_to_chat_id)
+    if message is not None and message.migrate_to_chat_id:
+        await context.runtime.chats.migrate(message.chat_id, message.migrate_to_chat_id)
 
 
-async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_error(update: object, context: BotContext) -> None:
     log.error("event=update_failed error=%r", context.error, exc_info=context.error)

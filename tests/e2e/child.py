@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from tests.fakes.telegram_api import FakeTelegram
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
 
 Output = int | IO[bytes]  # what asyncio.create_subprocess_exec takes for stdout and stderr
 

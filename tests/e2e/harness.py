@@ -12,8 +12,9 @@ from pathlib import Path
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.runtime import Runtime
 from bot.store import Store
-from bot.telegram.app import BotRuntime, run
+from bot.telegram.app import run
 from tests.conftest import make_settings
 from tests.fakes.telegram_api import FakeTelegram
 
@@ -22,7 +23,7 @@ from tests.fakes.telegram_api import FakeTelegram
 class RunningBot:
     settings: Settings
     store: Store
-    runtime: BotRuntime
+    runtime: Runtime
     fake: FakeTelegram
 
     async def subscriptions(self, chat_id: int) -> list[str]:
@@ -47,7 +48,7 @@ async def running_bot(
 ) -> AsyncIterator[RunningBot]:
     store = await Store.open(settings.database.path)
     stop = asyncio.Event()
-    started: asyncio.Future[BotRuntime] = asyncio.get_running_loop().create_future()
+    started: asyncio.Future[Runtime] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(
         run(settings, store, clock=clock, stop=stop, ready=started.set_result)
     )

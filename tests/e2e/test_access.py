@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.telegram.i18n import t
+from bot.i18n import t
 from tests.e2e.harness import bot_settings, running_bot
 from tests.fakes.feed_server import FeedItem, FeedServer
 from tests.fakes.telegram_api import FakeTelegram

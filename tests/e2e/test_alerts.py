@@ -11,6 +11,7 @@ import pytest
 from tests.e2e.harness import bot_settings, running_bot
 from tests.fakes.feed_server import FeedItem, FeedServer
 from tests.fakes.telegram_api import FakeTelegram
+from tests.paths import SHARED
 
 SEED_TITLE = "克里姆林宫称正在准备俄美专家级会谈，为特普峰会铺路"
 SEED_LINK = (
@@ -22,7 +23,7 @@ SEED_SUMMARY = (
     "唐纳德·特朗普（Donald Trump）总统早些时候通话的后续行动，"
     "正在为俄罗斯和美国之间的专家级会谈做准备。"
 )
-SEED_HTML = Path(__file__).resolve().parents[2].parent / "shared/seed/voa-kremlin-20250226.md"
+SEED_HTML = SHARED / "seed/voa-kremlin-20250226.md"
 
 
 def seed_body() -> str:

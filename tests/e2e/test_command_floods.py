@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.telegram.i18n import t
+from bot.i18n import t
 from bot.telegram.ordering import COMMAND_BURST
 from tests.e2e.harness import bot_settings, running_bot
 from tests.fakes.telegram_api import Chat, FakeTelegram, SentMessage, User

@@ -20,10 +20,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.store import FeedCheck, Store
+from bot.store import Store
 from tests.e2e.child import Children
 from tests.fakes.feed_server import FeedItem, FeedServer
 from tests.fakes.telegram_api import FakeTelegram, FloodLimits
+from tests.helpers import record_entries
 
 FEED = "/crash.xml"
 CHATS = range(10_001, 10_301)  # 300 private chats
@@ -55,15 +56,7 @@ async def prepare(database: Path, feed_url: str) -> None:
                 chat_id, kind="private", title=f"chat {chat_id}", language="en", now_ms=now
             )
             await store.chats.subscribe(chat_id, feed_id, thread_id=None, now_ms=now)
-        await store.stories.record_check(
-            feed_id,
-            [],
-            {},
-            FeedCheck(now_ms=now, next_check_at=now),
-            archive_window_ms=7 * 86_400_000,
-            duplicate_window_ms=48 * 3_600_000,
-            router=lambda _story, _recipients: [],
-        )
+        await record_entries(store, feed_id, now_ms=now)
     finally:
         await store.close()
 

@@ -11,7 +11,7 @@ random:
 - polling: 0-300 ms after the feed host got the child's first poll (fetches, parsing, the
   first dedupe writes, the first alerts), or 0-1.5 s after the child logged `event=started`
   (the end of start-up; its first poll tick comes one interval, 1 s, after start:
-  bot/telegram/app.py asks for first=0.0, which the JobQueue's interval trigger turns into
+  bot/telegram/jobs.py asks for first=0.0, which the JobQueue's interval trigger turns into
   one interval later);
 - dedupe: 0-80 ms after the feed host answered a poll with new stories (the first wave, or
   the second one published during the fan-out), while `record_check` writes the seen set
@@ -62,10 +62,11 @@ from pathlib import Path
 import pytest
 
 from bot.models import Entry
-from bot.store import FeedCheck, Store
+from bot.store import Store
 from tests.e2e.child import Child, Children
 from tests.fakes.feed_server import FeedItem, FeedServer
 from tests.fakes.telegram_api import FakeTelegram, FloodLimits, SentMessage
+from tests.helpers import record_entries
 
 SEED = int(os.environ.get("CRASH_TRIALS_SEED") or random.SystemRandom().randrange(2**32))
 
@@ -111,7 +112,7 @@ SEND_DELAY = 0.02
 # 8 + 2 * 10 = 28. Daily digests go through the same outbox and sender: same bound.
 PER_KILL_BOUND = MAX_IN_FLIGHT + 2 * math.ceil(RATE * FLUSH_SECONDS)
 
-# bot/digest.py DigestTexts (English): "<b>Daily digest</b> · {date} ({zone})". Every
+# bot/digests/render.py DigestTexts (English): "<b>Daily digest</b> · {date} ({zone})". Every
 # digest here lists a story: an empty one would be one line without the header.
 DIGEST_HEADER = "Daily digest"
 # Per phase, what a kill waits for and the range its delay after that is drawn from.
@@ -310,14 +311,13 @@ async def prepare(database: Path, plan: Plan, feed_server: FeedServer) -> int:
                 link=f"https://news.test/{SEED}/t{plan.number}-f{feed}-old",
                 lead_html="<p>Found before the digest fell due.</p>",
             )
-            await store.stories.record_check(
+            await record_entries(
+                store,
                 feed_id,
                 [old],
                 {old.identity: "Found before the digest fell due."},
-                FeedCheck(now_ms=due - 3_600_000, next_check_at=now),
-                archive_window_ms=7 * 86_400_000,
-                duplicate_window_ms=48 * 3_600_000,
-                router=lambda _story, _recipients: [],
+                now_ms=due - 3_600_000,
+                next_check_at=now,
             )
     finally:
         await store.close()

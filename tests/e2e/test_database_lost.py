@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import bot.telegram.app
+import bot.telegram.jobs
+from bot.i18n import t
 from bot.store import DatabaseLostError
-from bot.telegram.i18n import t
 from tests.e2e.child import Children
 from tests.e2e.harness import bot_settings, running_bot
 from tests.fakes.feed_server import FeedItem, FeedServer
@@ -59,7 +59,7 @@ async def test_an_idle_bot_notices_its_database_file_was_deleted(
     tmp_path: Path, fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The periodic check, sped up: nothing writes, yet the bot stops by itself.
-    monkeypatch.setattr(bot.telegram.app, "DATABASE_CHECK_SECONDS", 0.2)
+    monkeypatch.setattr(bot.telegram.jobs, "DATABASE_CHECK_SECONDS", 0.2)
     settings = bot_settings(tmp_path, fake)
     with pytest.raises(DatabaseLostError, match="deleted"):
         async with running_bot(settings, fake) as running:

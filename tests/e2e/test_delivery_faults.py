@@ -24,15 +24,16 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.delivery.format import html_to_plain
 from bot.delivery.transport import AiohttpRequest
-from bot.store import FeedCheck, Store
+from bot.i18n import t
+from bot.store import Store
 from bot.telegram.app import build_sender_bot
-from bot.telegram.i18n import t
+from bot.text import html_to_plain
 from tests.conftest import make_settings
 from tests.e2e.harness import RunningBot, bot_settings, running_bot
 from tests.fakes.feed_server import FeedItem, FeedServer
 from tests.fakes.telegram_api import FakeTelegram, RecordedRequest, SentMessage
+from tests.helpers import record_entries
 
 FEED = "/faults.xml"
 RETRY_EVENT = re.compile(r"event=send_retry .*chat=(?P<chat>\d+) .*retry_in=(?P<wait>[\d.]+)s")
@@ -73,15 +74,7 @@ async def prepare(settings: Settings, feed_url: str, chats: Sequence[tuple[int, 
             )
             await store.chats.subscribe(chat_id, feed_id, thread_id=None, now_ms=now)
         # A first check that saw nothing: the feed is primed, so what it lists next is news.
-        await store.stories.record_check(
-            feed_id,
-            [],
-            {},
-            FeedCheck(now_ms=now, next_check_at=now),
-            archive_window_ms=7 * 86_400_000,
-            duplicate_window_ms=48 * 3_600_000,
-            router=lambda _story, _recipients: [],
-        )
+        await record_entries(store, feed_id, now_ms=now)
     finally:
         await store.close()
 

@@ -10,16 +10,16 @@ import os
 import signal
 from pathlib import Path
 
+from bot.i18n import t
 from bot.opml import OpmlFeed, build_opml
 from bot.store import Store
-from bot.telegram.i18n import t
 from tests.e2e.child import Children
 from tests.fakes.feed_server import FeedItem, FeedServer, rss_document
 from tests.fakes.telegram_api import FakeTelegram
 
 FEEDS = 40
 # Each feed answers after this long: four checks at a time, the import would take 20 s, and
-# the kill comes after its first progress edit (bot/telegram/ops.py, every 2 s).
+# the kill comes after its first progress edit (bot/telegram/files.py, every 2 s).
 SLOW = 2.0
 
 

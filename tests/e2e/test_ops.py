@@ -19,7 +19,7 @@ import telegram
 from bot.config import LogSettings, Settings
 from bot.logs import setup_logging
 from bot.opml import OpmlFeed, build_opml, parse_opml
-from bot.telegram import ops
+from bot.telegram import files
 from tests.e2e.harness import bot_settings, running_bot
 from tests.e2e.test_commands import fast_replies
 from tests.fakes.feed_server import FeedItem, FeedServer, rss_document
@@ -100,7 +100,7 @@ async def test_export_sends_the_chats_feeds_as_an_opml_document_anyone_may_ask(
 async def test_import_edits_one_progress_message_and_ends_with_one_summary(
     tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ops, "PROGRESS_EVERY", 0.2)
+    monkeypatch.setattr(files, "PROGRESS_EVERY", 0.2)
     good = []
     for n in range(12):
         # Each check takes 0.3 s: three rounds of four, long enough to show progress a few

@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.delivery.format import format_time
+from bot.errors import FailureKind, FeedFailure
+from bot.i18n import COMMANDS, t
 from bot.store import Store
-from bot.telegram.i18n import COMMANDS, t
 from tests.e2e.harness import RunningBot, bot_settings, running_bot
 from tests.e2e.test_commands import fast_replies, publish
 from tests.fakes.feed_server import FeedServer
@@ -231,13 +232,26 @@ async def set_health(store: Store, urls: dict[str, str]) -> None:
     ids = {name: (await store.feeds.by_url(url)).id for name, url in urls.items()}  # type: ignore[union-attr]
     for _ in range(2):
         await store.feeds.record_failure(
-            ids["failing"], error="HTTP 503", now_ms=now, next_check_at=later, pause_after_ms=10**12
+            ids["failing"],
+            FeedFailure(FailureKind.HTTP_STATUS, status=503),
+            now_ms=now,
+            next_check_at=later,
+            pause_after_ms=10**12,
         )
+    # A reason this version has no text for is shown as it is.
     await store.feeds.record_failure(
-        ids["paused"], error="connection failed", now_ms=now, next_check_at=later, pause_after_ms=0
+        ids["paused"],
+        FeedFailure.from_code("connection failed"),
+        now_ms=now,
+        next_check_at=later,
+        pause_after_ms=0,
     )
     await store.feeds.record_failure(
-        ids["gone"], error="HTTP 410", now_ms=now, next_check_at=later, pause_after_ms=10**12
+        ids["gone"],
+        FeedFailure(FailureKind.HTTP_STATUS, status=410),
+        now_ms=now,
+        next_check_at=later,
+        pause_after_ms=10**12,
     )
     await store.feeds.mark_gone(ids["gone"], now_ms=now)
     await store.db.execute("UPDATE feeds SET next_check_at = ?", (later,))

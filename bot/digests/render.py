@@ -1,316 +1,68 @@
-"""The daily digest: when it falls due, which stories it lists, and how it reads.
-
-Pure logic: no database, no Telegram, no clock. Every instant is passed in as epoch
-milliseconds, so the store, the scheduler and the tests decide what "now" is.
-
-Three parts:
-- schedule math: parse_digest_time, parse_zone, next_due, due_since;
-- the window: digest_window (daily) and on_demand_window (/digest), which say exactly
-  which stored stories a digest lists;
-- rendering: render_digest turns the selected stories into Telegram HTML messages.
+"""How a digest reads: the selected stories as Telegram HTML messages, grouped by feed,
+within Telegram's limits. Pure: the stories and the instant are passed in.
 """
 
 from __future__ import annotations
 
-import html
-import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
-from bot.delivery.format import MESSAGE_LIMIT, escape
-from bot.errors import UserError
+from bot.digests.schedule import local_time
+from bot.i18n import language_of, template
 from bot.models import Story
-
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
-
-# ---------------------------------------------------------------------------------------
-# Schedule math
-# ---------------------------------------------------------------------------------------
-
-# ASCII digits only: NFKC has already folded full-width digits, and int() would otherwise
-# accept digits of other scripts that nobody types for a clock time.
-_TIME_RE = re.compile(r"([0-9]{1,2}):([0-9]{2})")
-
-# Names tzdata ships that are not places: "localtime" is the host's own setting and
-# "Factory" means "zone not configured"; neither is a choice a chat should make.
-_NOT_ZONES = frozenset({"localtime", "Factory"})
-
-
-def parse_digest_time(text: str) -> tuple[int, int]:
-    """Read "HH:MM" (also "H:MM" and full-width "０７：３０") as (hour, minute).
-
-    Raises UserError("digest.bad_time", given=text) for anything else, "24:00" included:
-    the day has no 24th hour, and accepting it would make two spellings of midnight.
-    """
-    folded = unicodedata.normalize("NFKC", text).strip()
-    match = _TIME_RE.fullmatch(folded)
-    if match is None:
-        raise UserError("digest.bad_time", given=text)
-    hour, minute = int(match.group(1)), int(match.group(2))
-    if hour > 23 or minute > 59:
-        raise UserError("digest.bad_time", given=text)
-    return hour, minute
-
-
-@cache
-def _zones_by_folded_name() -> dict[str, str]:
-    # available_timezones() walks the tzdata package; do it once per process.
-    return {name.casefold(): name for name in available_timezones() if name not in _NOT_ZONES}
-
-
-def parse_zone(text: str) -> str:
-    """The IANA zone name the user meant, matched ignoring case ("asia/shanghai").
-
-    Returns the canonical spelling ("Asia/Shanghai"); "UTC" and "GMT" are zones too.
-    Raises UserError("digest.bad_zone", given=text) for names tzdata does not know.
-    """
-    folded = unicodedata.normalize("NFKC", text).strip().casefold()
-    name = _zones_by_folded_name().get(folded)
-    if name is None:
-        raise UserError("digest.bad_zone", given=text)
-    return name
-
-
-def _to_ms(moment: datetime) -> int:
-    # Integer arithmetic on the timedelta avoids float rounding of .timestamp().
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
-
-
-def _local(epoch_ms: int, zone: ZoneInfo) -> datetime:
-    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=epoch_ms)).astimezone(zone)
-
-
-def _gap_end_ms(wall: datetime, zone: ZoneInfo) -> int:
-    """The instant a spring-forward gap containing the wall time `wall` ends.
-
-    Inside a gap, fold=0 and fold=1 map `wall` with the offsets from either side of the
-    transition, so the transition lies between those two instants. zoneinfo has no public
-    way to ask for the transition itself, so find it by bisection on whole seconds (tzdata
-    transitions fall on whole seconds): the first second whose local wall clock has
-    reached `wall` or passed it is the first one after the gap.
-    """
-    a = _to_ms(wall.replace(tzinfo=zone, fold=0)) // 1000
-    b = _to_ms(wall.replace(tzinfo=zone, fold=1)) // 1000
-    low, high = min(a, b), max(a, b)  # local(low) < wall <= local(high)
-    while high - low > 1:
-        middle = (low + high) // 2
-        if _local(middle * 1000, zone).replace(tzinfo=None) >= wall:
-            high = middle
-        else:
-            low = middle
-    return high * 1000
-
-
-def _due_on(day: date, hour: int, minute: int, zone: ZoneInfo) -> int:
-    """The due instant that local calendar day `day` owes: hour:minute local time.
-
-    - A repeated hour (fall back): fold=0, the first occurrence; the second is never
-      considered, so the digest goes out once.
-    - A skipped hour (spring forward): the first instant after the gap, which is what a
-      person who set an alarm for 02:30 expects (Berlin 2025-03-30 02:30 -> 03:00 CEST).
-      Where the gap runs over midnight (America/Nuuk every March: Saturday 23:00 ->
-      Sunday 00:00), that instant is on the next local date, yet it is still Saturday's
-      digest: skipping it would leave that day's stories in no digest.
-    """
-    wall = datetime.combine(day, time(hour, minute))
-    first = wall.replace(tzinfo=zone, fold=0)
-    if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall:
-        return _to_ms(first)
-    return _gap_end_ms(wall, zone)
-
-
-def _check_clock(hour: int, minute: int) -> None:
-    if not (0 <= hour <= 23 and 0 <= minute <= 59):
-        raise ValueError(f"not a clock time: {hour}:{minute}")
-
-
-def _due_instants(
-    hour: int, minute: int, zone: ZoneInfo, around_ms: int, step: int
-) -> Iterator[int]:
-    """The due instants of the local days around `around_ms`, walking one way (step 1:
-    forwards from the day before; step -1: backwards from the day after). They rise with
-    the days they belong to, even across gaps, so the first one past a bound is the one.
-    Three days always contain the answer; the rest are slack for a bug to show as the
-    ValueError below rather than as a wrong instant.
-    """
-    start = _local(around_ms, zone).date() - timedelta(days=step)
-    for offset in range(5):
-        yield _due_on(start + timedelta(days=offset * step), hour, minute, zone)
-
-
-def next_due(hour: int, minute: int, zone: str, after_ms: int) -> int:
-    """The first due instant strictly after `after_ms` (epoch ms) for a daily digest at
-    hour:minute local time in `zone`. One per local calendar day; _due_on says how DST
-    gaps and repeats are handled.
-    """
-    _check_clock(hour, minute)
-    tz = ZoneInfo(zone)
-    for due in _due_instants(hour, minute, tz, after_ms, step=1):
-        if due > after_ms:
-            return due
-    raise ValueError(f"no {hour:02}:{minute:02} in {zone} near {after_ms}")
-
-
-def previous_due(hour: int, minute: int, zone: str, at_or_before_ms: int) -> int:
-    """The most recent due instant at or before `at_or_before_ms` (the mirror of next_due)."""
-    _check_clock(hour, minute)
-    tz = ZoneInfo(zone)
-    # Walking backwards from the day after, the first instant not in the future is it.
-    for due in _due_instants(hour, minute, tz, at_or_before_ms, step=-1):
-        if due <= at_or_before_ms:
-            return due
-    raise ValueError(f"no {hour:02}:{minute:02} in {zone} near {at_or_before_ms}")
-
-
-def due_since(
-    hour: int,
-    minute: int,
-    zone: str,
-    last_sent_ms: int | None,
-    now_ms: int,
-    grace_ms: int,
-) -> int | None:
-    """At start-up: the daily digest that fell due while the bot was down, if still worth it.
-
-    Returns the most recent due instant <= now_ms that is strictly after `last_sent_ms`,
-    provided it fell due less than `grace_ms` ago; otherwise None. Only that one can be
-    returned: digests missed before it are skipped, never piled up.
-
-    `last_sent_ms` is the due instant of the chat's last daily digest (the `seen_until` of
-    its window) or, when none has been sent yet, the moment the schedule was set, so a
-    restart between setting "08:00" at 07:00 and 08:00 does not send yesterday's. None
-    means no lower bound at all.
-    """
-    due = previous_due(hour, minute, zone, now_ms)
-    if last_sent_ms is not None and due <= last_sent_ms:
-        return None
-    if now_ms - due >= grace_ms:
-        return None
-    return due
-
+from bot.text import (
+    ELLIPSIS,
+    ENTITY_LIMIT,
+    MESSAGE_LIMIT,
+    clip,
+    cut,
+    entity_count,
+    escape,
+    first_sentence,
+    one_line,
+    telegram_length,
+)
 
 # ---------------------------------------------------------------------------------------
-# Which stories a digest lists
+# Texts (bot/i18n.py holds them; the renderer uses them as one bundle per language)
 # ---------------------------------------------------------------------------------------
 
-# How late a story may be found (first seen minus its timestamp id) and still count as
-# news in the next daily digest. A feed polled every few minutes is a few minutes late; a
-# feed that failed for hours is hours late. A story that first shows up much later than
-# that is a backlog (the entries of a feed the chat just added) or an archive, not news.
-LATE_FIND_ALLOWANCE_MS = DAY_MS
-
-
-@dataclass(frozen=True, slots=True)
-class DigestWindow:
-    """Which stored stories one digest lists. A story is in it exactly when
-
-        seen_from <= first_seen_ms < seen_until  and  timestamp_id >= published_from
-
-    where first_seen_ms is when the bot first stored the story (not its publication time)
-    and timestamp_id is its publication time (PRODUCT.md: the story's id).
-
-    This class only holds the bounds. The rule runs in one place, the store
-    (bot/store/stories.py, IN_DIGEST_WINDOW), given exactly these three numbers: Story
-    does not carry first_seen_ms, since nothing after selection needs it.
-    """
-
-    seen_from: int  # inclusive, epoch ms, on the first-seen axis
-    seen_until: int  # exclusive, epoch ms, on the first-seen axis
-    published_from: int  # inclusive, epoch ms, on the timestamp-id axis
-
-
-def digest_window(last_digest_ms: int | None, due_ms: int) -> DigestWindow:
-    """The stories of the daily digest due at `due_ms`.
-
-    `last_digest_ms` is the `seen_until` of the chat's previous daily digest (its due
-    instant, not when the message went out: a story found while that digest waited in the
-    outbox belongs to the next one), or None when there was none.
-
-    Why select by first-seen time, not by timestamp id: a story published at 07:59 and
-    found at 08:01 was not in the store when the 08:00 digest was made; a timestamp window
-    [08:00 yesterday, 08:00 today) for that digest and [08:00 today, 08:00 tomorrow) for
-    the next would lose it between the two. Windows on the first-seen axis, each starting
-    where the previous one ended, put every story found into exactly one digest, the first
-    one made after it was found.
-
-    - After an earlier daily digest: first seen in [max(last, due - 24h), due), and
-      published no more than LATE_FIND_ALLOWANCE_MS before that window starts. The 24 h
-      bound is PRODUCT's "at most 24 hours' worth" after a long pause (digest off, bot
-      down).
-    - First digest: published in [due - 24h, due) (PRODUCT: "those published in the last
-      24 hours"). No first-seen bound is needed below: a story's timestamp id is never
-      after its first-seen time, so first_seen >= timestamp_id >= due - 24h.
-    """
-    if last_digest_ms is not None and last_digest_ms >= due_ms:
-        # A digest for an instant already covered would repeat stories: a caller bug.
-        raise ValueError(f"digest due at {due_ms} is not after the last one at {last_digest_ms}")
-    day_before = due_ms - DAY_MS
-    if last_digest_ms is None:
-        return DigestWindow(seen_from=day_before, seen_until=due_ms, published_from=day_before)
-    seen_from = max(last_digest_ms, day_before)
-    return DigestWindow(
-        seen_from=seen_from,
-        seen_until=due_ms,
-        published_from=seen_from - LATE_FIND_ALLOWANCE_MS,
-    )
-
-
-def on_demand_window(now_ms: int) -> DigestWindow:
-    """The stories of `/digest` sent on command: published (by timestamp id) in the last
-    24 hours, whenever found, those already in a feed when the chat subscribed included.
-    It reads nothing from, and changes nothing in, the daily schedule's windows.
-    """
-    return DigestWindow(seen_from=0, seen_until=now_ms + 1, published_from=now_ms - DAY_MS)
-
-
-# ---------------------------------------------------------------------------------------
-# Texts (both languages in one place until they move to bot/telegram/i18n.py)
-# ---------------------------------------------------------------------------------------
+MATCH_MARK = "★ "
+ITEM_MARK = "• "
 
 
 @dataclass(frozen=True, slots=True)
 class DigestTexts:
-    """The user-facing strings of a digest. Templates are trusted HTML; values put into
-    them are escaped by the renderer."""
+    """The user-facing strings of a digest, from bot/i18n.py. Templates are trusted HTML;
+    values put into them are escaped by the renderer."""
 
     header: str  # {date}, {zone}
     matches_heading: str
     more: str  # {count}
     empty: str
     continued: str  # appended to a repeated section heading
-    match_mark: str
-    item_mark: str
+    match_mark: str = MATCH_MARK
+    item_mark: str = ITEM_MARK
 
     @staticmethod
     def for_language(lang: str) -> DigestTexts:
         """Chinese for zh* language codes (zh, zh-hans, zh-TW...), English otherwise."""
-        return _ZH if lang.strip().lower().startswith("zh") else _EN
+        return _texts(language_of(lang))
 
 
-_EN = DigestTexts(
-    header="<b>Daily digest</b> · {date} ({zone})",
-    matches_heading="<b>★ Matches your keywords</b>",
-    more="… and {count} more",
-    empty="No new stories in the last 24 hours.",
-    continued="(continued)",
-    match_mark="★ ",
-    item_mark="• ",
-)
-_ZH = DigestTexts(
-    header="<b>每日摘要</b> · {date}（{zone}）",
-    matches_heading="<b>★ 匹配你的关键词</b>",
-    more="…… 还有 {count} 条",
-    empty="过去 24 小时没有新报道。",
-    continued="（续）",
-    match_mark="★ ",
-    item_mark="• ",
-)
+@cache
+def _texts(language: str) -> DigestTexts:
+    """One bundle per language: the renderer keys its shared work on it."""
+    return DigestTexts(
+        header=template(language, "digest.header"),
+        matches_heading=template(language, "digest.matches_heading"),
+        more=template(language, "digest.more"),
+        empty=template(language, "digest.empty"),
+        continued=template(language, "digest.continued"),
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -324,7 +76,6 @@ SUMMARY_SOFT_CHARS = 100
 SUMMARY_HARD_CHARS = 120
 # A feed title is a heading; one longer than this is junk and would eat a message.
 FEED_TITLE_MAX_CHARS = 200
-ELLIPSIS = "…"
 
 # Telegram limits a message in three ways, and the digest keeps all three:
 # - MESSAGE_LIMIT: 4096 UTF-16 code units of text after entity parsing (sendMessage docs);
@@ -334,39 +85,13 @@ ELLIPSIS = "…"
 # - the entities' total size: a text under 4096 whose links are long is refused with
 #   ENTITIES_TOO_LONG at around 9500 characters of markup (tdlib/telegram-bot-api#165).
 #   It is not documented, so RAW_HTML_LIMIT keeps the whole HTML well below that.
-ENTITY_LIMIT = 100
 RAW_HTML_LIMIT = 8192
-
-# Sentence ends: CJK marks end a sentence wherever they are; Latin ones only before a
-# space or the end ("3.5", "example.com" are not ends). Closing quotes stay with it.
-_SENTENCE_END_RE = re.compile(r"[。！？][”’」』）)]*|[.!?][\"'”’)\]]*(?=\s|$)")
-# "U.S.", "e.g.", "Mr." end with a dot but rarely end a sentence.
-_ABBREVIATION_RE = re.compile(r"\b(?:[A-Za-z]\.)*[A-Za-z]$|\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|No|vs|etc)$")
-_TAG_RE = re.compile(r"<[^>]*>")
-_OPENING_TAG_RE = re.compile(r"<[^/>][^>]*>")
 
 
 @dataclass(frozen=True, slots=True)
 class DigestItem:
     story: Story
     matched: bool  # the story hit one of the chat's include keywords
-
-
-def telegram_length(message_html: str) -> int:
-    """The length Telegram checks against MESSAGE_LIMIT: the text left after HTML entity
-    parsing, in UTF-16 code units. Exact for HTML whose text went through escape(), the
-    only kind this module makes (no literal "<" outside tags)."""
-    return _utf16_len(html.unescape(_TAG_RE.sub("", message_html)))
-
-
-def entity_count(message_html: str) -> int:
-    """The formatting entities (bold, link...) Telegram makes of HTML from this bot: one per
-    start tag, which is exact for the tags the bot writes (none of them empty)."""
-    return len(_OPENING_TAG_RE.findall(message_html))
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,55 +121,16 @@ class _Size:
         )
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _truncate_utf16(text: str, max_units: int) -> str:
-    """`text`, or its longest prefix that fits `max_units` UTF-16 units with "…" added."""
-    if _utf16_len(text) <= max_units:
-        return text
-    kept: list[str] = []
-    used = _utf16_len(ELLIPSIS)
-    for char in text:
-        used += _utf16_len(char)
-        if used > max_units:
-            break
-        kept.append(char)
-    return "".join(kept).rstrip() + ELLIPSIS
-
-
-def _first_sentence(text: str) -> str:
-    for match in _SENTENCE_END_RE.finditer(text):
-        before = text[: match.start()]
-        if match.group()[0] == "." and _ABBREVIATION_RE.search(before):
-            continue
-        return text[: match.end()]
-    return text
-
-
-def _cut_near(text: str, limit: int) -> str:
-    """Cut to about `limit` characters with "…": at a space when the cut would split a
-    Latin word (if a space is not too far back), else between characters, which is the
-    word boundary of Chinese and Japanese."""
-    head = text[:limit]
-    if text[limit].isalnum() and head[-1].isalnum() and head[-1].isascii():
-        space = head.rfind(" ")
-        if space > limit // 2:
-            head = head[:space]
-    return head.rstrip(" ,;:，、；：") + ELLIPSIS
-
-
 def summary_line(summary: str) -> str:
     """The digest's one-line summary: the first sentence, or about 100 characters of it
     with "…"; "" when there is no summary (the line is then left out)."""
-    text = _one_line(summary)
+    text = one_line(summary)
     if not text:
         return ""
-    first = _first_sentence(text)
+    first = first_sentence(text)
     if len(first) <= SUMMARY_HARD_CHARS:
         return first
-    return _cut_near(first, SUMMARY_SOFT_CHARS)
+    return cut(first, SUMMARY_SOFT_CHARS + len(ELLIPSIS))
 
 
 def _is_web_link(link: str) -> bool:
@@ -477,8 +163,8 @@ class _Unit:
 
 
 def _feed_title(story: Story) -> str:
-    title = _one_line(story.feed_title) or f"#{story.feed_id}"
-    return _truncate_utf16(title, FEED_TITLE_MAX_CHARS)
+    title = one_line(story.feed_title) or f"#{story.feed_id}"
+    return clip(title, FEED_TITLE_MAX_CHARS)
 
 
 def _feed_section(story: Story, texts: DigestTexts) -> _Section:
@@ -493,7 +179,7 @@ def _story_lines(story: Story, mark: str, suffix: str, section: _Section) -> tup
     its title that fits, with "…"; a link too long for any message is dropped."""
     summary = summary_line(story.summary)
     # A title of only whitespace would leave an invisible link; the link itself reads.
-    title = _one_line(story.title) or _one_line(story.link) or ELLIPSIS
+    title = one_line(story.title) or one_line(story.link) or ELLIPSIS
 
     def lines(shown: str, href: str) -> tuple[str, ...]:
         first = escape(shown)
@@ -685,7 +371,7 @@ class DigestRenderer:
         key = (now_ms, zone, texts)
         header = self._headers.get(key)
         if header is None:
-            day = _local(now_ms, ZoneInfo(zone)).date().isoformat()
+            day = local_time(now_ms, ZoneInfo(zone)).date().isoformat()
             header = self._headers[key] = texts.header.format(date=day, zone=escape(zone))
         return header
 

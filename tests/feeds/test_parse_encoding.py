@@ -14,7 +14,7 @@ import codecs
 import pytest
 
 from bot.feeds.parse import parse_feed
-from tests.conftest import SHARED
+from tests.paths import SHARED
 
 LINUXSOFT = SHARED / "feeds" / "real-world" / "cs_linuxsoft_invalidutf8_rss2.xml"
 URL = "https://news.example.com/feed.xml"

@@ -10,15 +10,15 @@ import pytest
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.errors import UserError
-from bot.feeds.check import FeedChecker
 from bot.feeds.fetch import Fetcher
-from bot.feeds.poller import Poller
+from bot.feeds.pipeline import FeedPipeline
 from bot.filters import Keyword, KeywordIndex
 from bot.routing import make_router
-from bot.service import Service
 from bot.store import Store
-from tests.conftest import FIXTURES, SHARED, START_MS
+from bot.usecases.subscriptions import Subscriptions
+from tests.conftest import START_MS
 from tests.fakes.feed_server import FeedItem, FeedServer
+from tests.paths import FIXTURES, SHARED
 
 NOW = datetime.fromtimestamp(START_MS / 1000, UTC)
 
@@ -30,9 +30,9 @@ class Bot:
         self, store: Store, settings: Settings, clock: FakeClock, fetcher: Fetcher
     ) -> None:
         self.index = KeywordIndex()
-        self.checker = FeedChecker(store, fetcher, settings, clock, make_router(self.index))
-        self.poller = Poller(store, self.checker, settings, clock, seed=1)
-        self.service = Service(store, self.checker, settings, clock)
+        router = make_router(self.index)
+        self.pipeline = FeedPipeline(store, fetcher, settings, clock, router, seed=1)
+        self.subscriptions = Subscriptions(store, self.pipeline, clock)
         self.store = store
         self.clock = clock
 
@@ -45,7 +45,7 @@ class Bot:
     async def check(self, url: str) -> None:
         feed = await self.store.feeds.by_url(url)
         assert feed is not None
-        await self.poller.check(feed)
+        await self.pipeline.check(feed)
 
     async def alerts(self) -> list[tuple[int, str, str]]:
         rows = await self.store.db.fetchall(
@@ -84,7 +84,7 @@ async def test_first_fetch_primes_then_only_later_stories_alert_once(
 ) -> None:
     feed_server.publish("/f.xml", [item(1), item(2)])
     chat = await bot.chat(1)
-    result = await bot.service.subscribe(chat, feed_server.url("/f.xml"), thread_id=None)
+    result = await bot.subscriptions.subscribe(chat, feed_server.url("/f.xml"), thread_id=None)
     assert (result.created, result.entries, result.title) == (True, 2, "Test feed")
     assert await bot.alerts() == []
 
@@ -94,7 +94,7 @@ async def test_first_fetch_primes_then_only_later_stories_alert_once(
 
     await bot.check(feed_server.url("/f.xml"))  # same body: nothing parsed, nothing new
     assert len(await bot.alerts()) == 1
-    assert bot.poller.stats.not_modified == 1
+    assert bot.pipeline.stats.not_modified == 1
 
 
 async def test_subscribing_twice_says_so_and_changes_nothing(
@@ -102,8 +102,8 @@ async def test_subscribing_twice_says_so_and_changes_nothing(
 ) -> None:
     feed_server.publish("/f.xml", [item(1)])
     chat = await bot.chat(1)
-    await bot.service.subscribe(chat, feed_server.url("/f.xml"), thread_id=None)
-    again = await bot.service.subscribe(chat, feed_server.url("/f.xml"), thread_id=None)
+    await bot.subscriptions.subscribe(chat, feed_server.url("/f.xml"), thread_id=None)
+    again = await bot.subscriptions.subscribe(chat, feed_server.url("/f.xml"), thread_id=None)
     assert again.created is False
     assert len(await bot.store.chats.subscriptions(chat)) == 1
 
@@ -113,7 +113,7 @@ async def test_same_timestamp_both_new_restamp_and_return_not_new(
 ) -> None:
     url = feed_server.url("/f.xml")
     feed_server.publish("/f.xml", [item(1)])
-    await bot.service.subscribe(await bot.chat(1), url, thread_id=None)
+    await bot.subscriptions.subscribe(await bot.chat(1), url, thread_id=None)
 
     # Two different stories with the same timestamp: both are news, sent in the feed's
     # order read from the bottom (feeds list the newest first).
@@ -133,7 +133,7 @@ async def test_same_timestamp_both_new_restamp_and_return_not_new(
 async def test_archive_window_keeps_relisted_archive_out(bot: Bot, feed_server: FeedServer) -> None:
     url = feed_server.url("/f.xml")
     feed_server.publish("/f.xml", [item(1, when=NOW)])
-    await bot.service.subscribe(await bot.chat(1), url, thread_id=None)
+    await bot.subscriptions.subscribe(await bot.chat(1), url, thread_id=None)
     # A feed re-listing its archive under new guids: 8 days old is archive, 6 days is news.
     feed_server.publish(
         "/f.xml",
@@ -158,7 +158,7 @@ async def test_archive_window_keeps_relisted_archive_out(bot: Bot, feed_server: 
 async def test_future_dates_do_not_push_the_feed_clock(bot: Bot, feed_server: FeedServer) -> None:
     url = feed_server.url("/f.xml")
     feed_server.publish("/f.xml", [item(1, when=NOW)])
-    await bot.service.subscribe(await bot.chat(1), url, thread_id=None)
+    await bot.subscriptions.subscribe(await bot.chat(1), url, thread_id=None)
     feed_server.publish("/f.xml", [item(1, when=NOW), item(2, when=NOW + timedelta(days=30))])
     await bot.check(url)
     row = await bot.store.db.fetchone("SELECT timestamp_id FROM stories WHERE title = 'Story 2'")
@@ -172,10 +172,10 @@ async def test_future_dates_do_not_push_the_feed_clock(bot: Bot, feed_server: Fe
 async def test_a_later_subscriber_gets_no_backlog(bot: Bot, feed_server: FeedServer) -> None:
     url = feed_server.url("/f.xml")
     feed_server.publish("/f.xml", [item(1)])
-    await bot.service.subscribe(await bot.chat(1), url, thread_id=None)
+    await bot.subscriptions.subscribe(await bot.chat(1), url, thread_id=None)
     feed_server.publish("/f.xml", [item(2, when=NOW), item(1)])
     # Chat 2 subscribes: its check finds story 2, which is owed to chat 1 only.
-    await bot.service.subscribe(await bot.chat(2), url, thread_id=None)
+    await bot.subscriptions.subscribe(await bot.chat(2), url, thread_id=None)
     assert [(a[0], a[1]) for a in await bot.alerts()] == [(1, "Story 2")]
     feed_server.publish("/f.xml", [item(3, when=NOW), item(2, when=NOW), item(1)])
     await bot.check(url)
@@ -192,7 +192,7 @@ async def test_same_story_in_two_feeds_alerts_a_chat_once(
     chat = await bot.chat(1)
     for path in ("/a.xml", "/b.xml"):
         feed_server.publish(path, [item(1)])
-        await bot.service.subscribe(chat, feed_server.url(path), thread_id=None)
+        await bot.subscriptions.subscribe(chat, feed_server.url(path), thread_id=None)
     shared_link = item(5, when=NOW, guid="a-5", link="https://news.test/shared?utm_source=a")
     same_title = item(6, when=NOW, guid="a-6", title="Central bank raises rates")
     feed_server.publish("/a.xml", [shared_link, same_title, item(1)])
@@ -228,7 +228,7 @@ async def test_untitled_stories_of_two_feeds_are_not_taken_for_one(
     chat = await bot.chat(1)
     for path in ("/a.xml", "/b.xml"):
         feed_server.publish(path, [item(1)])
-        await bot.service.subscribe(chat, feed_server.url(path), thread_id=None)
+        await bot.subscriptions.subscribe(chat, feed_server.url(path), thread_id=None)
     for path, n in (("/a.xml", 5), ("/b.xml", 6)):
         no_title = FeedItem(
             title="",
@@ -264,7 +264,7 @@ async def test_a_subscription_is_found_by_the_address_typed_or_the_feeds(
     feed_server.publish("/new.xml", [item(1)])
     feed_server.redirect("/old.xml", "/new.xml", status=301)
     typed = feed_server.url("/old.xml")
-    result = await bot.service.subscribe(chat, typed, thread_id=None)
+    result = await bot.subscriptions.subscribe(chat, typed, thread_id=None)
     assert result.url == feed_server.url("/new.xml")
     new = feed_server.url("/new.xml")
     for text in (
@@ -275,11 +275,11 @@ async def test_a_subscription_is_found_by_the_address_typed_or_the_feeds(
         new.replace("http://", "HTTP://").upper().replace("/NEW.XML", "/new.xml"),
         typed.removeprefix("http://") + "/",
     ):
-        found = await bot.service.find_subscription(chat, text)
+        found = await bot.subscriptions.find_subscription(chat, text)
         assert found.feed_url == new, text
     for text in (feed_server.url("/other.xml"), new.replace("new.xml", "NEW.xml"), "1x"):
         with pytest.raises(UserError) as refused:
-            await bot.service.find_subscription(chat, text)
+            await bot.subscriptions.find_subscription(chat, text)
         assert refused.value.key == "sub.unknown_url", text
 
 
@@ -289,7 +289,7 @@ async def test_keyword_filter_routes_and_names_the_keyword(
     url = feed_server.url("/f.xml")
     feed_server.publish("/f.xml", [item(1)])
     for chat in (1, 2):
-        await bot.service.subscribe(await bot.chat(chat), url, thread_id=None)
+        await bot.subscriptions.subscribe(await bot.chat(chat), url, thread_id=None)
     bot.index.set_chat(2, [Keyword("putin")])
     feed_server.publish(
         "/f.xml",
@@ -318,7 +318,7 @@ async def test_two_items_with_one_guid_give_an_alert_made_of_one_item(
     listed): its title, link and summary all come from that item, none from the other."""
     url = feed_server.url("/f.xml")
     feed_server.publish("/f.xml", [item(1)])
-    await bot.service.subscribe(await bot.chat(1), url, thread_id=None)
+    await bot.subscriptions.subscribe(await bot.chat(1), url, thread_id=None)
     first = item(2, when=NOW, guid="same", text="The first item's lead.")
     second = item(
         3, when=NOW, guid="same", link="https://news.test/other", text="The second item's lead."
@@ -334,8 +334,8 @@ async def test_digest_mode_subscriptions_get_no_alerts(bot: Bot, feed_server: Fe
     url = feed_server.url("/f.xml")
     feed_server.publish("/f.xml", [item(1)])
     chat = await bot.chat(1)
-    await bot.service.subscribe(chat, url, thread_id=None)
-    await bot.service.set_mode(chat, ["1", "digest"])
+    await bot.subscriptions.subscribe(chat, url, thread_id=None)
+    await bot.subscriptions.set_mode(chat, ["1", "digest"])
     feed_server.publish("/f.xml", [item(2, when=NOW), item(1)])
     await bot.check(url)
     assert await bot.alerts() == []
@@ -351,7 +351,9 @@ async def test_digest_mode_subscriptions_get_no_alerts(bot: Bot, feed_server: Fe
 async def record_fixture(bot: Bot, feed_server: FeedServer, name: str) -> list[tuple]:
     body = (FIXTURES / "feeds" / name).read_bytes()
     feed_server.serve("/" + name, body, content_type="application/xml")
-    await bot.service.subscribe(await bot.chat(1), feed_server.url("/" + name), thread_id=None)
+    await bot.subscriptions.subscribe(
+        await bot.chat(1), feed_server.url("/" + name), thread_id=None
+    )
     rows = await bot.store.db.fetchall(
         "SELECT identity, timestamp_id, title, link FROM stories ORDER BY id"
     )

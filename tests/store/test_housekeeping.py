@@ -14,10 +14,12 @@ from types import SimpleNamespace
 
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.models import Entry
-from bot.store import Delivery, FeedCheck, Recipient, Store
-from bot.store.stories import NewStory, Router
-from bot.telegram.app import housekeeping
+from bot.feeds.record import DedupeRules
+from bot.models import Delivery, Entry, NewStory, Recipient
+from bot.routing import Router
+from bot.store import Store
+from bot.telegram.jobs import housekeeping
+from tests.helpers import alert_nobody, record_entries
 
 DAY_MS = 86_400_000
 RETENTION_DAYS = 90
@@ -39,10 +41,6 @@ def alert_everyone(story: NewStory, recipients: Sequence[Recipient]) -> list[Del
     return [Delivery(r.chat_id, r.thread_id, None) for r in recipients]
 
 
-def alert_nobody(story: NewStory, recipients: Sequence[Recipient]) -> list[Delivery]:
-    return []
-
-
 async def check(
     store: Store,
     clock: FakeClock,
@@ -51,16 +49,15 @@ async def check(
     router: Router = alert_nobody,
 ) -> int:
     """One successful check of the feed listing `names`; how many were new to it."""
-    outcome = await store.stories.record_check(
+    report = await record_entries(
+        store,
         feed_id,
         [entry(feed_id, name, clock) for name in names],
-        {},
-        FeedCheck(now_ms=clock.now_ms(), next_check_at=clock.now_ms()),
-        archive_window_ms=10_000 * DAY_MS,
-        duplicate_window_ms=0,
+        now_ms=clock.now_ms(),
+        rules=DedupeRules(archive_window_ms=10_000 * DAY_MS, duplicate_window_ms=0),
         router=router,
     )
-    return outcome.inserted
+    return report.inserted
 
 
 async def remembered(store: Store) -> set[str]:
@@ -160,7 +157,7 @@ def with_windows(settings: Settings, *, retention_days: float, duplicate_hours: 
 async def run_housekeeping(store: Store, settings: Settings, clock: FakeClock) -> None:
     """The JobQueue job as the application calls it (it reads only the runtime)."""
     runtime = SimpleNamespace(store=store, settings=settings, clock=clock)
-    context = SimpleNamespace(application=SimpleNamespace(bot_data={"runtime": runtime}))
+    context = SimpleNamespace(runtime=runtime)
     await housekeeping(context)  # type: ignore[arg-type]
 
 

@@ -1,4 +1,5 @@
-"""Operator-facing and bulk commands: /export, /import (OPML), /stats."""
+"""A chat's feeds as a file: /export sends them as OPML, /import subscribes to an OPML file's
+feeds (checked in the background, with a progress message a restart can finish)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ from functools import partial
 from telegram import Bot, Document, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
-from bot.delivery.format import html_to_plain
 from bot.errors import UserError
+from bot.i18n import t
 from bot.opml import (
     ImportReport,
     OpmlDocument,
@@ -25,32 +25,28 @@ from bot.opml import (
     kilobytes,
     parse_opml,
 )
+from bot.reports import import_summary
 from bot.store import Store
-from bot.store.stats import Stats, exported_feeds, gather_stats
-from bot.telegram.handlers import Request, command, reply, runtime
-from bot.telegram.i18n import TEXTS, t
+from bot.telegram.command import Request, command, reply
+from bot.telegram.context import BotContext
 
 log = logging.getLogger(__name__)
 
-COMMAND_UPDATES = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
 # A document whose caption is the command: CommandHandler only looks at message text.
 IMPORT_CAPTION = re.compile(r"^/import(?:@(\w+))?(?:\s|$)", re.IGNORECASE)
 # Progress edits: often enough to show life, rarely enough to stay far below the per-chat
 # limit (edits count against it too). Module-level so tests can shorten it.
 PROGRESS_EVERY = 2.0
-MAX_FAILURE_EXAMPLES = 10
-MAX_FAILURE_GROUPS = 12  # with the examples, keeps the summary well inside one message
-IMPORTING = "importing"  # bot_data key: chats with an import running
 
 
 # --- /export -----------------------------------------------------------------------------
 
 
 @command()
-async def export_(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def export_(request: Request, context: BotContext) -> None:
     """Anyone may read a chat's feeds, so anyone may export them."""
-    rt = runtime(context)
-    feeds = await exported_feeds(rt.store.db, request.chat_id)
+    rt = context.runtime
+    feeds = await rt.store.stats.exported_feeds(request.chat_id)
     if not feeds:
         await reply(request.message, t(request.language, "list.empty"))
         return
@@ -85,15 +81,15 @@ def attached_document(message: Message) -> Document | None:
 
 
 @command(changes=True)
-async def import_(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def import_(request: Request, context: BotContext) -> None:
     """Check the file here; the feeds are checked in the background (see run_import)."""
     document = attached_document(request.message)
     if document is None:
         raise UserError("import.usage")
-    busy: set[int] = context.application.bot_data.setdefault(IMPORTING, set())
+    busy = context.bot_data.importing
     if request.chat_id in busy:
         raise UserError("import.busy")
-    limits = runtime(context).settings.opml
+    limits = context.runtime.settings.opml
     opml = parse_opml(
         await download(document, limits.max_bytes),
         max_bytes=limits.max_bytes,
@@ -107,7 +103,7 @@ async def import_(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
 
 
-async def import_document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def import_document(update: Update, context: BotContext) -> None:
     """A document captioned /import: the same as /import, unless addressed to another bot."""
     message = update.effective_message
     match = IMPORT_CAPTION.match(message.caption or "") if message else None
@@ -166,10 +162,8 @@ class Progress:
             log.warning("event=import_progress_failed error=%r", str(error))
 
 
-async def run_import(
-    request: Request, context: ContextTypes.DEFAULT_TYPE, opml: OpmlDocument
-) -> None:
-    rt = runtime(context)
+async def run_import(request: Request, context: BotContext, opml: OpmlDocument) -> None:
+    rt = context.runtime
     app = context.application
     lang = request.language
     total = len(opml.feeds)
@@ -186,7 +180,9 @@ async def run_import(
             )
         progress = Progress(started, lang, total)
         subscribe = partial(
-            rt.service.subscribe_unless_subscribed, request.chat_id, thread_id=request.thread_id
+            rt.subscriptions.subscribe_unless_subscribed,
+            request.chat_id,
+            thread_id=request.thread_id,
         )
         report = await import_feeds(
             subscribe,
@@ -211,7 +207,7 @@ async def run_import(
         log.exception("event=import_crashed chat=%d", request.chat_id)
         await reply(request.message, t(lang, "error.internal"))
     finally:
-        app.bot_data.get(IMPORTING, set()).discard(request.chat_id)
+        context.bot_data.importing.discard(request.chat_id)
         if started is not None:
             await rt.store.imports.end(request.chat_id)
 
@@ -232,107 +228,3 @@ async def tell_interrupted_imports(bot: Bot, store: Store) -> None:
             )
         await store.imports.end(unfinished.chat_id)
         log.info("event=import_interrupted chat=%d total=%d", unfinished.chat_id, unfinished.total)
-
-
-def failure_reason(lang: str, key: str, values: dict[str, object]) -> str:
-    """A short label for why feeds failed; the full text for a reason without one."""
-    short = f"import.reason.{key}"
-    if short in TEXTS:
-        return t(lang, short, **values)
-    return html_to_plain(t(lang, key, **{"given": "…", **values}))
-
-
-def import_summary(lang: str, report: ImportReport) -> str:
-    """Counts, then failures grouped by reason with at most MAX_FAILURE_EXAMPLES addresses."""
-    lines = [
-        t(
-            lang,
-            "import.summary",
-            total=report.total,
-            added=len(report.added),
-            already=len(report.already),
-            failed=len(report.failures),
-        )
-    ]
-    budget = MAX_FAILURE_EXAMPLES
-    groups = report.failure_groups()
-    for group in groups[:MAX_FAILURE_GROUPS]:
-        reason = failure_reason(lang, group.key, group.values)
-        lines.append("")
-        lines.append(t(lang, "import.failed_group", reason=reason, count=len(group.urls)))
-        shown = group.urls[: max(budget, 0)]
-        budget -= len(shown)
-        lines.extend(t(lang, "import.failed_example", url=url[:200]) for url in shown)
-        if len(group.urls) > len(shown):
-            lines.append(t(lang, "import.failed_more", count=len(group.urls) - len(shown)))
-    if len(groups) > MAX_FAILURE_GROUPS:
-        rest = sum(len(group.urls) for group in groups[MAX_FAILURE_GROUPS:])
-        lines.append("")
-        lines.append(t(lang, "import.failed_other", count=rest))
-    if report.not_checked:
-        lines.append("")
-        lines.append(t(lang, "import.stopped", count=report.not_checked))
-    return "\n".join(lines)
-
-
-# --- /stats ------------------------------------------------------------------------------
-
-
-@command()
-async def stats(request: Request, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """The operators' view of the whole bot; nobody else sees it, in any chat."""
-    rt = runtime(context)
-    user = request.update.effective_user
-    if user is None or user.id not in rt.settings.telegram.admins:
-        raise UserError("auth.operators_only")
-    report = await gather_stats(rt.store.db, now_ms=rt.clock.now_ms())
-    await reply(request.message, render_stats(request.language, report))
-
-
-def render_stats(lang: str, stats: Stats) -> str:
-    errors = {
-        name.removeprefix("error."): count
-        for name, count in sorted(stats.counters.items())
-        if name.startswith("error.") and count
-    }
-    return t(
-        lang,
-        "stats.report",
-        chats_active=stats.chats_active,
-        chats_paused=stats.chats_paused,
-        subscriptions=stats.subscriptions,
-        feeds_healthy=stats.feeds_healthy,
-        feeds_failing=stats.feeds_failing,
-        feeds_paused=stats.feeds_paused,
-        feeds_gone=stats.feeds_gone,
-        stories_today=stats.stories_today,
-        outbox_pending=stats.outbox_pending,
-        sent_last_hour=stats.sent_last_hour,
-        hours=stats.counters_hours,
-        flood_waits=stats.counters.get("flood_wait", 0),
-        too_fast=stats.counters.get("too_fast", 0),
-        unanswered=stats.counters.get("unanswered", 0),
-        assumed_delivered=stats.counters.get("assumed_delivered", 0),
-        errors=", ".join(f"{name} {count}" for name, count in errors.items())
-        or t(lang, "stats.no_errors"),
-        database_mb=f"{stats.database_bytes / 1_048_576:.1f}",
-    )
-
-
-# --- wiring ------------------------------------------------------------------------------
-
-OPS_COMMANDS = {("export",): export_, ("import",): import_, ("stats",): stats}
-
-
-def register(app: Application) -> None:
-    """Add this module's handlers beside the others (called by app.add_handlers)."""
-    for names, callback in OPS_COMMANDS.items():
-        app.add_handler(CommandHandler(list(names), callback, filters=COMMAND_UPDATES))
-    app.add_handler(
-        MessageHandler(
-            filters.Document.ALL & filters.CaptionRegex(IMPORT_CAPTION) & COMMAND_UPDATES,
-            import_document,
-        )
-    )
-    # The catch-all for unknown commands must know these are ours.
-    app.bot_data.setdefault("commands", set()).update(n for names in OPS_COMMANDS for n in names)

@@ -11,11 +11,13 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.delivery.digests import DigestScheduler
-from bot.digest import DigestItem, DigestRenderer, digest_window, render_digest
+from bot.digests.render import DigestItem, DigestRenderer, render_digest
+from bot.digests.schedule import digest_window
+from bot.digests.scheduler import DigestScheduler
 from bot.filters import Keyword, KeywordFilter
 from bot.models import Entry, Story
-from bot.store import FeedCheck, Store
+from bot.store import Store
+from tests.helpers import record_entries
 
 SEED_TITLE = "克里姆林宫称正在准备俄美专家级会谈，为特普峰会铺路"
 SEED_SUMMARY = (
@@ -68,15 +70,7 @@ async def add_story(
         link=f"https://n.test/{n}",
         lead_html="",
     )
-    await store.stories.record_check(
-        feed_id,
-        [entry],
-        {entry.identity: summary},
-        FeedCheck(now_ms=clock.now_ms(), next_check_at=clock.now_ms()),
-        archive_window_ms=7 * 86_400_000,
-        duplicate_window_ms=0,
-        router=lambda s, r: [],
-    )
+    await record_entries(store, feed_id, [entry], {entry.identity: summary}, now_ms=clock.now_ms())
 
 
 async def digests(store: Store, chat_id: int = 1) -> list[str]:
@@ -595,7 +589,7 @@ async def test_the_zone_is_remembered_when_only_a_time_is_given(
     """`/digest at 07:30 Asia/Tokyo`, then `/digest at 09:00`: still Tokyo (not the default
     zone), also after `/digest off`; and the digest is headed with Tokyo's date and zone."""
     from bot.delivery.format import format_time
-    from bot.telegram.i18n import t
+    from bot.i18n import t
 
     assert settings.digest.timezone == "UTC"  # the default differs from the chat's zone
     clock = FakeClock(ms(local("UTC", 2025, 6, 1, 12, 0)))  # 21:00 in Tokyo

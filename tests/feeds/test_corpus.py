@@ -10,16 +10,15 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.errors import UserError
-from bot.feeds.check import FeedChecker
+from bot.errors import NOT_A_FEED_KINDS, NotAFeedError, UserError
 from bot.feeds.fetch import Fetcher
-from bot.feeds.parse import NotAFeedError
+from bot.feeds.pipeline import FeedPipeline
 from bot.filters import KeywordIndex
 from bot.routing import make_router
-from bot.service import Service
 from bot.store import Store
-from tests.conftest import SHARED
+from bot.usecases.subscriptions import Subscriptions
 from tests.fakes.feed_server import FeedServer
+from tests.paths import SHARED
 
 CORPUS = [
     *sorted((SHARED / "feeds" / "real-world").glob("*.xml")),
@@ -34,24 +33,22 @@ async def test_every_shared_document_goes_through_the_pipeline(
 ) -> None:
     outcomes: dict[str, int] = {"feeds": 0, "not_a_feed": 0, "entries": 0, "summaries": 0}
     async with Fetcher(settings.fetch) as fetcher:
-        checker = FeedChecker(store, fetcher, settings, clock, make_router(KeywordIndex()))
-        service = Service(store, checker, settings, clock)
+        pipeline = FeedPipeline(store, fetcher, settings, clock, make_router(KeywordIndex()))
+        subscriptions = Subscriptions(store, pipeline, clock)
         await store.chats.upsert(1, kind="private", title="", language="en", now_ms=clock.now_ms())
         for path in CORPUS:
             feed_server.serve("/" + path.name, path.read_bytes(), content_type=None)
             url = feed_server.url("/" + path.name)
             try:
                 async with asyncio.timeout(PER_DOCUMENT_SECONDS):
-                    await service.subscribe(1, url, thread_id=None)
+                    await subscriptions.subscribe(1, url, thread_id=None)
                     # A second check of the same bytes: identical body, nothing new.
                     feed = await store.feeds.by_url(url)
                     assert feed is not None
-                    outcome = await checker.record(
-                        feed, await checker.fetch(feed), None, clock.now_ms(), None
-                    )
-                    assert outcome is None
+                    assert await pipeline.check(feed) is None
+                    assert (await store.feeds.get(feed.id)).last_error is None  # type: ignore[union-attr]
             except NotAFeedError as error:
-                assert error.key == "feed.not_a_feed" and error.values["detail"]
+                assert error.failure.what in NOT_A_FEED_KINDS
                 outcomes["not_a_feed"] += 1
                 continue
             except UserError as error:  # pragma: no cover - shown with the document's name

@@ -26,8 +26,8 @@ from aiohttp import web
 
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.feeds.check import FeedChecker
 from bot.feeds.fetch import Fetcher
+from bot.feeds.pipeline import FeedPipeline
 from bot.feeds.poller import Poller
 from bot.filters import KeywordIndex
 from bot.routing import make_router
@@ -75,8 +75,9 @@ class Rig:
     def __init__(self, store: Store, settings: Settings, clock: FakeClock, fetcher: Fetcher):
         self.store = store
         self.clock = clock
-        checker = FeedChecker(store, fetcher, settings, clock, make_router(KeywordIndex()))
-        self.poller = Poller(store, checker, settings, clock, seed=7)
+        router = make_router(KeywordIndex())
+        self.pipeline = FeedPipeline(store, fetcher, settings, clock, router, seed=7)
+        self.poller = Poller(store, self.pipeline, settings, clock)
         self.started_at: dict[int, float] = {}
         self.done_at: dict[int, float] = {}
         self.running = 0
@@ -84,7 +85,7 @@ class Rig:
         self.running_by_host: Counter[str] = Counter()
         self.peak_by_host: Counter[str] = Counter()
         self.started = asyncio.Condition()  # notified as each check starts
-        check = self.poller.check
+        check = self.pipeline.check
 
         async def counted_check(feed: Feed) -> Any:
             host = urlsplit(feed.url).hostname or ""
@@ -102,7 +103,7 @@ class Rig:
                 self.running_by_host[host] -= 1
                 self.done_at[feed.id] = time.perf_counter()
 
-        self.poller.check = counted_check  # type: ignore[method-assign]
+        self.pipeline.check = counted_check  # type: ignore[method-assign]
 
     async def add_feed(self, server: FeedServer, path: str) -> int:
         server.publish(path, [FeedItem(f"Story of {path}", f"https://feeds.test{path}", path)])
@@ -272,7 +273,7 @@ async def test_stop_during_a_tick_with_many_waiting_checks(
         assert left == []
         async with asyncio.timeout(1):
             await rig.poller.wait_idle()
-        assert rig.poller.stats.checks == 2
+        assert rig.pipeline.stats.checks == 2
         # Every slot given back (a leaked slot would stall checks after a restart in-process).
         poller_all = rig.poller._all
         assert not poller_all.locked() and poller_all._value == settings.poll.concurrency

@@ -7,9 +7,12 @@ Texts are Telegram HTML: values are escaped by `t()` unless their name ends in `
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from bot.delivery.format import escape
+from bot.errors import FailureKind, FeedFailure
+from bot.text import escape
 
 TEXTS: dict[str, dict[str, str]] = {
     # --- /start, /help -----------------------------------------------------------------
@@ -95,88 +98,6 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "This chat has {limit} subscriptions, the most allowed. Remove one with /unsubscribe first.",
         "zh": "本聊天已有 {limit} 个订阅，已达上限。请先用 /unsubscribe 取消一个。",
     },
-    # --- why a feed could not be used (FetchErrorKind, NotAFeed) ---------------------
-    "feed.invalid_url": {
-        "en": "That is not a web address I can use: <code>{given}</code>\n"
-        "Send a full address starting with http:// or https://, for example "
-        "<code>/subscribe https://example.com/feed.xml</code>",
-        "zh": "这不是可用的网址：<code>{given}</code>\n请发送以 http:// 或 https:// 开头的完整地址，"
-        "例如 <code>/subscribe https://example.com/feed.xml</code>",
-    },
-    "feed.bad_scheme": {
-        "en": "Only http:// and https:// feeds are supported, not <code>{given}</code>.",
-        "zh": "只支持 http:// 和 https:// 的订阅源，不支持 <code>{given}</code>。",
-    },
-    "feed.address_not_allowed": {
-        "en": "That address points to a private or local network, which this bot may not fetch from.",
-        "zh": "该地址指向私有或本地网络，本机器人不允许从那里获取内容。",
-    },
-    "feed.dns": {
-        "en": "The site's name could not be found (DNS). Check the address for typos.",
-        "zh": "找不到该网站的域名（DNS）。请检查地址是否有误。",
-    },
-    "feed.connection": {
-        "en": "The site could not be reached (connection failed). Try again later.",
-        "zh": "无法连接到该网站，请稍后再试。",
-    },
-    "feed.tls": {
-        "en": "The site's secure connection (HTTPS certificate) is broken.",
-        "zh": "该网站的安全连接（HTTPS 证书）有问题。",
-    },
-    "feed.timeout": {
-        "en": "The site did not answer in time. Try again later.",
-        "zh": "该网站没有及时响应，请稍后再试。",
-    },
-    "feed.too_large": {
-        "en": "The feed is too large (over {limit_mb} MB).",
-        "zh": "订阅源太大（超过 {limit_mb} MB）。",
-    },
-    "feed.too_many_redirects": {
-        "en": "The address redirects too many times (or in a loop).",
-        "zh": "该地址重定向次数过多（或形成循环）。",
-    },
-    "feed.http_status": {
-        "en": "The site answered HTTP {status} instead of a feed.",
-        "zh": "网站返回了 HTTP {status}，而不是订阅源。",
-    },
-    "feed.gone": {
-        "en": "The site says this feed is gone for good (HTTP 410).",
-        "zh": "网站表示该订阅源已永久删除（HTTP 410）。",
-    },
-    "feed.not_a_feed": {
-        "en": "That address does not give a news feed (RSS, Atom or RDF): it is {detail}. "
-        "Look for an RSS or Atom link on the site.",
-        "zh": "该地址不是新闻订阅源（RSS、Atom 或 RDF）：它是{detail}。请在网站上寻找 RSS 或 Atom 链接。",
-    },
-    # What a document is instead of a feed: NotAFeedError's kinds, the {detail} of
-    # feed.not_a_feed (bot/feeds/parse.py).
-    "not_a_feed.html": {"en": "an HTML page", "zh": "HTML 网页"},
-    "not_a_feed.json": {"en": "a JSON document", "zh": "JSON 文档"},
-    "not_a_feed.empty": {"en": "an empty document", "zh": "空文档"},
-    "not_a_feed.other": {"en": "a document of another kind", "zh": "其他类型的文档"},
-    "not_a_feed.unreadable": {
-        "en": "an unreadable document ({cause})",
-        "zh": "无法读取的文档（{cause}）",
-    },
-    # Why a check failed, as stored in feeds.last_error (bot/feeds/check.py describe(), the
-    # poller, the store): "check." + a stored reason of lowercase words, "_" for spaces; the
-    # last three for reasons with a value. The English texts are the stored reasons
-    # themselves, as /list and the notices always showed them.
-    "check.invalid_url": {"en": "invalid url", "zh": "网址无效"},
-    "check.bad_scheme": {"en": "bad scheme", "zh": "不支持的网址类型"},
-    "check.address_not_allowed": {"en": "address not allowed", "zh": "私有或本地网络地址"},
-    "check.dns": {"en": "dns", "zh": "找不到域名（DNS）"},
-    "check.connection": {"en": "connection", "zh": "连接失败"},
-    "check.timeout": {"en": "timeout", "zh": "响应超时"},
-    "check.too_large": {"en": "too large", "zh": "订阅源太大"},
-    "check.too_many_redirects": {"en": "too many redirects", "zh": "重定向过多"},
-    "check.gone": {"en": "gone", "zh": "已永久删除"},
-    "check.tls": {"en": "tls", "zh": "HTTPS 证书有问题"},
-    "check.not_a_feed": {"en": "not a feed", "zh": "不是订阅源"},
-    "check.internal_error": {"en": "internal error", "zh": "内部错误"},
-    "check.http.status": {"en": "HTTP {status}", "zh": "HTTP {status}"},
-    "check.http.gone": {"en": "HTTP 410 Gone", "zh": "HTTP 410（已永久删除）"},
-    "check.crash.name": {"en": "{name}", "zh": "内部错误（{name}）"},
     # --- /unsubscribe, /list, /mode --------------------------------------------------
     "list.empty": {
         "en": "This chat has no subscriptions yet. Add one with <code>/subscribe URL</code>.",
@@ -390,24 +311,6 @@ TEXTS: dict[str, dict[str, str]] = {
         "to finish: feeds already added are kept.",
         "zh": "⏸ 机器人正在停止，有 {count} 个订阅源未检查。请重新发送文件以完成导入，已添加的订阅会保留。",
     },
-    "import.reason.feed.invalid_url": {"en": "not a web address", "zh": "不是有效网址"},
-    "import.reason.feed.bad_scheme": {"en": "not http(s)", "zh": "不是 http(s) 地址"},
-    "import.reason.feed.address_not_allowed": {
-        "en": "private or local network address",
-        "zh": "私有或本地网络地址",
-    },
-    "import.reason.feed.dns": {"en": "site name not found (DNS)", "zh": "找不到域名（DNS）"},
-    "import.reason.feed.connection": {"en": "connection failed", "zh": "连接失败"},
-    "import.reason.feed.tls": {"en": "broken HTTPS certificate", "zh": "HTTPS 证书有问题"},
-    "import.reason.feed.timeout": {"en": "no answer in time", "zh": "响应超时"},
-    "import.reason.feed.too_large": {
-        "en": "feed over {limit_mb} MB",
-        "zh": "订阅源超过 {limit_mb} MB",
-    },
-    "import.reason.feed.too_many_redirects": {"en": "too many redirects", "zh": "重定向过多"},
-    "import.reason.feed.http_status": {"en": "HTTP {status}", "zh": "HTTP {status}"},
-    "import.reason.feed.gone": {"en": "gone for good (HTTP 410)", "zh": "已永久删除（HTTP 410）"},
-    "import.reason.feed.not_a_feed": {"en": "not a feed: {detail}", "zh": "不是订阅源：{detail}"},
     "import.reason.subscribe.too_many": {
         "en": "this chat reached {limit} subscriptions",
         "zh": "本聊天已达 {limit} 个订阅的上限",
@@ -481,6 +384,21 @@ TEXTS: dict[str, dict[str, str]] = {
         "未获应答的发送（过去 {hours} 小时）：{unanswered}，其中 {assumed_delivered} 条视为已送达\n"
         "数据库：{database_mb} MB（文件 + WAL）",
     },
+    # --- the digest (bot/digests/render.py) --------------------------------------------
+    "digest.header": {
+        "en": "<b>Daily digest</b> · {date} ({zone})",
+        "zh": "<b>每日摘要</b> · {date}（{zone}）",
+    },
+    "digest.matches_heading": {
+        "en": "<b>★ Matches your keywords</b>",
+        "zh": "<b>★ 匹配你的关键词</b>",
+    },
+    "digest.more": {"en": "… and {count} more", "zh": "…… 还有 {count} 条"},
+    "digest.empty": {
+        "en": "No new stories in the last 24 hours.",
+        "zh": "过去 24 小时没有新报道。",
+    },
+    "digest.continued": {"en": "(continued)", "zh": "（续）"},
     "stats.no_errors": {"en": "none", "zh": "无"},
     # --- generic ---------------------------------------------------------------------
     "error.internal": {
@@ -545,81 +463,186 @@ def t(language: str, key: str, **values: Any) -> str:
     """The text `key` in `language`, with values escaped (names ending in _html are not).
 
     A template may pick a word by a number: `{count:story|stories}` is "story" when the
-    value `count` is 1, "stories" otherwise. Values that are codes rather than text (a
-    check's failure reason, a kind of "not a feed") are translated here, for every caller.
+    value `count` is 1, "stories" otherwise.
     """
-    template = _template(language, key)
-    if key in _REASON_TEXTS and "error" in values:
-        values = {**values, "error": check_failure_text(language, str(values["error"]))}
-    if key in _NOT_A_FEED_TEXTS and "detail" in values:
-        detail = not_a_feed_text(language, str(values["detail"]), str(values.get("cause") or ""))
-        values = {**values, "detail": detail}
-    if "|" in template:
-        template = _PLURAL.sub(lambda m: m[2] if str(values.get(m[1])) == "1" else m[3], template)
+    text = template(language, key)
+    if "|" in text:
+        text = _PLURAL.sub(lambda m: m[2] if str(values.get(m[1])) == "1" else m[3], text)
     safe = {
         name: (value if name.endswith("_html") else escape(str(value)))
         for name, value in values.items()
     }
-    return template.format(**safe)
+    return text.format(**safe)
 
 
-def _template(language: str, key: str) -> str:
+def template(language: str, key: str) -> str:
+    """The raw template `key` in `language` (English when it has none): for callers that
+    fill it many times themselves (the digest renderer)."""
     variants = TEXTS[key]
     return variants.get(language) or variants["en"]
 
 
 def _plain(language: str, key: str, **values: str) -> str:
     """A text meant as a value of another: not escaped here, t() escapes it there."""
-    return _template(language, key).format(**values)
+    return template(language, key).format(**values)
 
 
 _PLURAL = re.compile(r"\{(\w+):([^{}|]*)\|([^{}|]*)\}")
-# Texts whose {error} is a check's stored failure reason, and whose {detail} is a kind of
-# "not a feed": t() shows them in the reader's language.
-_REASON_TEXTS = frozenset({"list.failing", "list.paused", "notice.feed_paused"})
-_NOT_A_FEED_TEXTS = frozenset({"feed.not_a_feed", "import.reason.feed.not_a_feed"})
-_WORDS_REASON = re.compile(r"[a-z]+(?: [a-z]+)*")
-_HTTP_REASON = re.compile(r"HTTP (\d{3})")
-_CRASH_REASON = re.compile(r"[A-Z]\w*(?:Error|Exception|Exit|Interrupt)")
 
 
-def check_failure_text(language: str, reason: str) -> str:
-    """A failed check's reason (feeds.last_error) in `language`, as plain text.
-
-    Stored reasons are codes, the same since the first version: a fetch failure's kind
-    ("connection", "too large"…), "HTTP <status>", "not a feed", "internal error", "HTTP 410
-    Gone", or an exception's class name. One the bot does not know is shown as it is.
-    """
-    code = reason.strip()
-    key = "check." + code.replace(" ", "_")
-    if _WORDS_REASON.fullmatch(code) and key in TEXTS:
-        return _plain(language, key)
-    if code == "HTTP 410 Gone":
-        return _plain(language, "check.http.gone")
-    if match := _HTTP_REASON.fullmatch(code):
-        return _plain(language, "check.http.status", status=match[1])
-    if _CRASH_REASON.fullmatch(code):
-        return _plain(language, "check.crash.name", name=code)
-    return reason
+# --- why a feed failed ------------------------------------------------------------------
+# One table for every FailureKind (bot/errors.py): `reason` is the short form (/list health
+# lines, the paused notice, an import's failure groups), `reply` the sentence /subscribe
+# answers with, which says what to do. {status}: the HTTP status; {given}: the address as
+# typed; {limit_mb}: the size cap; {what}: what a document is instead of a feed; {name}: an
+# exception's class name.
 
 
-_LEGACY_NOT_A_FEED = {  # the English details of older versions, as UserError values
-    "an HTML page": "html",
-    "a JSON document": "json",
-    "an empty document": "empty",
-    "empty document": "empty",
-    "a document of another kind": "other",
+@dataclass(frozen=True, slots=True)
+class FailureText:
+    reason: str
+    reply: str
+
+
+FAILURES: dict[FailureKind, dict[str, FailureText]] = {
+    FailureKind.INVALID_URL: {
+        "en": FailureText(
+            "not a web address",
+            "That is not a web address I can use: <code>{given}</code>\n"
+            "Send a full address starting with http:// or https://, for example "
+            "<code>/subscribe https://example.com/feed.xml</code>",
+        ),
+        "zh": FailureText(
+            "不是有效网址",
+            "这不是可用的网址：<code>{given}</code>\n请发送以 http:// 或 https:// 开头的完整地址，"
+            "例如 <code>/subscribe https://example.com/feed.xml</code>",
+        ),
+    },
+    FailureKind.BAD_SCHEME: {
+        "en": FailureText(
+            "not http(s)",
+            "Only http:// and https:// feeds are supported, not <code>{scheme}</code>.",
+        ),
+        "zh": FailureText(
+            "不是 http(s) 地址",
+            "只支持 http:// 和 https:// 的订阅源，不支持 <code>{scheme}</code>。",
+        ),
+    },
+    FailureKind.ADDRESS_NOT_ALLOWED: {
+        "en": FailureText(
+            "private or local network address",
+            "That address points to a private or local network, which this bot may not fetch from.",
+        ),
+        "zh": FailureText(
+            "私有或本地网络地址", "该地址指向私有或本地网络，本机器人不允许从那里获取内容。"
+        ),
+    },
+    FailureKind.DNS: {
+        "en": FailureText(
+            "site name not found (DNS)",
+            "The site's name could not be found (DNS). Check the address for typos.",
+        ),
+        "zh": FailureText("找不到域名（DNS）", "找不到该网站的域名（DNS）。请检查地址是否有误。"),
+    },
+    FailureKind.CONNECTION: {
+        "en": FailureText(
+            "connection", "The site could not be reached (connection failed). Try again later."
+        ),
+        "zh": FailureText("连接失败", "无法连接到该网站，请稍后再试。"),
+    },
+    FailureKind.TLS: {
+        "en": FailureText(
+            "broken HTTPS certificate",
+            "The site's secure connection (HTTPS certificate) is broken.",
+        ),
+        "zh": FailureText("HTTPS 证书有问题", "该网站的安全连接（HTTPS 证书）有问题。"),
+    },
+    FailureKind.TIMEOUT: {
+        "en": FailureText("no answer in time", "The site did not answer in time. Try again later."),
+        "zh": FailureText("响应超时", "该网站没有及时响应，请稍后再试。"),
+    },
+    FailureKind.TOO_LARGE: {
+        "en": FailureText("feed too large", "The feed is too large (over {limit_mb} MB)."),
+        "zh": FailureText("订阅源太大", "订阅源太大（超过 {limit_mb} MB）。"),
+    },
+    FailureKind.TOO_MANY_REDIRECTS: {
+        "en": FailureText(
+            "too many redirects", "The address redirects too many times (or in a loop)."
+        ),
+        "zh": FailureText("重定向过多", "该地址重定向次数过多（或形成循环）。"),
+    },
+    FailureKind.HTTP_STATUS: {
+        "en": FailureText("HTTP {status}", "The site answered HTTP {status} instead of a feed."),
+        "zh": FailureText("HTTP {status}", "网站返回了 HTTP {status}，而不是订阅源。"),
+    },
+    FailureKind.GONE: {
+        "en": FailureText(
+            "gone for good (HTTP 410)", "The site says this feed is gone for good (HTTP 410)."
+        ),
+        "zh": FailureText("已永久删除（HTTP 410）", "网站表示该订阅源已永久删除（HTTP 410）。"),
+    },
+    FailureKind.NOT_A_FEED: {
+        "en": FailureText(
+            "not a feed: {what}",
+            "That address does not give a news feed (RSS, Atom or RDF): it is {what}. "
+            "Look for an RSS or Atom link on the site.",
+        ),
+        "zh": FailureText(
+            "不是订阅源：{what}",
+            "该地址不是新闻订阅源（RSS、Atom 或 RDF）：它是{what}。请在网站上寻找 RSS 或 Atom 链接。",
+        ),
+    },
+    FailureKind.INTERNAL: {
+        "en": FailureText(
+            "internal error{name}", "Something went wrong on the bot's side{name}. Try again later."
+        ),
+        "zh": FailureText("内部错误{name}", "机器人内部出错{name}，请稍后再试。"),
+    },
+    FailureKind.UNKNOWN: {
+        "en": FailureText("{code}", "The feed could not be used ({code})."),
+        "zh": FailureText("{code}", "无法使用该订阅源（{code}）。"),
+    },
 }
-_LEGACY_UNREADABLE = re.compile(r"an unreadable document \((\w+)\)")
+
+# What a document is instead of a feed: the {what} of NOT_A_FEED (bot.errors.NOT_A_FEED_KINDS).
+NOT_A_FEED_WHAT: dict[str, dict[str, str]] = {
+    "html": {"en": "an HTML page", "zh": "HTML 网页"},
+    "json": {"en": "a JSON document", "zh": "JSON 文档"},
+    "empty": {"en": "an empty document", "zh": "空文档"},
+    "other": {"en": "a document of another kind", "zh": "其他类型的文档"},
+    "unreadable": {"en": "an unreadable document ({cause})", "zh": "无法读取的文档（{cause}）"},
+}
 
 
-def not_a_feed_text(language: str, detail: str, cause: str = "") -> str:
-    """What a document is instead of a feed (NotAFeedError's kind) in `language`, as plain
-    text; an English detail from an older version is translated too."""
-    kind = _LEGACY_NOT_A_FEED.get(detail, detail)
-    if match := _LEGACY_UNREADABLE.fullmatch(detail):
-        kind, cause = "unreadable", match[1]
-    if kind == "unreadable":
-        return _plain(language, "not_a_feed.unreadable", cause=cause or "?")
-    key = f"not_a_feed.{kind}"
-    return _plain(language, key) if key in TEXTS else detail
+def failure_reason(language: str, failure: FeedFailure) -> str:
+    """Why a feed failed, short (a value for another text: not escaped here)."""
+    return _failure_text(language, failure).reason.format(**_failure_values(language, failure))
+
+
+def failure_reply(language: str, failure: FeedFailure, *, given: str = "") -> str:
+    """The answer to a /subscribe whose feed failed, in Telegram HTML."""
+    values = _failure_values(language, failure)
+    parts = urlsplit(given) if given else None
+    values["given"] = given[:200]
+    values["scheme"] = f"{parts.scheme}:" if parts and parts.scheme else given[:20]
+    safe = {name: escape(str(value)) for name, value in values.items()}
+    return _failure_text(language, failure).reply.format(**safe)
+
+
+def _failure_text(language: str, failure: FeedFailure) -> FailureText:
+    variants = FAILURES[failure.kind]
+    return variants.get(language) or variants["en"]
+
+
+def _failure_values(language: str, failure: FeedFailure) -> dict[str, object]:
+    values: dict[str, object] = {"status": failure.status or 0, "code": failure.code}
+    if failure.kind is FailureKind.TOO_LARGE:
+        cap = int(failure.detail) if failure.detail.isdecimal() else 0
+        values["limit_mb"] = round(cap / 1_048_576, 1)
+    elif failure.kind is FailureKind.NOT_A_FEED:
+        what = NOT_A_FEED_WHAT.get(failure.what, NOT_A_FEED_WHAT["other"])
+        values["what"] = (what.get(language) or what["en"]).format(cause=failure.cause or "?")
+    elif failure.kind is FailureKind.INTERNAL:
+        name = failure.detail
+        values["name"] = (f"（{name}）" if language == "zh" else f" ({name})") if name else ""
+    return values

@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.digest import (
-    DigestItem,
-    DigestRenderer,
+from bot.digests.render import DigestItem, DigestRenderer, render_digest
+from bot.digests.schedule import (
     DigestWindow,
     digest_window,
     due_since,
@@ -27,7 +26,6 @@ from bot.digest import (
     on_demand_window,
     parse_digest_time,
     parse_zone,
-    render_digest,
 )
 from bot.errors import UserError
 from bot.filters import Keyword, KeywordIndex
@@ -81,6 +79,20 @@ class KeywordMarker:
             if chat_id in chats:
                 hits.add(story.id)
         return hits
+
+
+@dataclass
+class _DueMinute:
+    """What the chats due in one fire_due share: their subscriptions and keywords, read in
+    one query each, one keyword marker, and one renderer per digest window."""
+
+    feeds: dict[int, dict[int, str]]  # chat → feed → mode
+    keywords: dict[int, list[Keyword]]
+    renderers: dict[DigestWindow, DigestRenderer] = field(default_factory=dict)
+    marker: KeywordMarker = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.marker = KeywordMarker(self.keywords)
 
 
 class DigestScheduler:
@@ -180,74 +192,18 @@ class DigestScheduler:
         chats = await self.store.chats.digests_due(now)
         if not chats:
             return 0
-        grace_ms = int(self.settings.digest.grace_hours * HOUR_MS)
         ids = [chat.id for chat in chats]
-        feeds = await self.store.chats.subscribed_feeds(ids)
-        keywords = await self.store.chats.keywords_of(ids)
-        renderers: dict[DigestWindow, DigestRenderer] = {}
-        marker = KeywordMarker(
-            {
-                chat_id: [Keyword(text, ex) for text, ex in rows]
-                for chat_id, rows in keywords.items()
-            }
+        minute = _DueMinute(
+            feeds=await self.store.chats.subscribed_feeds(ids),
+            keywords=await self.store.chats.keywords_of(ids),
         )
         queued = 0
         ready: list[DailyDigest] = []
         for chat in chats:
-            assert chat.digest_hour is not None and chat.digest_minute is not None
-            assert chat.next_digest_at is not None
-            zone = chat.timezone or self.settings.digest.timezone
-            hour, minute = chat.digest_hour, chat.digest_minute
-            following = next_due(hour, minute, zone, now)
-            floor = max(x for x in (chat.last_digest_at, chat.digest_set_at, 0) if x is not None)
-            due = due_since(hour, minute, zone, floor, now, grace_ms)
-            if due is None:
-                log.info(
-                    "event=digest_skipped chat=%d due=%s reason=missed_beyond_grace",
-                    chat.id,
-                    chat.next_digest_at,
-                )
-                await self.store.chats.move_digest(
-                    chat.id, following, scheduled_ms=chat.next_digest_at
-                )
+            digest = await self._daily_digest(chat, minute, now)
+            if digest is None:
                 continue
-            window = digest_window(chat.last_digest_at, due)
-            renderer = renderers.get(window)
-            if renderer is None:
-                by_feed = await self.store.stories.in_window(
-                    seen_from=window.seen_from,
-                    seen_until=window.seen_until,
-                    published_from=window.published_from,
-                )
-                renderer = renderers[window] = DigestRenderer(
-                    by_feed,
-                    max_per_feed=self.settings.digest.max_stories_per_feed,
-                    max_per_digest_feed=self.settings.digest.max_stories_per_digest_feed,
-                )
-            chat_feeds = feeds.get(chat.id, {})
-            matched = (
-                marker.matched(chat.id, renderer.stories_of(chat_feeds))
-                if chat.id in keywords
-                else frozenset()
-            )
-            texts = renderer.render(
-                chat_feeds,
-                matched,
-                now_ms=due,
-                zone=zone,
-                language=chat.language,
-                digest_feeds={feed for feed, mode in chat_feeds.items() if mode == "digest"},
-            )
-            ready.append(
-                DailyDigest(
-                    chat.id,
-                    chat.digest_thread_id,
-                    due,
-                    following,
-                    texts,
-                    scheduled_ms=chat.next_digest_at,
-                )
-            )
+            ready.append(digest)
             queued += 1
             if len(ready) >= WRITE_BATCH:
                 await self.store.chats.record_daily_digests(ready, now)
@@ -262,6 +218,60 @@ class DigestScheduler:
         log.info("event=digests_queued count=%d", queued)
         return queued
 
+    async def _daily_digest(self, chat: Chat, minute: _DueMinute, now: int) -> DailyDigest | None:
+        """The chat's digest that fell due, or None when it was missed beyond the grace
+        period (its schedule then moves on to the next due time)."""
+        assert chat.digest_hour is not None and chat.digest_minute is not None
+        assert chat.next_digest_at is not None
+        zone = chat.timezone or self.settings.digest.timezone
+        hour, minute_of_hour = chat.digest_hour, chat.digest_minute
+        following = next_due(hour, minute_of_hour, zone, now)
+        floor = max(x for x in (chat.last_digest_at, chat.digest_set_at, 0) if x is not None)
+        grace_ms = int(self.settings.digest.grace_hours * HOUR_MS)
+        due = due_since(hour, minute_of_hour, zone, floor, now, grace_ms)
+        if due is None:
+            log.info(
+                "event=digest_skipped chat=%d due=%s reason=missed_beyond_grace",
+                chat.id,
+                chat.next_digest_at,
+            )
+            await self.store.chats.move_digest(chat.id, following, scheduled_ms=chat.next_digest_at)
+            return None
+        renderer = await self._renderer(digest_window(chat.last_digest_at, due), minute)
+        chat_feeds = minute.feeds.get(chat.id, {})
+        matched = (
+            minute.marker.matched(chat.id, renderer.stories_of(chat_feeds))
+            if chat.id in minute.keywords
+            else frozenset()
+        )
+        texts = renderer.render(
+            chat_feeds,
+            matched,
+            now_ms=due,
+            zone=zone,
+            language=chat.language,
+            digest_feeds={feed for feed, mode in chat_feeds.items() if mode == "digest"},
+        )
+        return DailyDigest(
+            chat.id, chat.digest_thread_id, due, following, texts, scheduled_ms=chat.next_digest_at
+        )
+
+    async def _renderer(self, window: DigestWindow, minute: _DueMinute) -> DigestRenderer:
+        """The window's renderer: its stories read and its shared work done once."""
+        renderer = minute.renderers.get(window)
+        if renderer is None:
+            by_feed = await self.store.stories.in_window(
+                seen_from=window.seen_from,
+                seen_until=window.seen_until,
+                published_from=window.published_from,
+            )
+            renderer = minute.renderers[window] = DigestRenderer(
+                by_feed,
+                max_per_feed=self.settings.digest.max_stories_per_feed,
+                max_per_digest_feed=self.settings.digest.max_stories_per_digest_feed,
+            )
+        return renderer
+
     async def _render(self, chat: Chat, window: DigestWindow, now: int) -> list[str]:
         stories = await self.store.stories.window(
             chat.id,
@@ -269,7 +279,7 @@ class DigestScheduler:
             seen_until=window.seen_until,
             published_from=window.published_from,
         )
-        keywords = [Keyword(t, ex) for t, ex in await self.store.chats.keywords(chat.id)]
+        keywords = await self.store.chats.keywords(chat.id)
         matched = KeywordMarker({chat.id: keywords}).matched(chat.id, stories)
         modes = (await self.store.chats.subscribed_feeds([chat.id]))[chat.id]
         return render_digest(

@@ -17,10 +17,9 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 import bot.feeds.fetch as fetch_module
 from bot.config import FetchSettings, load_settings
+from bot.errors import FailureKind, FeedError
 from bot.feeds.fetch import (
     Fetcher,
-    FetchError,
-    FetchErrorKind,
     body_digest,
     is_public_address,
     literal_address,
@@ -48,8 +47,8 @@ def make_settings(**overrides: Any) -> FetchSettings:
     return FetchSettings(**values)
 
 
-async def fetch_error(fetcher: Fetcher, url: str, **validators: str) -> FetchError:
-    with pytest.raises(FetchError) as caught:
+async def fetch_error(fetcher: Fetcher, url: str, **validators: str) -> FeedError:
+    with pytest.raises(FeedError) as caught:
         await fetcher.fetch(url, **validators)
     return caught.value
 
@@ -235,7 +234,7 @@ async def test_gzip_bomb_stops_at_the_cap(server: FeedServer, fetcher: Fetcher):
     finally:
         tracemalloc.stop()
 
-    assert error.kind is FetchErrorKind.TOO_LARGE
+    assert error.kind is FailureKind.TOO_LARGE
     # Inflating the whole bomb would take 32 MiB; stopping at the cap takes a few chunks.
     assert peak < 16 * CAP, f"peak memory {peak} bytes while fetching a gzip bomb"
 
@@ -246,7 +245,7 @@ async def test_oversize_streamed_body_is_refused(server: FeedServer, fetcher: Fe
 
     error = await fetch_error(fetcher, server.url("/big.xml"))
 
-    assert error.kind is FetchErrorKind.TOO_LARGE
+    assert error.kind is FailureKind.TOO_LARGE
 
 
 async def test_endless_body_is_refused(server: FeedServer, fetcher: Fetcher):
@@ -254,7 +253,7 @@ async def test_endless_body_is_refused(server: FeedServer, fetcher: Fetcher):
 
     error = await fetch_error(fetcher, server.url("/endless.xml"))
 
-    assert error.kind is FetchErrorKind.TOO_LARGE
+    assert error.kind is FailureKind.TOO_LARGE
 
 
 async def test_body_of_exactly_the_cap_is_accepted(server: FeedServer, fetcher: Fetcher):
@@ -274,7 +273,7 @@ async def test_content_length_above_cap_is_refused_before_reading(
 
     error = await fetch_error(fetcher, server.url("/huge.xml"))
 
-    assert error.kind is FetchErrorKind.TOO_LARGE
+    assert error.kind is FailureKind.TOO_LARGE
 
 
 # --- timeouts ---
@@ -289,7 +288,7 @@ async def test_slow_body_past_the_read_timeout(server: FeedServer):
     async with asyncio.timeout(5), Fetcher(make_settings(read_timeout=0.3)) as fetcher:
         error = await fetch_error(fetcher, server.url("/slow.xml"))
 
-    assert error.kind is FetchErrorKind.TIMEOUT
+    assert error.kind is FailureKind.TIMEOUT
     assert time.monotonic() - started < 2.0
 
 
@@ -303,7 +302,7 @@ async def test_trickle_past_the_total_timeout(server: FeedServer):
         error = await fetch_error(fetcher, server.url("/trickle.xml"))
 
     elapsed = time.monotonic() - started
-    assert error.kind is FetchErrorKind.TIMEOUT
+    assert error.kind is FailureKind.TIMEOUT
     assert 0.3 < elapsed < 2.5  # loose above: shared test machines can be slow
 
 
@@ -316,7 +315,7 @@ async def test_redirect_loop_is_too_many_redirects(server: FeedServer, fetcher: 
 
     error = await fetch_error(fetcher, server.url("/a"))
 
-    assert error.kind is FetchErrorKind.TOO_MANY_REDIRECTS
+    assert error.kind is FailureKind.TOO_MANY_REDIRECTS
     assert server.hits("/a") + server.hits("/b") == 6  # the first request and 5 redirects
 
 
@@ -332,7 +331,7 @@ async def test_redirect_limit(server: FeedServer, max_redirects: int, succeeds: 
             assert (await fetcher.fetch(server.url("/1"))).url == server.url("/feed.xml")
         else:
             error = await fetch_error(fetcher, server.url("/1"))
-            assert error.kind is FetchErrorKind.TOO_MANY_REDIRECTS
+            assert error.kind is FailureKind.TOO_MANY_REDIRECTS
 
 
 async def test_permanent_redirect_chain_gives_the_new_url(server: FeedServer, fetcher: Fetcher):
@@ -374,14 +373,14 @@ async def test_relative_location_is_resolved(server: FeedServer, fetcher: Fetche
 @pytest.mark.parametrize(
     ("location", "kind"),
     [
-        ("ftp://files.test/feed.xml", FetchErrorKind.BAD_SCHEME),
-        ("file:///etc/passwd", FetchErrorKind.BAD_SCHEME),
-        ("javascript:alert(1)", FetchErrorKind.BAD_SCHEME),
-        ("http://[::1", FetchErrorKind.INVALID_URL),
+        ("ftp://files.test/feed.xml", FailureKind.BAD_SCHEME),
+        ("file:///etc/passwd", FailureKind.BAD_SCHEME),
+        ("javascript:alert(1)", FailureKind.BAD_SCHEME),
+        ("http://[::1", FailureKind.INVALID_URL),
     ],
 )
 async def test_redirect_to_a_bad_url_is_refused(
-    server: FeedServer, fetcher: Fetcher, location: str, kind: FetchErrorKind
+    server: FeedServer, fetcher: Fetcher, location: str, kind: FailureKind
 ):
     server.redirect("/r", location)
 
@@ -393,7 +392,7 @@ async def test_redirect_without_location_is_an_http_error(server: FeedServer, fe
 
     error = await fetch_error(fetcher, server.url("/r"))
 
-    assert (error.kind, error.status) == (FetchErrorKind.HTTP_STATUS, 302)
+    assert (error.kind, error.status) == (FailureKind.HTTP_STATUS, 302)
 
 
 # --- status codes ---
@@ -404,7 +403,7 @@ async def test_410_is_gone(server: FeedServer, fetcher: Fetcher):
 
     error = await fetch_error(fetcher, server.url("/gone.xml"))
 
-    assert (error.kind, error.status) == (FetchErrorKind.GONE, 410)
+    assert (error.kind, error.status) == (FailureKind.GONE, 410)
 
 
 @pytest.mark.parametrize("status", [404, 500, 403])
@@ -415,7 +414,7 @@ async def test_error_statuses(server: FeedServer, fetcher: Fetcher, status: int)
     error = await fetch_error(fetcher, server.url("/feed.xml"))
 
     assert (error.kind, error.status, error.retry_after) == (
-        FetchErrorKind.HTTP_STATUS,
+        FailureKind.HTTP_STATUS,
         status,
         None,
     )
@@ -450,7 +449,7 @@ async def test_retry_after(
     error = await fetch_error(fetcher, server.url("/feed.xml"))
 
     assert (error.kind, error.status, error.retry_after) == (
-        FetchErrorKind.HTTP_STATUS,
+        FailureKind.HTTP_STATUS,
         status,
         retry_after,
     )
@@ -497,7 +496,7 @@ async def test_headers_sent(server: FeedServer):
     ],
 )
 async def test_bad_schemes(guarded: Fetcher, url: str, connect_attempts: list[tuple[Any, ...]]):
-    assert (await fetch_error(guarded, url)).kind is FetchErrorKind.BAD_SCHEME
+    assert (await fetch_error(guarded, url)).kind is FailureKind.BAD_SCHEME
     assert connect_attempts == []
 
 
@@ -513,7 +512,7 @@ async def test_bad_schemes(guarded: Fetcher, url: str, connect_attempts: list[tu
     ],
 )
 async def test_invalid_urls(guarded: Fetcher, url: str):
-    assert (await fetch_error(guarded, url)).kind is FetchErrorKind.INVALID_URL
+    assert (await fetch_error(guarded, url)).kind is FailureKind.INVALID_URL
 
 
 # --- network failures ---
@@ -527,7 +526,7 @@ async def test_connection_refused(fetcher: Fetcher):
 
     error = await fetch_error(fetcher, f"http://127.0.0.1:{port}/feed.xml")
 
-    assert error.kind is FetchErrorKind.CONNECTION
+    assert error.kind is FailureKind.CONNECTION
 
 
 @pytest.mark.parametrize("allow_private", [True, False])
@@ -536,7 +535,7 @@ async def test_dns_failure(allow_private: bool):
     async with Fetcher(settings, resolver=StaticResolver({})) as fetcher:
         error = await fetch_error(fetcher, "http://no-such-host.test/feed.xml")
 
-    assert error.kind is FetchErrorKind.DNS
+    assert error.kind is FailureKind.DNS
 
 
 async def test_tls_failure(server: FeedServer, fetcher: Fetcher):
@@ -544,7 +543,7 @@ async def test_tls_failure(server: FeedServer, fetcher: Fetcher):
     # The server speaks plain HTTP, so the TLS handshake fails.
     error = await fetch_error(fetcher, f"https://127.0.0.1:{server.port}/feed.xml")
 
-    assert error.kind is FetchErrorKind.TLS
+    assert error.kind is FailureKind.TLS
 
 
 # --- the private-address guard ---
@@ -574,7 +573,7 @@ async def test_private_addresses_are_refused_before_connecting(
     started = time.monotonic()
     error = await fetch_error(guarded, f"http://{host}:{server.port}/feed.xml")
 
-    assert error.kind is FetchErrorKind.ADDRESS_NOT_ALLOWED
+    assert error.kind is FailureKind.ADDRESS_NOT_ALLOWED
     assert connect_attempts == []
     assert server.hits("/feed.xml") == 0
     # Refused up front: well inside the 1 s connect timeout a dial would have used.
@@ -618,7 +617,7 @@ async def test_redirect_to_a_private_address_is_refused(
         # ...but not where its redirect points.
         error = await fetch_error(fetcher, f"http://feeds.test:{server.port}/moved")
 
-    assert error.kind is FetchErrorKind.ADDRESS_NOT_ALLOWED
+    assert error.kind is FailureKind.ADDRESS_NOT_ALLOWED
     assert server.hits("/moved") == 1
     assert {address[0] for address in connect_attempts} == {"127.0.0.1"}
 
@@ -637,7 +636,7 @@ async def test_guard_checks_resolved_addresses(
 
     async with Fetcher(make_settings(allow_private_networks=False), resolver=dns) as fetcher:
         error = await fetch_error(fetcher, f"http://rebound.test:{server.port}/feed.xml")
-        assert error.kind is FetchErrorKind.ADDRESS_NOT_ALLOWED
+        assert error.kind is FailureKind.ADDRESS_NOT_ALLOWED
         assert connect_attempts == []
 
         # Of a name with both kinds, only the allowed address is ever dialled.

@@ -1,0 +1,328 @@
+"""One feed check, end to end: fetch → parse → normalize → summarize → record → wake.
+
+`FeedPipeline` is the one unit that checks a feed now. The poller calls `check` for a
+feed that fell due; /subscribe and /import call `check_new` for an address someone typed,
+which also creates the feed. Both sequence the same stages (miniflux's reader/handler
+does the same with RefreshFeed and CreateFeed):
+
+    Fetcher.fetch → parse_and_normalize (worker thread) → summarize the unknown entries
+    (worker thread) → record_check in one CheckUnit → wake the sender
+
+CPU-bound stages run on a worker thread so the event loop keeps answering commands and
+sending messages while a large feed is parsed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+from bot.clock import DAY_MS, HOUR_MS, Clock
+from bot.config import Settings
+from bot.errors import FailureKind, FeedError, FeedFailure, NotAFeedError
+from bot.feeds.entry import normalize_entry
+from bot.feeds.fetch import Fetcher, FetchResult
+from bot.feeds.parse import FeedDocument, parse_feed
+from bot.feeds.record import CheckReport, DedupeRules, record_check
+from bot.feeds.schedule import failure_delay, success_delay
+from bot.models import Entry
+from bot.routing import Router
+from bot.store import Feed, FeedUpdate, Store
+from bot.summary import summarize
+
+log = logging.getLogger(__name__)
+
+# Told when a feed is paused or gone (True) or answers again after a pause (False).
+FeedHealthListener = Callable[[Feed, bool], Awaitable[None]]
+# Told after alerts were queued, so the sender wakes at once.
+QueuedListener = Callable[[], None]
+# Awaited by check_new between the check and its first write (an import keeps file order).
+BeforeWrite = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class CheckStats:
+    """Counts since start, for benchmarks, tests and metrics."""
+
+    checks: int = 0
+    not_modified: int = 0
+    failures: int = 0
+    new_stories: int = 0
+    queued: int = 0
+    by_error: dict[str, int] = field(default_factory=dict)  # failure code → count
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedFeed:
+    """A parsed document and its entries, normalized."""
+
+    document: FeedDocument
+    entries: list[Entry]
+
+
+@dataclass(frozen=True, slots=True)
+class NewFeedCheck:
+    """A feed checked for someone who typed its address: stored, and its entries seen."""
+
+    feed: Feed
+    title: str
+    url: str  # where it lives now (after permanent redirects)
+    entries: int  # entries in the feed now (recorded as seen, never sent to a new subscriber)
+
+
+def parse_and_normalize(
+    body: bytes, *, url: str, content_type: str | None, feed_id: int, now_ms: int
+) -> NormalizedFeed:
+    """Pure and CPU-bound: run it on a worker thread.
+
+    The entries come out one per identity: when a document lists two items under one guid,
+    the first listed is the story and the other is dropped here, before anything is made
+    of it, so that an alert's title, link and summary all come from the same item (the
+    summaries are keyed by identity).
+    """
+    document = parse_feed(body, url=url, content_type=content_type)
+    entries: dict[str, Entry] = {}
+    for raw in document.entries:
+        try:
+            entry = normalize_entry(raw, feed_id=feed_id, feed_url=url, now_ms=now_ms)
+        except Exception:  # one odd entry must not cost the feed's other stories
+            log.exception("event=entry_skipped feed=%d", feed_id)
+            continue
+        entries.setdefault(entry.identity, entry)
+    return NormalizedFeed(document, list(entries.values()))
+
+
+def summarize_all(entries: Sequence[Entry], settings: Settings) -> dict[str, str]:
+    limits = settings.summary
+    return {
+        e.identity: summarize(
+            e.lead_html, max_chars=limits.max_chars, max_chars_cjk=limits.max_chars_cjk
+        )
+        for e in entries
+    }
+
+
+def dedupe_rules(settings: Settings) -> DedupeRules:
+    return DedupeRules(
+        archive_window_ms=int(settings.dedupe.archive_window_days * DAY_MS),
+        duplicate_window_ms=int(settings.delivery.duplicate_title_hours * HOUR_MS),
+    )
+
+
+class FeedPipeline:
+    def __init__(
+        self,
+        store: Store,
+        fetcher: Fetcher,
+        settings: Settings,
+        clock: Clock,
+        router: Router,
+        executor: ThreadPoolExecutor | None = None,
+        *,
+        on_queued: QueuedListener | None = None,
+        on_health: FeedHealthListener | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.store = store
+        self.fetcher = fetcher
+        self.settings = settings
+        self.clock = clock
+        self.router = router
+        self.executor = executor
+        self.on_queued = on_queued
+        self.on_health = on_health
+        self.rules = dedupe_rules(settings)
+        self.rng = random.Random(seed)
+        self.stats = CheckStats()
+
+    # --- the two use cases ---------------------------------------------------------------
+
+    async def check(self, feed: Feed) -> CheckReport | None:
+        """Check a stored feed now and record the result, success or failure.
+
+        Returns what the check found; None when it failed or the feed had not changed.
+        """
+        self.stats.checks += 1
+        try:
+            result = await self.fetcher.fetch(
+                feed.url, etag=feed.etag, last_modified=feed.last_modified, body_hash=feed.body_hash
+            )
+            content = None if result.not_modified else await self._parse(result, feed.id)
+        except FeedError as error:
+            await self.record_failure(feed, error.failure, error.retry_after)
+            return None
+        except Exception as error:  # a parser crash on hostile bytes: the feed's fault
+            await self.record_failure(
+                feed, FeedFailure(FailureKind.INTERNAL, detail=type(error).__name__)
+            )
+            return None
+        if result.permanent_redirect and result.permanent_redirect != feed.url:
+            moved = await self.store.feeds.change_url(feed.id, result.permanent_redirect)
+            log.info(
+                "event=feed_moved feed=%d from=%s to=%s applied=%s",
+                feed.id,
+                feed.url,
+                result.permanent_redirect,
+                moved,
+            )
+        hint = max(
+            filter(None, [result.max_age, content.document.ttl_seconds if content else None]),
+            default=None,
+        )
+        report = await self._record(feed, result, content, hint or feed.hint_seconds, hint)
+        if content is None:
+            self.stats.not_modified += 1
+        if report is not None:
+            self.stats.new_stories += report.fresh
+            self.stats.queued += report.queued
+        if report is not None and report.fresh:
+            log.info(
+                "event=feed_checked feed=%d entries=%d new=%d queued=%d dup_skipped=%d",
+                feed.id,
+                report.entries,
+                report.fresh,
+                report.queued,
+                report.duplicates_skipped,
+            )
+        return report
+
+    async def check_new(self, url: str, *, before_write: BeforeWrite | None = None) -> NewFeedCheck:
+        """Check an address someone typed; store the feed (once) and record its entries.
+
+        The entries in the feed now are recorded as seen: for a feed new to the bot this
+        first check primes it; for a feed others follow, any story this check finds new
+        goes to them. Raises FeedError when the address gives no usable feed.
+        """
+        existing = await self.store.feeds.by_url(url)
+        result = await self.fetcher.fetch(url)
+        if result.body is None:  # cannot happen without validators; be safe
+            raise NotAFeedError("empty")
+        final_url = result.permanent_redirect or url
+        if existing is None and final_url != url:
+            existing = await self.store.feeds.by_url(final_url)
+        content = await self._parse(result, existing.id if existing else 0)
+        if before_write is not None:
+            await before_write()
+        now = self.clock.now_ms()
+        document = content.document
+        if existing is None:
+            feed_id = await self.store.feeds.add(
+                final_url, title=document.title, site_url=document.site_url, now_ms=now
+            )
+            content = replace(
+                content, entries=[replace(e, feed_id=feed_id) for e in content.entries]
+            )
+        else:
+            feed_id = existing.id
+        feed = await self.store.feeds.get(feed_id)
+        assert feed is not None
+        if feed.status != "active":
+            await self.store.feeds.resume(feed_id, now_ms=now)
+        await self._record(feed, result, content, document.ttl_seconds, document.ttl_seconds)
+        title = document.title or feed.title or final_url
+        return NewFeedCheck(feed, title, final_url, len(content.entries))
+
+    # --- stages ------------------------------------------------------------------------
+
+    async def _parse(self, result: FetchResult, feed_id: int) -> NormalizedFeed:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.executor,
+            lambda: parse_and_normalize(
+                result.body or b"",
+                url=result.url,
+                content_type=result.content_type,
+                feed_id=feed_id,
+                now_ms=self.clock.now_ms(),
+            ),
+        )
+
+    async def _record(
+        self,
+        feed: Feed,
+        result: FetchResult,
+        content: NormalizedFeed | None,
+        schedule_hint: int | None,
+        hint_seconds: int | None,
+    ) -> CheckReport | None:
+        """Write what one successful fetch found, then wake whoever must act on it."""
+        now = self.clock.now_ms()
+        delay = success_delay(self.settings.poll, schedule_hint, self.rng)
+        update = FeedUpdate(
+            now_ms=now, next_check_at=now + int(delay * 1000), hint_seconds=hint_seconds
+        )
+        if content is None:
+            recovered = await self.store.feeds.record_success(feed.id, update)
+            report = CheckReport(0, 0, 0, 0, 0, recovered) if recovered else None
+        else:
+            report = await self._record_entries(feed, result, content, update)
+        if report is not None:
+            if report.queued and self.on_queued:
+                self.on_queued()
+            if report.recovered and self.on_health:
+                await self.on_health(feed, False)
+        return report
+
+    async def _record_entries(
+        self, feed: Feed, result: FetchResult, content: NormalizedFeed, update: FeedUpdate
+    ) -> CheckReport:
+        entries = content.entries
+        known = await self.store.stories.known_identities(feed.id, [e.identity for e in entries])
+        unknown = [e for e in entries if e.identity not in known]
+        loop = asyncio.get_running_loop()
+        summaries = (
+            await loop.run_in_executor(self.executor, summarize_all, unknown, self.settings)
+            if unknown
+            else {}
+        )
+        document = content.document
+        update = replace(
+            update,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            body_hash=result.body_hash,
+            title=document.title or None,
+            site_url=document.site_url or None,
+            new_body=True,
+        )
+        async with self.store.stories.check_unit(feed.id) as unit:
+            return await record_check(unit, entries, summaries, update, self.rules, self.router)
+
+    async def record_failure(
+        self, feed: Feed, failure: FeedFailure, retry_after: float | None = None
+    ) -> None:
+        """Record a failed check: back off, and pause the feed when it kept failing."""
+        self.stats.failures += 1
+        self.stats.by_error[failure.code] = self.stats.by_error.get(failure.code, 0) + 1
+        now = self.clock.now_ms()
+        if failure.kind is FailureKind.GONE:
+            await self.store.feeds.mark_gone(feed.id, now_ms=now)
+            log.warning("event=feed_gone feed=%d url=%s", feed.id, feed.url)
+            if self.on_health:
+                await self.on_health(feed, True)
+            return
+        failures = feed.consecutive_failures + 1
+        delay = failure_delay(self.settings.poll, failures, retry_after, self.rng)
+        paused = await self.store.feeds.record_failure(
+            feed.id,
+            failure,
+            now_ms=now,
+            next_check_at=now + int(delay * 1000),
+            pause_after_ms=int(self.settings.poll.pause_after_days * DAY_MS),
+        )
+        log.warning(
+            "event=feed_failed feed=%d url=%s error=%s failures=%d retry_in=%.0fs",
+            feed.id,
+            feed.url,
+            failure.code,
+            failures,
+            delay,
+        )
+        if paused:
+            log.warning("event=feed_paused feed=%d url=%s", feed.id, feed.url)
+            if self.on_health:
+                await self.on_health(feed, True)

@@ -1,0 +1,132 @@
+"""The runtime: every long-lived part of the bot, built once and shared by the Telegram
+handlers and jobs (bot/telegram/context.py reaches it as `context.runtime`).
+
+Its feed-checking half, `Ingestion`, is built alone by `news-notifier import-opml`: the
+command line checks and subscribes with the same pipeline, use cases and keyword routing
+as the running bot, not with a copy of its wiring.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from telegram import Bot
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.delivery.pacing import Pacer
+from bot.delivery.sender import Sender
+from bot.digests.scheduler import DigestScheduler
+from bot.feeds.fetch import Fetcher
+from bot.feeds.pipeline import FeedPipeline
+from bot.feeds.poller import Poller
+from bot.filters import KeywordIndex
+from bot.routing import make_router
+from bot.store import Store
+from bot.usecases.chats import Chats
+from bot.usecases.keywords import KeywordFilters
+from bot.usecases.subscriptions import Subscriptions
+
+PARSE_THREADS = 2  # feeds are parsed and summarized off the event loop
+
+
+@dataclass
+class Ingestion:
+    """Checking feeds and what a chat does with them (subscribe, keywords).
+
+    `async with` it to use it: every chat's keywords are loaded into the index first (a
+    story a check finds new goes to the feed's subscribers through their filters); the
+    fetcher's connections and the parse threads are closed after.
+    """
+
+    settings: Settings
+    store: Store
+    clock: Clock
+    fetcher: Fetcher
+    keyword_index: KeywordIndex
+    executor: ThreadPoolExecutor
+    pipeline: FeedPipeline
+    subscriptions: Subscriptions
+    keywords: KeywordFilters
+
+    async def __aenter__(self) -> Ingestion:
+        try:
+            await self.keywords.load_all()
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.fetcher.close()  # its connections open with the first fetch
+        finally:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def build_ingestion(settings: Settings, store: Store, clock: Clock | None = None) -> Ingestion:
+    clock = clock or SystemClock()
+    executor = ThreadPoolExecutor(max_workers=PARSE_THREADS, thread_name_prefix="parse")
+    fetcher = Fetcher(settings.fetch)
+    index = KeywordIndex()
+    pipeline = FeedPipeline(store, fetcher, settings, clock, make_router(index), executor)
+    return Ingestion(
+        settings=settings,
+        store=store,
+        clock=clock,
+        fetcher=fetcher,
+        keyword_index=index,
+        executor=executor,
+        pipeline=pipeline,
+        subscriptions=Subscriptions(store, pipeline, clock),
+        keywords=KeywordFilters(store, index, settings.keywords),
+    )
+
+
+@dataclass
+class Runtime(Ingestion):
+    """The ingestion half, and what runs beside it: the poller that calls it, the sender
+    and digests that drain and fill the outbox, the chats' life cycle."""
+
+    poller: Poller
+    sender: Sender
+    digests: DigestScheduler
+    chats: Chats
+
+    async def count_too_fast(self, dropped: int) -> None:
+        """Updates dropped because their chat sent faster than it can be answered (/stats)."""
+        await self.store.outbox.bump_counter("too_fast", self.clock.now_ms(), by=dropped)
+
+
+def build_runtime(
+    settings: Settings,
+    store: Store,
+    sender_bot: Bot,
+    pacer: Pacer,
+    clock: Clock | None = None,
+) -> Runtime:
+    ingestion = build_ingestion(settings, store, clock)
+    clock = ingestion.clock
+    chats = Chats(store, clock)
+    sender = Sender(
+        store,
+        sender_bot,
+        settings.delivery,
+        clock,
+        pacer=pacer,
+        link_preview=settings.telegram.link_preview,
+        default_zone=settings.digest.timezone,
+        chats=chats,
+    )
+    # Whatever queues messages wakes the sender, rather than leave them to its next look.
+    chats.on_queued = sender.wake
+    ingestion.pipeline.on_queued = sender.wake
+    ingestion.pipeline.on_health = chats.tell_feed_health
+    return Runtime(
+        **vars(ingestion),  # the ingestion half's parts, as built above
+        poller=Poller(store, ingestion.pipeline, settings, clock),
+        sender=sender,
+        digests=DigestScheduler(store, settings, clock, on_queued=sender.wake),
+        chats=chats,
+    )
