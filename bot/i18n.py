@@ -94,6 +94,37 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "This chat is already subscribed to <b>{title}</b>.",
         "zh": "本聊天已经订阅了<b>{title}</b>。",
     },
+    # --- /subscribe with a web page's address (bot/feeds/discover.py) ----------------------
+    "subscribe.found": {
+        "en": "Found the feed of that page: <b>{title}</b>\n{url}\nSubscribed. New stories will "
+        "arrive here; the {count} already in the feed are not sent.",
+        "zh": "找到了该网页的订阅源：<b>{title}</b>\n{url}\n已订阅。之后的新报道会发到这里；"
+        "订阅源中已有的 {count} 篇不会发送。",
+    },
+    "subscribe.found_already": {
+        "en": "The feed of that page is <b>{title}</b>\n{url}\nThis chat is already subscribed to it.",
+        "zh": "该网页的订阅源是<b>{title}</b>\n{url}\n本聊天已经订阅了它。",
+    },
+    "discover.choose": {
+        "en": "That page leads to {count} feeds. Which one should this chat follow?",
+        "zh": "该网页有 {count} 个订阅源。本聊天要订阅哪一个？",
+    },
+    "discover.option": {
+        "en": "{number}. <b>{title}</b>\n{url}",
+        "zh": "{number}. <b>{title}</b>\n{url}",
+    },
+    "discover.expired": {
+        "en": "These buttons have expired. Send /subscribe with the page's address again.",
+        "zh": "这些按钮已过期。请重新发送 /subscribe 和网页地址。",
+    },
+    "discover.link_failed": {
+        "en": "That page names its feed at <code>{url}</code>. {reason_html}",
+        "zh": "该网页指明的订阅源地址是 <code>{url}</code>。{reason_html}",
+    },
+    "preview.choose": {
+        "en": "{page} leads to {count} feeds. Preview one of them:\n{commands_html}",
+        "zh": "{page} 有 {count} 个订阅源。请预览其中一个：\n{commands_html}",
+    },
     "subscribe.too_many": {
         "en": "This chat has {limit} subscriptions, the most allowed. Remove one with /unsubscribe first.",
         "zh": "本聊天已有 {limit} 个订阅，已达上限。请先用 /unsubscribe 取消一个。",

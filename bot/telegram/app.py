@@ -200,6 +200,7 @@ def add_handlers(app: Application) -> None:
         app.add_handler(CommandHandler(list(names), callback, filters=COMMAND_UPDATES))
     app.bot_data["commands"] = {name for names in commands for name in names}
     app.add_handler(CallbackQueryHandler(handlers.unsubscribe_button, pattern=r"^unsub:"))
+    app.add_handler(CallbackQueryHandler(handlers.feed_choice_button, pattern=r"^feed:"))
     app.add_handler(ChatMemberHandler(handlers.chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, handlers.migrated))
     app.add_handler(MessageHandler(filters.COMMAND & COMMAND_UPDATES, handlers.unknown), group=1)
