@@ -33,10 +33,12 @@ class FeedOffer:
 
 @dataclass(frozen=True, slots=True)
 class FeedChoice:
-    """The feed a press picked, and where the chat wants its alerts."""
+    """The feed a press picked, the page it was found on, and where the chat wants its
+    alerts."""
 
     url: str
     title: str
+    page_url: str
     thread_id: int | None
 
 
@@ -69,7 +71,7 @@ class FeedOffers:
         if not 0 <= number < len(offer.feeds):
             return None
         picked = offer.feeds[number]
-        return FeedChoice(picked.url, picked.title, offer.thread_id)
+        return FeedChoice(picked.url, picked.title, offer.page_url, offer.thread_id)
 
     def _forget_expired(self, now_ms: int) -> None:
         for token in [t for t, offer in self._offers.items() if offer.expires_ms <= now_ms]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from bot.clock import Clock
@@ -145,7 +145,10 @@ class Subscriptions:
 
     async def subscribe_choice(self, chat_id: int, picked: FeedChoice) -> Subscribed:
         """Subscribe to a feed picked from an offer, as /subscribe with its address."""
-        return await self.subscribe(chat_id, picked.url, thread_id=picked.thread_id, discover=False)
+        result = await self.subscribe(
+            chat_id, picked.url, thread_id=picked.thread_id, discover=False
+        )
+        return replace(result, page_url=picked.page_url)
 
     async def _check_room(self, chat_id: int) -> None:
         if await self.store.chats.count_subscriptions(chat_id) >= MAX_SUBSCRIPTIONS_PER_CHAT:
