@@ -3,6 +3,7 @@ paths, the budget every candidate shares, and what /subscribe makes of it."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
 from collections.abc import AsyncIterator, Iterator
@@ -285,18 +286,25 @@ async def test_a_feed_link_that_fails_is_named_with_its_failure(
 
 
 async def test_the_search_stops_at_its_time_budget(
-    subscriber: Subscriber, feed_server: FeedServer
+    store: Store, settings: Settings, clock: FakeClock, feed_server: FeedServer
 ) -> None:
-    # A feed link that answers a byte now and then, for ever: within the fetcher's limits
-    # (20 s between reads, 60 s in all) for much longer than the search's budget.
+    # A feed link that answers a byte now and then, for ever, and a fetcher that would
+    # wait an hour for it: only the search's own budget can end this.
     feed_server.trickle("/endless.xml", b" ", interval=0.2)
     url = serve_page(feed_server, link("/endless.xml"), path="/home")
-    subscriber.pipeline.discovery_budget = Budget(seconds=0.5)
+    patient = dataclasses.replace(settings.fetch, total_timeout=3600.0)
+    await store.chats.upsert(1, kind="private", title="", language="en", now_ms=clock.now_ms())
 
-    with pytest.raises(FeedLinkError) as error:
-        await subscriber.subscriptions.subscribe(1, url, thread_id=None)
+    async with Fetcher(patient) as fetcher:
+        subscriber = Subscriber(store, settings, clock, fetcher)
+        subscriber.pipeline.discovery_budget = Budget(seconds=0.5)
+        # 30 s: the 0.5 s budget with a wide margin for a busy machine.
+        async with asyncio.timeout(30):
+            with pytest.raises(FeedLinkError) as error:
+                await subscriber.subscriptions.subscribe(1, url, thread_id=None)
 
     assert error.value.failure.kind is FailureKind.TIMEOUT
+    assert await subscriber.subscribed(1) == []
 
 
 @pytest.fixture
