@@ -288,14 +288,14 @@ def _distinct_feeds(probes: Sequence[Probe], link_titles: dict[str, str]) -> lis
     are one feed, the first in candidate order."""
     found: list[FoundFeed] = []
     seen: set[str] = set()
-    for probe_ in probes:
-        if probe_.result is None or probe_.document is None:
+    for tried in probes:
+        if tried.result is None or tried.document is None:
             continue
-        result = probe_.result
+        result = tried.result
         keys = {result.url, result.body_hash or result.url}
         if keys & seen:
             continue
         seen |= keys
-        title = probe_.document.title or link_titles.get(probe_.url) or probe_.url
-        found.append(FoundFeed(result.permanent_redirect or probe_.url, title, result))
+        title = tried.document.title or link_titles.get(tried.url) or tried.url
+        found.append(FoundFeed(result.permanent_redirect or tried.url, title, result))
     return found

@@ -636,7 +636,7 @@ async def migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 # The search itself is bot/feeds/discover.py; here only its answers: the feed found, the
 # feed link that failed, or buttons to pick one of several (kept by Subscriptions.offers).
 
-# The chosen offer and the feed's number in it; made by offer_keyboard, nothing else.
+# What a choice's buttons carry: the offer's token and the feed's number in it (answer_page).
 FEED_CHOICE_DATA = re.compile(r"feed:([0-9a-f]{8}):([0-9]{1,2})")
 # Title and address as shown in a choice: six of them stay far inside one message.
 CHOICE_TITLE_CHARS = 100
