@@ -148,3 +148,38 @@ class NotAFeedError(FeedError):
     def __init__(self, what: str = "other", cause: str = "") -> None:
         detail = f"{what}:{cause}" if cause else what
         super().__init__(FeedFailure(FailureKind.NOT_A_FEED, detail=detail))
+
+
+# --- a web page's address where a feed's was expected (bot/feeds/discover.py) ----------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOption:
+    """A feed found on a web page, one of several to choose from."""
+
+    url: str
+    title: str
+
+
+class SeveralFeedsError(NotAFeedError):
+    """The address is a web page that leads to several feeds: someone must pick one.
+
+    To a caller that cannot offer a choice (an OPML import) it is what it was before pages
+    were read for their feeds: not a feed, an HTML page.
+    """
+
+    def __init__(self, page_url: str, feeds: tuple[FeedOption, ...]) -> None:
+        super().__init__("html")
+        self.page_url = page_url
+        self.feeds = feeds
+
+
+class FeedLinkError(FeedError):
+    """The address is a web page that names its feed at `link`, and that feed failed: the
+    failure is the feed's (a link to a private address is refused by the guard)."""
+
+    def __init__(self, link: str, error: FeedError) -> None:
+        super().__init__(
+            error.failure, f"feed link {link}: {error.log_detail}", retry_after=error.retry_after
+        )
+        self.link = link

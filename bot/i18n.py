@@ -22,7 +22,8 @@ TEXTS: dict[str, dict[str, str]] = {
             "new stories, each with a short summary of its lead paragraph.\n\n"
             "<b>Feeds</b>\n"
             "/subscribe <code>URL</code> — follow a feed, e.g. "
-            "<code>/subscribe https://feeds.bbci.co.uk/news/rss.xml</code>\n"
+            "<code>/subscribe https://feeds.bbci.co.uk/news/rss.xml</code>; a site's address "
+            "works too (its feed is found)\n"
             "/unsubscribe <code>URL or NUMBER</code> — stop following one (no argument: buttons)\n"
             "/list — this chat's feeds, numbered\n"
             "/mode <code>NUMBER instant|digest</code> — alerts as they come, or digest only\n\n"
@@ -44,7 +45,8 @@ TEXTS: dict[str, dict[str, str]] = {
             "并附上导语段落的简短摘要。\n\n"
             "<b>订阅源</b>\n"
             "/subscribe <code>网址</code> — 订阅，例如 "
-            "<code>/subscribe https://feeds.bbci.co.uk/zhongwen/simp/rss.xml</code>\n"
+            "<code>/subscribe https://feeds.bbci.co.uk/zhongwen/simp/rss.xml</code>；"
+            "也可以发网站地址（会自动找到它的订阅源）\n"
             "/unsubscribe <code>网址或编号</code> — 取消订阅（不带参数时显示按钮）\n"
             "/list — 本聊天的订阅列表（带编号）\n"
             "/mode <code>编号 instant|digest</code> — 即时提醒，或只进每日摘要\n\n"
@@ -93,6 +95,37 @@ TEXTS: dict[str, dict[str, str]] = {
     "subscribe.already": {
         "en": "This chat is already subscribed to <b>{title}</b>.",
         "zh": "本聊天已经订阅了<b>{title}</b>。",
+    },
+    # --- /subscribe with a web page's address (bot/feeds/discover.py) ----------------------
+    "subscribe.found": {
+        "en": "Found the feed of that page: <b>{title}</b>\n{url}\nSubscribed. New stories will "
+        "arrive here; the {count} already in the feed are not sent.",
+        "zh": "找到了该网页的订阅源：<b>{title}</b>\n{url}\n已订阅。之后的新报道会发到这里；"
+        "订阅源中已有的 {count} 篇不会发送。",
+    },
+    "subscribe.found_already": {
+        "en": "The feed of that page is <b>{title}</b>\n{url}\nThis chat is already subscribed to it.",
+        "zh": "该网页的订阅源是<b>{title}</b>\n{url}\n本聊天已经订阅了它。",
+    },
+    "discover.choose": {
+        "en": "That page leads to {count} feeds. Which one should this chat follow?",
+        "zh": "该网页有 {count} 个订阅源。本聊天要订阅哪一个？",
+    },
+    "discover.option": {
+        "en": "{number}. <b>{title}</b>\n{url}",
+        "zh": "{number}. <b>{title}</b>\n{url}",
+    },
+    "discover.expired": {
+        "en": "These buttons have expired. Send /subscribe with the page's address again.",
+        "zh": "这些按钮已过期。请重新发送 /subscribe 和网页地址。",
+    },
+    "discover.link_failed": {
+        "en": "That page names its feed at <code>{url}</code>. {reason_html}",
+        "zh": "该网页指明的订阅源地址是 <code>{url}</code>。{reason_html}",
+    },
+    "preview.choose": {
+        "en": "{page} leads to {count} feeds. Preview one of them:\n{commands_html}",
+        "zh": "{page} 有 {count} 个订阅源。请预览其中一个：\n{commands_html}",
     },
     "subscribe.too_many": {
         "en": "This chat has {limit} subscriptions, the most allowed. Remove one with /unsubscribe first.",

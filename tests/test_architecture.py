@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "bot.feeds.entry",
             "bot.feeds.parse",
             "bot.feeds.fetch",
+            "bot.feeds.discover",
             "bot.feeds.schedule",
             "bot.feeds.freshness",
             "bot.opml",

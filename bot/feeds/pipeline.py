@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from bot.clock import DAY_MS, HOUR_MS, Clock
 from bot.config import Settings
 from bot.errors import FailureKind, FeedError, FeedFailure, NotAFeedError
+from bot.feeds.discover import DEFAULT_BUDGET, discover_feeds
 from bot.feeds.entry import normalize_entry
 from bot.feeds.fetch import Fetcher, FetchResult
 from bot.feeds.parse import FeedDocument, parse_feed
@@ -72,6 +73,7 @@ class NewFeedCheck:
     title: str
     url: str  # where it lives now (after permanent redirects)
     entries: int  # entries in the feed now (recorded as seen, never sent to a new subscriber)
+    page_url: str | None = None  # the web page whose address led to this feed, if one did
 
 
 def parse_and_normalize(
@@ -136,6 +138,7 @@ class FeedPipeline:
         self.on_queued = on_queued
         self.on_health = on_health
         self.rules = dedupe_rules(settings)
+        self.discovery_budget = DEFAULT_BUDGET  # finding a web page's feed (tests lower it)
         self.rng = random.Random(seed)
         self.stats = CheckStats()
 
@@ -190,25 +193,67 @@ class FeedPipeline:
             )
         return report
 
-    async def check_new(self, url: str, *, before_write: BeforeWrite | None = None) -> NewFeedCheck:
+    async def check_new(
+        self, url: str, *, before_write: BeforeWrite | None = None, discover: bool = True
+    ) -> NewFeedCheck:
         """Check an address someone typed; store the feed (once) and record its entries.
 
         The entries in the feed now are recorded as seen: for a feed new to the bot this
         first check primes it; for a feed others follow, any story this check finds new
         goes to them. Raises FeedError when the address gives no usable feed.
+
+        An address that gives a web page (with `discover`) leads to the page's feed
+        (bot/feeds/discover.py): the one feed found is checked as if typed; several raise
+        SeveralFeedsError (someone must choose), a failed feed link FeedLinkError.
         """
-        existing = await self.store.feeds.by_url(url)
         result = await self.fetcher.fetch(url)
         if result.body is None:  # cannot happen without validators; be safe
             raise NotAFeedError("empty")
+        existing = await self._stored_feed(url, result)
+        try:
+            content = await self._parse(result, existing.id if existing else 0)
+        except NotAFeedError as error:
+            if not discover or error.failure.what != "html":
+                raise
+            return await self._check_found(url, result, before_write)
+        return await self._add_checked(url, result, existing, content, before_write)
+
+    async def _check_found(
+        self, page_url: str, page: FetchResult, before_write: BeforeWrite | None
+    ) -> NewFeedCheck:
+        """The feed a web page leads to, checked with the bytes its search fetched (the
+        page itself is not fetched again, nor is the feed)."""
+        discovery = await discover_feeds(
+            self.fetcher, page, executor=self.executor, budget=self.discovery_budget
+        )
+        found = discovery.only_feed()
+        existing = await self._stored_feed(found.url, found.result)
+        content = await self._parse(found.result, existing.id if existing else 0)
+        checked = await self._add_checked(found.url, found.result, existing, content, before_write)
+        return replace(checked, page_url=page_url)
+
+    async def _stored_feed(self, url: str, result: FetchResult) -> Feed | None:
+        """The feed already stored at the address asked for, or where it moved for good."""
+        existing = await self.store.feeds.by_url(url)
         final_url = result.permanent_redirect or url
         if existing is None and final_url != url:
             existing = await self.store.feeds.by_url(final_url)
-        content = await self._parse(result, existing.id if existing else 0)
+        return existing
+
+    async def _add_checked(
+        self,
+        url: str,
+        result: FetchResult,
+        existing: Feed | None,
+        content: NormalizedFeed,
+        before_write: BeforeWrite | None,
+    ) -> NewFeedCheck:
+        """Store a feed checked for someone (unless stored already) and record its entries."""
         if before_write is not None:
             await before_write()
         now = self.clock.now_ms()
         document = content.document
+        final_url = result.permanent_redirect or url
         if existing is None:
             feed_id = await self.store.feeds.add(
                 final_url, title=document.title, site_url=document.site_url, now_ms=now

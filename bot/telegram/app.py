@@ -73,6 +73,7 @@ def add_handlers(app: BotApplication) -> None:
         app.add_handler(CommandHandler(list(names), callback, filters=COMMAND_UPDATES))
     app.bot_data.commands.update(name for names in COMMAND_HANDLERS for name in names)
     app.add_handler(CallbackQueryHandler(handlers.unsubscribe_button, pattern=r"^unsub:"))
+    app.add_handler(CallbackQueryHandler(handlers.feed_choice_button, pattern=r"^feed:"))
     app.add_handler(ChatMemberHandler(handlers.chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, handlers.migrated))
     app.add_handler(MessageHandler(filters.COMMAND & COMMAND_UPDATES, handlers.unknown), group=1)

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram import (
     CallbackQuery,
@@ -27,11 +27,21 @@ from telegram.constants import ChatAction, ChatMemberStatus, ChatType, ParseMode
 from telegram.error import BadRequest, TelegramError
 
 from bot.delivery.format import format_time
-from bot.errors import FailureKind, FeedError, FeedFailure, UserError
-from bot.i18n import failure_reason, language_of, t
+from bot.errors import (
+    FailureKind,
+    FeedError,
+    FeedFailure,
+    FeedLinkError,
+    SeveralFeedsError,
+    UserError,
+)
+from bot.i18n import failure_reason, failure_reply, language_of, t
 from bot.telegram.command import Request, command, remember_chat, reply
 from bot.telegram.context import BotApplication, BotContext
-from bot.text import ENTITY_LIMIT, entity_count
+from bot.text import ENTITY_LIMIT, clip, entity_count
+
+if TYPE_CHECKING:
+    from bot.usecases.subscriptions import Subscribed
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +100,19 @@ async def subscribe(request: Request, context: BotContext) -> None:
         raise UserError("subscribe.usage")
     if len(request.args) > 1:
         raise FeedError(FeedFailure(FailureKind.INVALID_URL))
-    async with typing_while_slow(context, request.chat_id, request.thread_id):
-        result = await context.runtime.subscriptions.subscribe(
-            request.chat_id, request.text, thread_id=request.thread_id
-        )
-    key = "subscribe.done" if result.created else "subscribe.already"
-    await reply(request.message, t(request.language, key, title=result.title, count=result.entries))
+    try:
+        async with typing_while_slow(context, request.chat_id, request.thread_id):
+            result = await context.runtime.subscriptions.subscribe(
+                request.chat_id, request.text, thread_id=request.thread_id
+            )
+    except (SeveralFeedsError, FeedLinkError) as page:
+        await answer_page(request, context, page)
+        return
+    await reply(
+        request.message,
+        subscribed_text(request.language, result),
+        link_preview_options=NO_PREVIEW,
+    )
 
 
 @command(changes=True)
@@ -446,6 +463,103 @@ async def migrated(update: Update, context: BotContext) -> None:
     message = update.effective_message
     if message is not None and message.migrate_to_chat_id:
         await context.runtime.chats.migrate(message.chat_id, message.migrate_to_chat_id)
+
+
+# --- /subscribe with a web page's address: the feed it leads to (issue 15, part 4) -------
+# The search itself is bot/feeds/discover.py; here only its answers: the feed found, the
+# feed link that failed, or buttons to pick one of several (kept by Subscriptions.offers).
+
+# What a choice's buttons carry: the offer's token and the feed's number in it (answer_page).
+FEED_CHOICE_DATA = re.compile(r"feed:([0-9a-f]{8}):([0-9]{1,2})")
+# Title and address as shown in a choice: six of them stay far inside one message.
+CHOICE_TITLE_CHARS = 100
+CHOICE_URL_CHARS = 300
+# The answers name a feed's address: a preview of its XML would only take room.
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+def subscribed_text(language: str, result: Subscribed) -> str:
+    """The answer to a subscribe; a feed found on a page is named with its address."""
+    if result.page_url is None:
+        key = "subscribe.done" if result.created else "subscribe.already"
+    else:
+        key = "subscribe.found" if result.created else "subscribe.found_already"
+    return t(language, key, title=result.title, url=result.url, count=result.entries)
+
+
+async def answer_page(
+    request: Request, context: BotContext, page: SeveralFeedsError | FeedLinkError
+) -> None:
+    """A page that leads to several feeds: offer them. One whose feed link failed: say
+    where the link points and why that feed cannot be used."""
+    language = request.language
+    if isinstance(page, FeedLinkError):
+        reason = failure_reply(language, page.failure, given=page.link)
+        text = t(language, "discover.link_failed", url=clip(page.link, 200), reason_html=reason)
+        await reply(request.message, text)
+        return
+    subscriptions = context.runtime.subscriptions
+    token = subscriptions.offer(request.chat_id, request.thread_id, page)
+    lines = [t(language, "discover.choose", count=len(page.feeds))]
+    for number, feed in enumerate(page.feeds, start=1):
+        lines.append(
+            t(
+                language,
+                "discover.option",
+                number=number,
+                title=clip(feed.title, CHOICE_TITLE_CHARS),
+                url=clip(feed.url, CHOICE_URL_CHARS),
+            )
+        )
+    buttons = [
+        [InlineKeyboardButton(f"{n}. {feed.title}"[:60], callback_data=f"feed:{token}:{n - 1}")]
+        for n, feed in enumerate(page.feeds, start=1)
+    ]
+    await reply(
+        request.message,
+        "\n".join(lines),
+        reply_markup=InlineKeyboardMarkup(buttons),
+        link_preview_options=NO_PREVIEW,
+    )
+
+
+async def feed_choice_button(update: Update, context: BotContext) -> None:
+    """A feed picked from a page's offer: subscribed like /subscribe with its address, and
+    the offer replaced by the answer. An expired offer says so, in the alert and in place."""
+    query = update.callback_query
+    chat = update.effective_chat
+    if query is None:
+        return
+    match = FEED_CHOICE_DATA.fullmatch(query.data or "")
+    if chat is None or match is None:
+        await unknown_button(update, context)
+        return
+    rt = context.runtime
+    language = language_of(query.from_user.language_code if query.from_user else None)
+    if not await context.access.is_allowed(update, context.bot):
+        await query.answer(t(language, "auth.not_allowed")[:200], show_alert=True)
+        return
+    if not await context.access.may_change(update, context.bot):
+        await query.answer(t(language, "auth.not_admin")[:200], show_alert=True)
+        return
+    try:
+        picked = rt.subscriptions.choice(chat.id, match[1], int(match[2]))
+    except UserError as error:
+        await query.answer(t(language, error.key)[:200], show_alert=True)
+        await edit_menu(query, t(language, error.key), parse_mode=ParseMode.HTML)
+        return
+    await query.answer()  # the check may take a while: the client stops waiting now
+    try:
+        result = await rt.subscriptions.subscribe_choice(chat.id, picked)
+        text = subscribed_text(language, result)
+    except FeedError as error:
+        text = failure_reply(language, error.failure, given=picked.url)
+    except UserError as error:
+        text = t(language, error.key, **error.values)
+    except Exception:
+        log.exception("event=feed_choice_crashed chat=%d", chat.id)
+        text = t(language, "error.internal")
+    await edit_menu(query, text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW)
 
 
 async def on_error(update: object, context: BotContext) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from bot.clock import Clock
-from bot.errors import FailureKind, FeedError, FeedFailure, UserError
+from bot.errors import FailureKind, FeedError, FeedFailure, SeveralFeedsError, UserError
 from bot.feeds.pipeline import FeedPipeline
 from bot.store import Store, Subscription
+from bot.usecases.feed_choices import FeedChoice, FeedOffers
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class Subscribed:
     url: str
     created: bool  # False: the chat already had it
     entries: int  # entries in the feed now (recorded as seen, not sent)
+    page_url: str | None = None  # the web page whose address led to this feed, if one did
 
 
 def check_url(text: str) -> str:
@@ -92,14 +94,22 @@ class Subscriptions:
         self.store = store
         self.pipeline = pipeline
         self.clock = clock
+        self.offers = FeedOffers(clock)
 
     async def subscribe(
-        self, chat_id: int, text: str, *, thread_id: int | None, turn: Turn | None = None
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        thread_id: int | None,
+        turn: Turn | None = None,
+        discover: bool = True,
     ) -> Subscribed:
         """Check the feed now (fetch, parse, record what it lists), then subscribe the chat.
 
         The entries in the feed now are recorded as seen: the new subscription starts after
-        them (no backlog flood).
+        them (no backlog flood). A web page's address (with `discover`) subscribes the one
+        feed the page leads to; several raise SeveralFeedsError (see `offer`).
         """
         url = check_url(text)
         await self._check_room(chat_id)
@@ -109,7 +119,7 @@ class Subscriptions:
                 await turn()
                 await self._check_room(chat_id)  # the import's earlier feeds may have filled it
 
-        checked = await self.pipeline.check_new(url, before_write=before_write)
+        checked = await self.pipeline.check_new(url, before_write=before_write, discover=discover)
         created = await self.store.chats.subscribe(
             chat_id,
             checked.feed.id,
@@ -118,7 +128,27 @@ class Subscriptions:
             given_url=url,  # the feed may move (301) now or later; this stays
         )
         log.info("event=subscribe chat=%d feed=%d created=%s", chat_id, checked.feed.id, created)
-        return Subscribed(checked.feed.id, checked.title, checked.url, created, checked.entries)
+        return Subscribed(
+            checked.feed.id, checked.title, checked.url, created, checked.entries, checked.page_url
+        )
+
+    def offer(self, chat_id: int, thread_id: int | None, several: SeveralFeedsError) -> str:
+        """Keep the feeds a page led to for the chat to pick one; returns the offer's token."""
+        return self.offers.add(chat_id, thread_id, several.page_url, several.feeds)
+
+    def choice(self, chat_id: int, token: str, number: int) -> FeedChoice:
+        """The feed picked from an offer. Raises UserError when the offer is gone."""
+        picked = self.offers.choice(chat_id, token, number)
+        if picked is None:
+            raise UserError("discover.expired")
+        return picked
+
+    async def subscribe_choice(self, chat_id: int, picked: FeedChoice) -> Subscribed:
+        """Subscribe to a feed picked from an offer, as /subscribe with its address."""
+        result = await self.subscribe(
+            chat_id, picked.url, thread_id=picked.thread_id, discover=False
+        )
+        return replace(result, page_url=picked.page_url)
 
     async def _check_room(self, chat_id: int) -> None:
         if await self.store.chats.count_subscriptions(chat_id) >= MAX_SUBSCRIPTIONS_PER_CHAT:
