@@ -22,6 +22,7 @@ from bot.text import (
     entity_count,
     escape,
     first_sentence,
+    is_web_link,
     one_line,
     telegram_length,
 )
@@ -133,12 +134,6 @@ def summary_line(summary: str) -> str:
     return cut(first, SUMMARY_SOFT_CHARS + len(ELLIPSIS))
 
 
-def _is_web_link(link: str) -> bool:
-    # Telegram refuses a whole message over an href it cannot parse; a story without a
-    # usable link still shows, as a plain title.
-    return link.lower().startswith(("http://", "https://"))
-
-
 @dataclass(frozen=True, slots=True)
 class _Section:
     heading: str  # HTML line opening the section
@@ -188,7 +183,8 @@ def _story_lines(story: Story, mark: str, suffix: str, section: _Section) -> tup
         first = f"{escape(mark)}{first}{suffix}"
         return (first, escape(summary)) if summary else (first,)
 
-    href = story.link if _is_web_link(story.link) else ""
+    # A story without a usable link still shows, as a plain title.
+    href = story.link if is_web_link(story.link) else ""
     if not section.room_for(lines(ELLIPSIS, href)):
         href = ""
     whole = lines(title, href)
