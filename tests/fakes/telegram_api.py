@@ -26,6 +26,15 @@ What it checks, like Telegram does (and where noted, stricter):
   `FakeTelegram(strict_html_entities=False)`. More than 100 entities in one text (counted
   after parsing) is a 400 too: Telegram sends the message but drops the formatting, links
   included, from the 101st entity on, again never what a bot meant.
+- sendPhoto like Telegram: the caption's HTML and its 1024 UTF-16 units counted after
+  parsing; a photo given by URL is fetched (GET) as Telegram would fetch it, and refused
+  with Telegram's texts when it cannot be ("failed to get HTTP URL content": no answer,
+  not 200, over 5 MB; "wrong type of the web page content": not JPEG, PNG or GIF;
+  "IMAGE_PROCESS_FAILED": bytes that are no such image; "PHOTO_INVALID_DIMENSIONS": width
+  plus height over 10000 or one side over 20 times the other). Only loopback hosts are
+  fetched (tests serve pictures from their feed server): any other host is unreachable
+  from a test, so it is answered as a URL Telegram could not fetch. A refused photo does
+  not count against flood limits (nothing was sent).
 - values Telegram checks beyond their type: sendChatAction's action; an inline button's
   text (not empty), url (an http(s) address with a dotted host name, or a tg:// or ton://
   link) and callback_data (1-64 bytes); answerCallbackQuery's text (at most 200 characters).
@@ -54,14 +63,16 @@ import math
 import multiprocessing
 import os
 import re
+import struct
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
+import aiohttp
 from aiohttp import web
 
 SPEC_ENV_VAR: Final = "TELEGRAM_API_SPEC"
@@ -86,6 +97,8 @@ CHAT_ACTIONS: Final = frozenset(
     }
 )
 DOWNLOAD_LIMIT: Final = 20 * 1024 * 1024  # getFile refuses bigger files, as Telegram does
+PHOTO_URL_LIMIT: Final = 5 * 1024 * 1024  # a photo sent by URL (sendPhoto docs)
+PHOTO_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/gif"})
 
 JsonDict = dict[str, Any]
 
@@ -1019,6 +1032,7 @@ class SentMessage:
     params: dict[str, Any]
     sent_at: float  # time.time()
     document: JsonDict | None = None
+    photo: list[JsonDict] | None = None  # PhotoSize array of a sendPhoto
     deleted: bool = False
     edits: list[str] = field(default_factory=list)  # earlier texts, oldest first
     edit_date: int | None = None
@@ -1817,6 +1831,7 @@ class FakeTelegram:
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "deleteMessage": self._delete_message,
             "sendDocument": self._send_document,
+            "sendPhoto": self._send_photo,
             "getFile": self._get_file,
             "answerCallbackQuery": self._answer_callback_query,
             "getChatMember": self._get_chat_member,
@@ -2052,6 +2067,40 @@ class FakeTelegram:
         sent.document = stored.document()
         return self._sent_api(state, sent)
 
+    async def _send_photo(self, params: dict[str, Any]) -> JsonDict:
+        caption = params.get("caption") or ""
+        text, entities = self._formatted(
+            caption, params.get("parse_mode"), params.get("caption_entities"), CAPTION_LIMIT
+        )
+        self._target(params)  # the chat's own errors come before any fetch
+        photo = await self._photo_sizes(params["photo"])
+        state = self._target(params, sending=True)
+        sent = self._store_sent(state, "sendPhoto", params, text, entities, caption)
+        sent.photo = photo
+        return self._sent_api(state, sent)
+
+    async def _photo_sizes(self, photo: Any) -> list[JsonDict]:
+        """The PhotoSize array of a photo given as an upload, a file_id or a URL."""
+        if isinstance(photo, UploadedFile):
+            data = photo.data
+        elif photo in self._files:
+            data = self._files[photo].data
+        elif photo.lower().startswith(("http://", "https://")):
+            data = await _fetch_photo(photo)
+        else:
+            raise bad_request("wrong file identifier/HTTP URL specified")
+        width, height = _photo_dimensions(data)
+        stored = self._store_file(data, None, None)
+        return [
+            {
+                "file_id": stored.file_id,
+                "file_unique_id": stored.file_unique_id,
+                "width": width,
+                "height": height,
+                "file_size": len(data),
+            }
+        ]
+
     def _store_sent(
         self,
         state: _ChatState,
@@ -2097,6 +2146,9 @@ class FakeTelegram:
         text_key, entities_key = "text", "entities"
         if sent.document is not None:
             message["document"] = sent.document
+            text_key, entities_key = "caption", "caption_entities"
+        if sent.photo is not None:
+            message["photo"] = sent.photo
             text_key, entities_key = "caption", "caption_entities"
         if sent.text:
             message[text_key] = sent.text
@@ -2281,6 +2333,69 @@ class FakeTelegram:
 
 # --------------------------------------------------------------------------------------------
 # Helpers of the HTTP layer
+
+
+async def _fetch_photo(url: str) -> bytes:
+    """The picture at `url`, fetched as Telegram fetches a photo sent by URL (see the module
+    docstring for what is refused and how)."""
+    unreachable = bad_request("failed to get HTTP URL content")
+    host = (urlsplit(url).hostname or "").lower()
+    if host != "localhost" and not host.startswith("127.") and host != "::1":
+        raise unreachable  # a test cannot reach the internet; Telegram could not either
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+            session.get(url) as response,
+        ):
+            if response.status != 200:
+                raise unreachable
+            data = bytearray()
+            async for chunk in response.content.iter_chunked(65_536):
+                data += chunk
+                if len(data) > PHOTO_URL_LIMIT:
+                    raise unreachable
+            kind = response.content_type
+    except (aiohttp.ClientError, TimeoutError):
+        raise unreachable from None
+    if kind not in PHOTO_TYPES:
+        raise bad_request("wrong type of the web page content")
+    return bytes(data)
+
+
+def _photo_dimensions(data: bytes) -> tuple[int, int]:
+    """(width, height) read from a JPEG, PNG or GIF header, checked as Telegram checks a
+    photo's: width + height at most 10000, neither side over 20 times the other."""
+    size = _image_size(data)
+    if size is None or min(size) < 1:
+        raise bad_request("IMAGE_PROCESS_FAILED")
+    width, height = size
+    if width + height > 10_000 or max(width, height) > 20 * min(width, height):
+        raise bad_request("PHOTO_INVALID_DIMENSIONS")
+    return size
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
+        return width, height
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        width, height = struct.unpack("<HH", data[6:10])
+        return width, height
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg_size(data)
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """The size in a JPEG's start-of-frame segment (SOF0-SOF15 but DHT, JPG and DAC)."""
+    i = 2
+    while i + 9 <= len(data) and data[i] == 0xFF:
+        marker, length = data[i + 1], struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            return width, height
+        i += 2 + length
+    return None
 
 
 def _true(params: dict[str, Any]) -> bool:
