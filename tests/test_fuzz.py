@@ -34,7 +34,7 @@ from bot.feeds.pipeline import parse_and_normalize
 from bot.filters import Keyword, KeywordError, parse_keywords
 from bot.models import Entry
 from bot.summary import html_to_text, pick_body, summarize
-from bot.text import is_web_link
+from bot.text import CAPTION_LIMIT, is_web_link
 from tests.fakes.telegram_api import MESSAGE_LIMIT, parse_html, utf16_len
 
 FEEDS = Path(__file__).resolve().parent / "fixtures" / "feeds"
@@ -693,6 +693,32 @@ def test_alert_fits_one_message(
     raw: dict[str, Any], feed_title: str, zone: str, keyword: str | None
 ) -> None:
     assert fits(alert_for(raw, feed_title, zone, keyword))
+
+
+@FUZZ
+@given(raw_entries(), feed_titles, zones, keywords)
+@example(_LONGEST_ASCII, "😀" * 200, "UTC", "k" * 64)
+def test_alert_as_a_photo_caption_fits_1024(
+    raw: dict[str, Any], feed_title: str, zone: str, keyword: str | None
+) -> None:
+    """A photo's caption holds 1024 UTF-16 units once parsed: the title, footer and
+    keyword always fit, the summary is cut to what is left, at a sentence end when one fits."""
+    entry = timed(normalize_entry, raw, feed_id=1, feed_url=FEED_URL, now_ms=NOW_MS)
+    summary = check_summary(entry.lead_html)
+    caption = format_alert(
+        title=entry.title,
+        summary=summary,
+        link=entry.link,
+        feed_title=feed_title,
+        timestamp_id=entry.timestamp_id,
+        zone=zone,
+        keyword=keyword,
+        limit=CAPTION_LIMIT,
+    )
+    plain, _entities = parse_html(caption, strict_entities=True)
+    assert utf16_len(plain) <= CAPTION_LIMIT
+    shown = plain.split("\n\n")[1] if summary and plain.count("\n\n") >= 2 else ""
+    assert not shown or summary.startswith(shown.removesuffix("…").rstrip())
 
 
 @FUZZ
