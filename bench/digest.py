@@ -675,7 +675,6 @@ async def check_sample(built: Built, size: int, seed: int) -> list[str]:
             zone=chat.timezone or built.settings.digest.timezone,
             language=chat.language,
             max_per_feed=built.settings.digest.max_stories_per_feed,
-            max_per_digest_feed=built.settings.digest.max_stories_per_digest_feed,
             digest_feeds={s.feed_id for s in subscriptions if s.mode == "digest"},
         )
         rows = await store.db.fetchall(

@@ -33,6 +33,15 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
 }
 CONFIG_ENV = "NEWS_NOTIFIER_CONFIG"
 
+# Settings a newer version no longer has. A settings file written for an older one may
+# still set them: they are skipped, not refused, so an upgrade does not stop the bot.
+RETIRED: frozenset[tuple[str, str]] = frozenset(
+    {
+        # Capped the stories a digest-mode feed listed; such a feed now lists every one.
+        ("digest", "max_stories_per_digest_feed"),
+    }
+)
+
 # What database.path accepts, in the one line a refused value prints. The PostgreSQL
 # backend (a later issue) changes this line and lets its scheme through `_database_path`.
 DATABASE_ACCEPTED = (
@@ -118,7 +127,6 @@ class DigestSettings:
     timezone: str
     grace_hours: float
     max_stories_per_feed: int
-    max_stories_per_digest_feed: int
 
 
 @dataclass(frozen=True)
@@ -347,7 +355,6 @@ CHECKS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "timezone": _timezone,
         "grace_hours": _float(0),
         "max_stories_per_feed": _int(1, 100),
-        "max_stories_per_digest_feed": _int(1, 1000),
     },
     "keywords": {"max_per_chat": _int(1, 1000), "max_length": _int(1, 256)},
     "opml": {"max_bytes": _int(1024), "max_feeds": _int(1, 100000)},
@@ -381,6 +388,8 @@ def _merge_file(raw: dict[str, dict[str, Any]], user: Mapping[str, Any], path: P
         if not isinstance(values, Mapping):
             raise ConfigError(f"settings file {path}: [{section}] must be a table of settings")
         for key, value in values.items():
+            if (section, key) in RETIRED:
+                continue
             if key not in raw[section]:
                 raise ConfigError(
                     f"settings file {path}: unknown setting {section}.{key}; "

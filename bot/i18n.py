@@ -19,7 +19,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "help": {
         "en": (
             "<b>News Notifier</b> watches news feeds (RSS, Atom) and tells this chat about "
-            "new stories, each with a short summary of its lead paragraph.\n\n"
+            "new stories, each with a short summary of its lead paragraph and, when the story "
+            "has one, its picture.\n\n"
             "<b>Feeds</b>\n"
             "/subscribe <code>URL</code> — follow a feed, e.g. "
             "<code>/subscribe https://feeds.bbci.co.uk/news/rss.xml</code>; a site's address "
@@ -42,7 +43,7 @@ TEXTS: dict[str, dict[str, str]] = {
         ),
         "zh": (
             "<b>新闻提醒机器人</b>关注新闻订阅源（RSS、Atom），有新报道时通知本聊天，"
-            "并附上导语段落的简短摘要。\n\n"
+            "并附上导语段落的简短摘要；报道带图片时也附上图片。\n\n"
             "<b>订阅源</b>\n"
             "/subscribe <code>网址</code> — 订阅，例如 "
             "<code>/subscribe https://feeds.bbci.co.uk/zhongwen/simp/rss.xml</code>；"

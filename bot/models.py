@@ -17,6 +17,7 @@ class Entry:
     lead_html: str  # the richer of content and description, as HTML
     link_key: str = ""  # normalized link, for cross-feed duplicate detection
     title_key: str = ""  # normalized title, for cross-feed duplicate detection
+    image_url: str = ""  # the story's picture (absolute http(s) URL), or "" when it has none
 
 
 @dataclass(frozen=True, slots=True)

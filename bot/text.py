@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 ELLIPSIS = "…"
 MESSAGE_LIMIT = 4096  # UTF-16 units after entity parsing (Telegram's limit for sendMessage)
+CAPTION_LIMIT = 1024  # the same for a photo's caption (sendPhoto)
 # Formatting past the 100th entity (bold, link...) of one message is dropped by Telegram.
 ENTITY_LIMIT = 100
 
@@ -39,6 +40,15 @@ def escape(text: str) -> str:
 def html_to_plain(html_text: str) -> str:
     """The same message without markup, for the rare message Telegram refuses to parse."""
     return html.unescape(_TAG.sub("", html_text))
+
+
+def is_web_link(url: str) -> bool:
+    """Whether `url` may be a link's href: Telegram refuses a whole message over an href it
+    cannot parse, so only http(s) addresses without spaces are linked (others are shown
+    unlinked)."""
+    return url.lower().startswith(("http://", "https://")) and not any(
+        char.isspace() for char in url
+    )
 
 
 def utf16_len(text: str) -> int:

@@ -30,7 +30,10 @@ def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
 def test_preview_prints_the_alert_the_bot_would_send() -> None:
     result = cli("preview", str(FIXTURES / "feeds" / "seed_feedx_rss2.xml"))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("<b>克里姆林宫称正在准备俄美专家级会谈，为特普峰会铺路</b>")
+    assert result.stdout.startswith(
+        '<b><a href="https://www.voachinese.com/a/kremlin-says-russia-and-us-are-preparing-more'
+        '-talks-20250226/7988895.html">克里姆林宫称正在准备俄美专家级会谈，为特普峰会铺路</a></b>'
+    )
     assert SEED_SUMMARY_START in result.stdout and "资料照" not in result.stdout
 
 

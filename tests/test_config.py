@@ -45,6 +45,18 @@ def test_user_file_overrides_defaults_and_environment_overrides_both(tmp_path: P
     assert settings.telegram.token == "1:abc"
 
 
+def test_a_retired_setting_in_a_user_file_is_ignored_not_refused(tmp_path: Path) -> None:
+    """digest.max_stories_per_digest_feed capped digest-mode feeds until they came to list
+    every story: a settings file written for that version still starts the bot, and an
+    unknown setting beside it is still refused."""
+    user = tmp_path / "settings.toml"
+    user.write_text("[digest]\nmax_stories_per_digest_feed = 25\nmax_stories_per_feed = 7\n")
+    assert load_settings(user, {}).digest.max_stories_per_feed == 7
+    user.write_text("[digest]\nmax_stories_per_digest_feeds = 25\n")
+    with pytest.raises(ConfigError, match=r"unknown setting digest\.max_stories_per_digest_feeds"):
+        load_settings(user, {})
+
+
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [

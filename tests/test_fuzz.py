@@ -27,13 +27,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot.delivery.format import format_alert
+from bot.delivery.format import LINK_CAP, format_alert
 from bot.errors import NotAFeedError
 from bot.feeds.entry import FUTURE_TOLERANCE_MS, MAX_TITLE_CHARS, normalize_entry
 from bot.feeds.pipeline import parse_and_normalize
 from bot.filters import Keyword, KeywordError, parse_keywords
 from bot.models import Entry
 from bot.summary import html_to_text, pick_body, summarize
+from bot.text import CAPTION_LIMIT, is_web_link
 from tests.fakes.telegram_api import MESSAGE_LIMIT, parse_html, utf16_len
 from tests.paths import FIXTURES
 
@@ -532,7 +533,8 @@ def test_normalizer_on_each_real_feed(path: Path) -> None:
 
 def check_alert(entry: Entry, summary: str, feed_title: str, zone: str, keyword: str | None) -> str:
     """The alert for `entry` must be valid Telegram HTML (strict fake parser) whose only
-    formatting is the alert's own: the bold title and the italic feed line."""
+    formatting is the alert's own: the bold title, linked to the story when it has a web
+    link, and the italic footer."""
     html = format_alert(
         title=entry.title,
         summary=summary,
@@ -544,8 +546,15 @@ def check_alert(entry: Entry, summary: str, feed_title: str, zone: str, keyword:
     )
     plain, entities = parse_html(html, strict_entities=True)
     assert plain.strip()
-    assert [e["type"] for e in entities] == ["bold", "italic"], entities
-    assert entities[0]["offset"] == 0 and entities[0]["length"] > 0
+    by_type = {e["type"]: e for e in entities}
+    linked = is_web_link(entry.link) and utf16_len(entry.link) <= LINK_CAP
+    assert sorted(by_type) == sorted(["bold", "italic", *(["text_link"] * linked)]), entities
+    assert len(entities) == len(by_type)
+    bold = by_type["bold"]
+    assert bold["offset"] == 0 and bold["length"] > 0
+    if linked:  # the title is the link, exactly
+        link = by_type["text_link"]
+        assert (link["offset"], link["length"], link["url"]) == (0, bold["length"], entry.link)
     return html
 
 
@@ -685,6 +694,32 @@ def test_alert_fits_one_message(
     raw: dict[str, Any], feed_title: str, zone: str, keyword: str | None
 ) -> None:
     assert fits(alert_for(raw, feed_title, zone, keyword))
+
+
+@FUZZ
+@given(raw_entries(), feed_titles, zones, keywords)
+@example(_LONGEST_ASCII, "😀" * 200, "UTC", "k" * 64)
+def test_alert_as_a_photo_caption_fits_1024(
+    raw: dict[str, Any], feed_title: str, zone: str, keyword: str | None
+) -> None:
+    """A photo's caption holds 1024 UTF-16 units once parsed: the title, footer and
+    keyword always fit, the summary is cut to what is left, at a sentence end when one fits."""
+    entry = timed(normalize_entry, raw, feed_id=1, feed_url=FEED_URL, now_ms=NOW_MS)
+    summary = check_summary(entry.lead_html)
+    caption = format_alert(
+        title=entry.title,
+        summary=summary,
+        link=entry.link,
+        feed_title=feed_title,
+        timestamp_id=entry.timestamp_id,
+        zone=zone,
+        keyword=keyword,
+        limit=CAPTION_LIMIT,
+    )
+    plain, _entities = parse_html(caption, strict_entities=True)
+    assert utf16_len(plain) <= CAPTION_LIMIT
+    shown = plain.split("\n\n")[1] if summary and plain.count("\n\n") >= 2 else ""
+    assert not shown or summary.startswith(shown.removesuffix("…").rstrip())
 
 
 @FUZZ

@@ -34,6 +34,8 @@ INTEGER_COLUMNS = {
     ("outbox", "unanswered"),
     ("counters", "count"),
     ("imports", "total"),
+    ("chats", "pictures"),  # 0/1 flags compared as numbers by the shared SQL
+    ("outbox", "photo_refused"),
 }
 # 0/1 in SQLite, read as a bool by the store (which must bind a Python bool).
 BOOLEAN_COLUMNS = {("keywords", "exclude")}

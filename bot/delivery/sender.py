@@ -18,6 +18,13 @@ and after a second send with no answer it is taken as delivered. So a slow Teleg
 at most one extra copy of a message, and none while it answers within
 `answer_timeout_seconds`. The count lives on the outbox row, so a restart keeps it, and a
 stop that cuts a wait for an answer short counts as a send with no answer.
+
+An alert whose story has a picture goes as a photo (sendPhoto by URL, the alert as its
+caption) when its chat has pictures on. Telegram fetches the picture itself; when it
+refuses it (cannot fetch it, wrong type, too large, bad dimensions), the row is marked
+photo_refused before the same alert goes as text, so that it is sent once: a kill between
+the two sends the text at the next start, not the photo again. A photo sent with no answer
+follows the rule above, like any send.
 """
 
 from __future__ import annotations
@@ -42,14 +49,16 @@ from bot.delivery.format import format_alert
 from bot.delivery.outcome import OutcomeUnknown
 from bot.delivery.pacing import Pacer
 from bot.store import OutboxItem, Store, StoryText
-from bot.text import html_to_plain
+from bot.text import CAPTION_LIMIT, MESSAGE_LIMIT, html_to_plain
 from bot.usecases.chats import Chats
 
 log = logging.getLogger(__name__)
 
-# PTB asks callers to prefer Bot.send_message over do_api_request("sendMessage"); the
-# sender means it (see _attempt).
-warnings.filterwarnings("ignore", message=r"Please use 'Bot\.sendMessage'", category=PTBUserWarning)
+# PTB asks callers to prefer Bot.send_message (send_photo) over do_api_request("sendMessage"
+# or "sendPhoto"); the sender means it (see _attempt).
+warnings.filterwarnings(
+    "ignore", message=r"Please use 'Bot\.send(Message|Photo)'", category=PTBUserWarning
+)
 
 REFILL_BATCH = 5000
 # Rows held in memory at most (about 330 bytes each): past this the outbox is read on as
@@ -78,6 +87,26 @@ UNREACHABLE = (
     "peer_id_invalid",
 )
 
+# Error texts (lower case) of a photo Telegram would not take: it could not fetch the URL,
+# the URL is no image, or the image is too large or oddly shaped. The alert goes as text.
+# A caption too long or with a bad entity is our bug, but the text still gets the story out.
+PHOTO_REFUSED = (
+    "failed to get http url content",
+    "wrong file identifier/http url specified",
+    "wrong remote file identifier",
+    "wrong type of the web page content",
+    "photo_invalid",  # PHOTO_INVALID_DIMENSIONS too
+    "photo_save_file_invalid",
+    "photo_ext_invalid",
+    "photo_content_type_invalid",
+    "photo_content_url_empty",
+    "image_process_failed",
+    "webpage_curl_failed",
+    "webpage_media_empty",
+    "file is too big",
+    "message caption is too long",
+)
+
 
 @dataclass
 class SenderStats:
@@ -87,6 +116,8 @@ class SenderStats:
     failed: int = 0  # given up after retrying for too long
     dropped: int = 0  # chat unreachable
     plain_fallbacks: int = 0  # HTML refused ("can't parse entities"): a bug, sent as text
+    photos: int = 0  # alerts sent as photos (also counted in `sent`)
+    photo_fallbacks: int = 0  # photos Telegram refused: their alerts went as text
     migrated: int = 0
     unanswered: int = 0  # sends that went out with no answer (Telegram may have them)
     assumed_delivered: int = 0  # messages given up after UNANSWERED_LIMIT such sends
@@ -304,11 +335,8 @@ class Sender:
             self._schedule(chat_id)
             self._changed.set()
 
-    def _render(self, item: OutboxItem) -> str | None:
-        """An alert's HTML, from its story (None if the story is not loaded)."""
-        story = self._stories.get(item.story_id or -1)
-        if story is None:
-            return None
+    def _render(self, item: OutboxItem, story: StoryText, *, caption: bool) -> str:
+        """An alert's HTML, as a message or as a photo's caption (1024 characters)."""
         return format_alert(
             title=story.title,
             summary=story.summary,
@@ -317,48 +345,68 @@ class Sender:
             timestamp_id=story.timestamp_id,
             zone=item.timezone or self.default_zone,
             keyword=item.keyword,
+            limit=CAPTION_LIMIT if caption else MESSAGE_LIMIT,
         )
 
-    async def _text(self, item: OutboxItem) -> str | None:
+    async def _story(self, item: OutboxItem) -> StoryText | None:
+        """An alert's story; None when it is gone (the row is then no longer pending)."""
+        story = self._stories.get(item.story_id or -1)
+        if story is None:  # its story was purged, or is being loaded after a restart
+            missing = await self.store.outbox.stories([item.story_id or -1])
+            if not missing:
+                await self.store.outbox.give_up(item.id, status="dropped", error="story gone")
+                return None
+            self._stories.update(missing)
+            story = missing[item.story_id or -1]
+        return story
+
+    async def _message(self, item: OutboxItem) -> _Message | None:
         """What to send for `item`; None when there is nothing left to send (its row or its
         story is gone), after which the row is no longer pending."""
         if item.has_text:  # read now, not at refill: digest texts are large
             text = await self.store.outbox.text(item.id)
             if text is None:
                 log.warning("event=outbox_row_gone outbox=%d chat=%d", item.id, item.chat_id)
-            return text
-        text = self._render(item)
-        if text is None:  # its story was purged, or is being loaded after a restart
-            missing = await self.store.outbox.stories([item.story_id or -1])
-            if not missing:
-                await self.store.outbox.give_up(item.id, status="dropped", error="story gone")
                 return None
-            self._stories.update(missing)
-            text = self._render(item) or ""
-        return text
+            return _Message(text)
+        story = await self._story(item)
+        if story is None:
+            return None
+        photo = story.image_url if item.pictures and not item.photo_refused else ""
+        return _Message(self._render(item, story, caption=bool(photo)), photo)
+
+    def _request(
+        self, item: OutboxItem, message: _Message, *, plain: bool, thread: bool
+    ) -> tuple[str, dict[str, object]]:
+        """The Bot API method and parameters that send `message`."""
+        text = html_to_plain(message.text) if plain else message.text
+        parameters: dict[str, object] = {"chat_id": item.chat_id}
+        if message.photo:
+            method = "sendPhoto"
+            parameters.update(photo=message.photo, caption=text)
+        else:
+            method = "sendMessage"
+            parameters.update(text=text, link_preview_options=self.link_preview)
+        if not plain:
+            parameters["parse_mode"] = ParseMode.HTML
+        if thread and item.thread_id is not None:
+            parameters["message_thread_id"] = item.thread_id
+        return method, parameters
 
     async def _attempt(self, item: OutboxItem, *, plain: bool = False, thread: bool = True) -> None:
         if item.unanswered >= UNANSWERED_LIMIT:  # a stop cut its last wait short (_cut_short)
             await self._assume_delivered(item, item.unanswered, "stopped waiting for the answer")
             return
-        text = await self._text(item)
-        if text is None:
+        message = await self._message(item)
+        if message is None:
             return
-        parameters: dict[str, object] = {
-            "chat_id": item.chat_id,
-            "text": html_to_plain(text) if plain else text,
-            "link_preview_options": self.link_preview,
-        }
-        if not plain:
-            parameters["parse_mode"] = ParseMode.HTML
-        if thread and item.thread_id is not None:
-            parameters["message_thread_id"] = item.thread_id
+        method, parameters = self._request(item, message, plain=plain, thread=thread)
         try:
             # Not Bot.send_message: it turns each answer into a telegram.Message, which the
             # sender never reads, and that is a quarter of its CPU per message (bench/README,
             # Fan-out). do_api_request posts through the same request object and rate
             # limiter and raises the same errors.
-            await self.bot.do_api_request("sendMessage", api_kwargs=parameters)
+            await self.bot.do_api_request(method, api_kwargs=parameters)
         except asyncio.CancelledError:
             await self._cut_short(item)
             raise
@@ -373,14 +421,34 @@ class Sender:
         except Forbidden as error:
             await self._unreachable(item, str(error))
         except BadRequest as error:
-            await self._bad_request(item, error, plain=plain, thread=thread)
+            if message.photo and _photo_refused(error):
+                await self._photo_refused(item, error, plain=plain, thread=thread)
+            else:
+                await self._bad_request(item, error, plain=plain, thread=thread)
         except OutcomeUnknown as error:
             await self._unanswered(item, error)
         except TelegramError as error:  # not sent (NotSent), 5xx answers, others
             await self._transient(item, error)
         else:
             self.stats.sent += 1
+            self.stats.photos += bool(message.photo)
             self._sent_ids.append(item.id)
+
+    async def _photo_refused(
+        self, item: OutboxItem, error: BadRequest, *, plain: bool, thread: bool
+    ) -> None:
+        """Telegram would not take the alert's photo: the same alert goes as text. The row
+        says so first, so that whatever happens next (a kill, a retry) sends text."""
+        self.stats.photo_fallbacks += 1
+        await self._count("photo_refused")
+        log.warning(
+            "event=photo_refused outbox=%d chat=%d error=%r (sent as text)",
+            item.id,
+            item.chat_id,
+            str(error),
+        )
+        await self.store.outbox.photo_refused(item.id, str(error))
+        await self._attempt(replace(item, photo_refused=True), plain=plain, thread=thread)
 
     async def _bad_request(
         self, item: OutboxItem, error: BadRequest, *, plain: bool, thread: bool
@@ -550,6 +618,19 @@ class Sender:
             await self.store.outbox.bump_counter(name, self.clock.now_ms())
         except Exception:
             log.exception("event=counter_failed name=%s", name)
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    """One message to send: HTML text, and the picture it is the caption of ("": none)."""
+
+    text: str
+    photo: str = ""
+
+
+def _photo_refused(error: BadRequest) -> bool:
+    message = str(error).lower()
+    return any(reason in message for reason in PHOTO_REFUSED)
 
 
 def loop_time() -> float:

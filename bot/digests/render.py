@@ -22,6 +22,7 @@ from bot.text import (
     entity_count,
     escape,
     first_sentence,
+    is_web_link,
     one_line,
     telegram_length,
 )
@@ -133,12 +134,6 @@ def summary_line(summary: str) -> str:
     return cut(first, SUMMARY_SOFT_CHARS + len(ELLIPSIS))
 
 
-def _is_web_link(link: str) -> bool:
-    # Telegram refuses a whole message over an href it cannot parse; a story without a
-    # usable link still shows, as a plain title.
-    return link.lower().startswith(("http://", "https://"))
-
-
 @dataclass(frozen=True, slots=True)
 class _Section:
     heading: str  # HTML line opening the section
@@ -188,7 +183,8 @@ def _story_lines(story: Story, mark: str, suffix: str, section: _Section) -> tup
         first = f"{escape(mark)}{first}{suffix}"
         return (first, escape(summary)) if summary else (first,)
 
-    href = story.link if _is_web_link(story.link) else ""
+    # A story without a usable link still shows, as a plain title.
+    href = story.link if is_web_link(story.link) else ""
     if not section.room_for(lines(ELLIPSIS, href)):
         href = ""
     whole = lines(title, href)
@@ -226,23 +222,16 @@ class DigestRenderer:
 
     `by_feed` holds each feed's stories of the window, newest first ((-timestamp_id, -id)
     order, as StoryStore.in_window returns them), without duplicates. A feed lists at most
-    `max_per_feed` stories, or `max_per_digest_feed` for a chat that follows it in digest
-    mode (its stories came in no alert: the digest is their only delivery). The renderer
-    keeps what it builds until it is dropped: make one per window and fire.
+    `max_per_feed` stories; a feed the chat follows in digest mode lists every one (its
+    stories came in no alert: the digest is their only delivery). The renderer keeps what
+    it builds until it is dropped: make one per window and fire.
     """
 
-    def __init__(
-        self,
-        by_feed: Mapping[int, Sequence[Story]],
-        *,
-        max_per_feed: int,
-        max_per_digest_feed: int | None = None,
-    ) -> None:
-        caps = (max_per_feed, max_per_digest_feed or max_per_feed)
-        if min(caps) < 1:
-            raise ValueError(f"stories per feed must be at least 1, not {caps}")
+    def __init__(self, by_feed: Mapping[int, Sequence[Story]], *, max_per_feed: int) -> None:
+        if max_per_feed < 1:
+            raise ValueError(f"stories per feed must be at least 1, not {max_per_feed}")
         self._by_feed = {feed_id: stories for feed_id, stories in by_feed.items() if stories}
-        self._max_per_feed, self._max_per_digest_feed = caps
+        self._max_per_feed = max_per_feed
         # Feeds are listed by their newest story, then by id (a stable tie-break).
         self._feed_order = {
             feed_id: (-stories[0].timestamp_id, feed_id)
@@ -283,7 +272,8 @@ class DigestRenderer:
         feed_units: list[_Unit] = []
         for feed_id in present:
             stories = self._by_feed[feed_id]
-            cap = self._max_per_digest_feed if feed_id in digest_feeds else self._max_per_feed
+            # None: no cap. A digest-mode feed's stories reach the chat nowhere else.
+            cap = None if feed_id in digest_feeds else self._max_per_feed
             if matched and any(story.id in matched for story in stories):
                 feed_units += self._section_with_matches(
                     stories, matched, texts, matched_shown, cap
@@ -302,7 +292,7 @@ class DigestRenderer:
         header = self._header(now_ms, zone, texts)
         return _pack(header, self._section_units(matches, match_rows, None) + feed_units)
 
-    def _plain_section(self, feed_id: int, texts: DigestTexts, cap: int) -> list[_Unit]:
+    def _plain_section(self, feed_id: int, texts: DigestTexts, cap: int | None) -> list[_Unit]:
         """A feed's section for a chat without a match in it, built once and shared."""
         key = (feed_id, texts, cap)
         units = self._plain_sections.get(key)
@@ -318,12 +308,12 @@ class DigestRenderer:
         matched: AbstractSet[int],
         texts: DigestTexts,
         matched_shown: list[Story],
-        cap: int,
+        cap: int | None,
     ) -> list[_Unit]:
-        """A feed's section for a chat with matches in it. The cap counts the matches too,
-        so a busy feed never gets more than `cap` places: matches take the first
-        places (they are what the chat asked for), then the newest of the rest; the
-        remainder is counted in "… and N more". The matches shown move to the top
+        """A feed's section for a chat with matches in it. The cap (None: every story)
+        counts the matches too, so a busy feed never gets more than `cap` places: matches
+        take the first places (they are what the chat asked for), then the newest of the
+        rest; the remainder is counted in "… and N more". The matches shown move to the top
         section (appended to `matched_shown`); the section keeps the others."""
         group = [s for s in stories if s.id in matched] + [
             s for s in stories if s.id not in matched
@@ -410,7 +400,6 @@ def render_digest(
     language: str,
     max_per_feed: int,
     texts: DigestTexts | None = None,
-    max_per_digest_feed: int | None = None,
     digest_feeds: AbstractSet[int] = frozenset(),
 ) -> list[str]:
     """The digest as Telegram HTML messages, in order. Each is valid HTML on its own and
@@ -420,8 +409,9 @@ def render_digest(
     Layout: a header with the date and zone; the stories that hit a keyword, newest
     first, each with its feed's name; then one section per feed, the feed with the
     newest story first, its stories newest first, at most `max_per_feed` stories per feed
-    (matches included; `max_per_digest_feed` for the `digest_feeds`, those the chat follows
-    in digest mode) and "… and N more" for the rest. An empty digest is one line.
+    (matches included) and "… and N more" for the rest; the `digest_feeds`, those the chat
+    follows in digest mode, list every story, in as many messages as it takes. An empty
+    digest is one line.
 
     `items` are the selected stories (distinct), `now_ms` the digest's instant (its due
     instant for a daily one) whose local date in `zone` heads it. `texts` defaults to
@@ -432,9 +422,7 @@ def render_digest(
     for story in sorted((item.story for item in items), key=_newest_first):
         by_feed.setdefault(story.feed_id, []).append(story)
     matched = {item.story.id for item in items if item.matched}
-    renderer = DigestRenderer(
-        by_feed, max_per_feed=max_per_feed, max_per_digest_feed=max_per_digest_feed
-    )
+    renderer = DigestRenderer(by_feed, max_per_feed=max_per_feed)
     return renderer.render(
         by_feed,
         matched,

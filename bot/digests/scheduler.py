@@ -268,7 +268,6 @@ class DigestScheduler:
             renderer = minute.renderers[window] = DigestRenderer(
                 by_feed,
                 max_per_feed=self.settings.digest.max_stories_per_feed,
-                max_per_digest_feed=self.settings.digest.max_stories_per_digest_feed,
             )
         return renderer
 
@@ -288,6 +287,5 @@ class DigestScheduler:
             zone=chat.timezone or self.settings.digest.timezone,
             language=chat.language,
             max_per_feed=self.settings.digest.max_stories_per_feed,
-            max_per_digest_feed=self.settings.digest.max_stories_per_digest_feed,
             digest_feeds={feed for feed, mode in modes.items() if mode == "digest"},
         )

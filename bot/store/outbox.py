@@ -31,6 +31,8 @@ class OutboxItem:
     timezone: str | None
     # Sends that went out with no answer (Telegram may have delivered them): see Sender.
     unanswered: int = 0
+    pictures: bool = True  # the chat takes alerts as photos when their story has a picture
+    photo_refused: bool = False  # Telegram refused this alert's photo: it goes as text
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +44,14 @@ class StoryText:
     summary: str
     feed_title: str
     timestamp_id: int
+    image_url: str = ""  # the story's picture, "" when it has none
 
 
 _ITEM = (
     "o.id, o.chat_id, o.thread_id, o.kind, o.story_id, o.keyword, o.text IS NOT NULL,"
     " o.attempts,"
     " o.created_at, o.not_before, COALESCE(c.kind, 'private'), COALESCE(c.language, 'en'),"
-    " c.timezone, o.unanswered"
+    " c.timezone, o.unanswered, COALESCE(c.pictures, 1), o.photo_refused"
 )
 
 
@@ -70,6 +73,8 @@ def _item(row: Sequence[Any]) -> OutboxItem:
         language,
         timezone,
         unanswered,
+        pictures,
+        photo_refused,
     ) = row
     return OutboxItem(
         id_,
@@ -86,6 +91,8 @@ def _item(row: Sequence[Any]) -> OutboxItem:
         sys.intern(language),
         sys.intern(timezone) if timezone else timezone,
         unanswered,
+        bool(pictures),
+        bool(photo_refused),
     )
 
 
@@ -114,7 +121,7 @@ class OutboxStore:
             marks = ",".join("?" * len(chunk))
             rows = await self.db.fetchall(
                 "SELECT s.id, s.title, s.link, s.summary, COALESCE(NULLIF(f.title, ''), f.url),"
-                f" s.timestamp_id FROM stories s JOIN feeds f ON f.id = s.feed_id"
+                " s.timestamp_id, s.image_url FROM stories s JOIN feeds f ON f.id = s.feed_id"
                 f" WHERE s.id IN ({marks})",
                 chunk,
             )
@@ -140,6 +147,13 @@ class OutboxStore:
             "UPDATE outbox SET attempts = attempts + 1, not_before = ?, last_error = ?,"
             " unanswered = unanswered + ? WHERE id = ?",
             (not_before, error[:500], int(unanswered), item_id),
+        )
+
+    async def photo_refused(self, item_id: int, error: str) -> None:
+        """Telegram refused the row's photo: from now on it is sent as text (see Sender)."""
+        await self.db.execute(
+            "UPDATE outbox SET photo_refused = 1, last_error = ? WHERE id = ?",
+            (error[:500], item_id),
         )
 
     async def assume_delivered(

@@ -18,7 +18,7 @@ from bot.models import Entry, NewStory, Recipient, Story
 from bot.store.db import Connection, Database
 from bot.store.feeds import FeedUpdate, apply_success
 
-# SQLite allows 32,766 bound parameters per statement; 10 columns × 1,000 rows stays below.
+# SQLite allows 32,766 bound parameters per statement; 11 columns × 1,000 rows stays below.
 CHUNK = 1000
 # Columns a story is matched on across feeds (bot/feeds/record.py, cross-feed duplicates).
 DUPLICATE_KEYS = ("link_key", "title_key")
@@ -71,15 +71,16 @@ class CheckUnit:
         inserted: list[NewStory] = []
         for start in range(0, len(entries), CHUNK):
             chunk = entries[start : start + CHUNK]
-            values = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+            values = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
             params: list[object] = []
             for e in chunk:
                 summary = summaries.get(e.identity, "")
                 params += [self.feed_id, e.identity, e.timestamp_id, e.title, e.link, summary]
-                params += [e.link_key, e.title_key, now_ms, now_ms]
+                params += [e.link_key, e.title_key, e.image_url, now_ms, now_ms]
             rows = await self._conn.fetchall(
                 "INSERT INTO stories (feed_id, identity, timestamp_id, title, link, summary,"
-                f" link_key, title_key, first_seen_at, last_present_at) VALUES {values}"
+                " link_key, title_key, image_url, first_seen_at, last_present_at)"
+                f" VALUES {values}"
                 " ON CONFLICT (feed_id, identity) DO NOTHING RETURNING id, identity",
                 params,
             )

@@ -154,9 +154,11 @@ class ScriptedTelegram:
         self.failures = deque(failures)
         self.calls = 0
         self.delivered = 0
+        self.methods: list[str] = []
 
     async def do_api_request(self, endpoint: str, api_kwargs: dict[str, Any]) -> None:
         self.calls += 1
+        self.methods.append(endpoint)
         failure = self.failures.popleft() if self.failures else None
         if not isinstance(failure, NotSent):
             self.delivered += 1
@@ -224,6 +226,34 @@ async def test_a_send_that_never_reached_telegram_is_retried_without_spending_th
     stats = sender.stats
     assert (stats.sent, stats.unanswered, stats.assumed_delivered, stats.retries) == (1, 1, 0, 4)
     assert stats.errors == {"NotSent": 2, "NotSentTimedOut": 1}
+
+
+async def test_a_photo_with_no_answer_is_tried_once_more_then_taken_as_delivered(
+    store: Store, settings: Settings
+) -> None:
+    """A photo that went out unanswered may have been delivered: like any send, it is sent
+    once more at most, and it is never followed by the alert as text (that would make two
+    copies of one alert in another form)."""
+    await store.chats.upsert(1, kind="private", title="", language="en", now_ms=START_MS)
+    feed_id = await store.feeds.add("https://f.test/x.xml", title="F", site_url="", now_ms=0)
+    await store.db.execute(
+        "INSERT INTO stories (id, feed_id, identity, timestamp_id, title, link, summary,"
+        " image_url, first_seen_at, last_present_at) VALUES (7, ?, 'i', ?, 'Story',"
+        " 'https://n.test/1', 'Lead.', 'https://img.test/p.jpg', ?, ?)",
+        (feed_id, START_MS, START_MS, START_MS),
+    )
+    await store.db.execute(
+        "INSERT INTO outbox (chat_id, kind, story_id, not_before, created_at)"
+        " VALUES (1, 'alert', 7, ?, ?)",
+        (START_MS, START_MS),
+    )
+    bot = ScriptedTelegram(OutcomeUnknownTimedOut() for _ in range(5))
+
+    sender = await sent_once(store, bot, settings)
+
+    assert bot.methods == ["sendPhoto", "sendPhoto"]
+    assert await outbox_row(store) == ("sent", 2)
+    assert (sender.stats.assumed_delivered, sender.stats.photo_fallbacks) == (1, 0)
 
 
 async def test_a_restart_remembers_a_send_that_got_no_answer(

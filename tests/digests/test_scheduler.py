@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,8 @@ from bot.digests.scheduler import DigestScheduler
 from bot.filters import Keyword, KeywordFilter
 from bot.models import Entry, Story
 from bot.store import Store
+from bot.text import MESSAGE_LIMIT, telegram_length
+from tests.fakes.telegram_api import parse_html
 from tests.helpers import record_entries
 
 SEED_TITLE = "克里姆林宫称正在准备俄美专家级会谈，为特普峰会铺路"
@@ -390,7 +393,7 @@ def test_one_renderer_for_many_chats_equals_rendering_each_alone() -> None:
         language, zone = rng.choice(["en", "zh"]), rng.choice(["UTC", "Asia/Tokyo"])
         chats.append((feeds, matched, in_digest_mode, language, zone))
     for order in (chats, list(reversed(chats))):
-        renderer = DigestRenderer(by_feed, max_per_feed=7, max_per_digest_feed=40)
+        renderer = DigestRenderer(by_feed, max_per_feed=7)
         for feeds, matched, in_digest_mode, language, zone in order:
             shared = renderer.render(
                 feeds,
@@ -406,37 +409,49 @@ def test_one_renderer_for_many_chats_equals_rendering_each_alone() -> None:
                 zone=zone,
                 language=language,
                 max_per_feed=7,
-                max_per_digest_feed=40,
                 digest_feeds=in_digest_mode,
             )
             assert shared == alone
 
 
-def test_a_feed_in_digest_mode_lists_more_stories_than_one_also_alerted() -> None:
+def test_a_feed_in_digest_mode_lists_every_story_one_also_alerted_its_newest() -> None:
     """A digest-mode feed's stories came in no alert: the digest is where they are
-    delivered, so its cap is max_per_digest_feed, not max_per_feed."""
+    delivered, so it lists all 130, over as many messages as that takes; the same feed
+    followed in instant mode lists max_per_feed and counts the rest."""
     stories = [
-        Story(n, 1, "Busy", 1_740_000_000_000 - n * 60_000, f"Story {n}", f"https://b.test/{n}", "")
-        for n in range(1, 31)
-    ]
-    items = [DigestItem(story, False) for story in stories]
-
-    def listed(digest_feeds: set[int]) -> tuple[int, str]:
-        text = "\n".join(
-            render_digest(
-                items,
-                now_ms=1_740_000_000_000,
-                zone="UTC",
-                language="en",
-                max_per_feed=10,
-                max_per_digest_feed=25,
-                digest_feeds=digest_feeds,
-            )
+        Story(
+            n,
+            1,
+            "Busy",
+            1_740_000_000_000 - n * 60_000,
+            f"Story number {n} of a busy day",
+            f"https://b.test/{n}",
+            "A one-line summary of what happened in this story.",
         )
-        return text.count("https://b.test/"), text.splitlines()[-1]
+        for n in range(1, 131)
+    ]
+    items = [DigestItem(story, n % 50 == 0) for n, story in enumerate(stories)]
 
-    assert listed(set()) == (10, "… and 20 more")
-    assert listed({1}) == (25, "… and 5 more")
+    def render(digest_feeds: set[int]) -> list[str]:
+        return render_digest(
+            items,
+            now_ms=1_740_000_000_000,
+            zone="UTC",
+            language="en",
+            max_per_feed=10,
+            digest_feeds=digest_feeds,
+        )
+
+    instant = "\n".join(render(set()))
+    assert instant.count("https://b.test/") == 10 and instant.endswith("… and 120 more")
+    messages = render({1})
+    assert len(messages) > 1
+    listed = [int(m) for text in messages for m in re.findall(r"https://b\.test/(\d+)", text)]
+    assert sorted(listed) == list(range(1, 131))  # each once: none cut in two, none lost
+    assert not any("more" in text for text in messages)
+    for text in messages:
+        assert telegram_length(text) <= MESSAGE_LIMIT
+        parse_html(text)  # valid on its own: no story broken across two messages
 
 
 async def test_fire_due_for_many_chats_equals_each_chat_rendered_alone(
@@ -510,7 +525,6 @@ async def test_fire_due_for_many_chats_equals_each_chat_rendered_alone(
             zone=zone,
             language=chat.language,
             max_per_feed=settings.digest.max_stories_per_feed,
-            max_per_digest_feed=settings.digest.max_stories_per_digest_feed,
             digest_feeds=in_digest_mode,
         )
         assert await digests(store, chat_id) == expected, chat_id

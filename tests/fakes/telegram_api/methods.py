@@ -21,6 +21,7 @@ from typing import Any, Final
 from tests.fakes.telegram_api.entities import CAPTION_LIMIT, MESSAGE_LIMIT, formatted_text
 from tests.fakes.telegram_api.errors import ApiError, JsonDict, bad_request
 from tests.fakes.telegram_api.floods import too_many_requests
+from tests.fakes.telegram_api.photos import fetch_photo, photo_dimensions
 from tests.fakes.telegram_api.spec import INTEGER_TEXT, UploadedFile
 from tests.fakes.telegram_api.state import DEFAULT_UPDATES, ChatState, FakeState, SentMessage
 
@@ -74,6 +75,7 @@ class BotMethods(FakeState):
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "deleteMessage": self._delete_message,
             "sendDocument": self._send_document,
+            "sendPhoto": self._send_photo,
             "getFile": self._get_file,
             "answerCallbackQuery": self._answer_callback_query,
             "getChatMember": self._get_chat_member,
@@ -286,6 +288,40 @@ class BotMethods(FakeState):
         sent = self._store_sent(state, "sendDocument", params, text, entities, caption)
         sent.document = stored.document()
         return self._sent_api(state, sent)
+
+    async def _send_photo(self, params: dict[str, Any]) -> JsonDict:
+        caption = params.get("caption") or ""
+        text, entities = self._formatted(
+            caption, params.get("parse_mode"), params.get("caption_entities"), CAPTION_LIMIT
+        )
+        self._target(params)  # the chat's own errors come before any fetch
+        photo = await self._photo_sizes(params["photo"])
+        state = self._target(params, sending=True)
+        sent = self._store_sent(state, "sendPhoto", params, text, entities, caption)
+        sent.photo = photo
+        return self._sent_api(state, sent)
+
+    async def _photo_sizes(self, photo: Any) -> list[JsonDict]:
+        """The PhotoSize array of a photo given as an upload, a file_id or a URL."""
+        if isinstance(photo, UploadedFile):
+            data = photo.data
+        elif photo in self._files:
+            data = self._files[photo].data
+        elif photo.lower().startswith(("http://", "https://")):
+            data = await fetch_photo(photo)
+        else:
+            raise bad_request("wrong file identifier/HTTP URL specified")
+        width, height = photo_dimensions(data)
+        stored = self._store_file(data, None, None)
+        return [
+            {
+                "file_id": stored.file_id,
+                "file_unique_id": stored.file_unique_id,
+                "width": width,
+                "height": height,
+                "file_size": len(data),
+            }
+        ]
 
     def _store_sent(
         self,

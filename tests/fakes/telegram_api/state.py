@@ -84,6 +84,7 @@ class SentMessage:
     params: dict[str, Any]
     sent_at: float  # time.time()
     document: JsonDict | None = None
+    photo: list[JsonDict] | None = None  # PhotoSize array of a sendPhoto
     deleted: bool = False
     edits: list[str] = field(default_factory=list)  # earlier texts, oldest first
     edit_date: int | None = None
@@ -362,6 +363,9 @@ class FakeState:
         text_key, entities_key = "text", "entities"
         if sent.document is not None:
             message["document"] = sent.document
+            text_key, entities_key = "caption", "caption_entities"
+        if sent.photo is not None:
+            message["photo"] = sent.photo
             text_key, entities_key = "caption", "caption_entities"
         if sent.text:
             message[text_key] = sent.text
