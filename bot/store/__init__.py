@@ -13,6 +13,7 @@ from bot.store.feeds import Feed, FeedStore, FeedUpdate
 from bot.store.imports import ImportStore, UnfinishedImport
 from bot.store.outbox import OutboxItem, OutboxStore, StoryText
 from bot.store.stories import CheckUnit, FeedState, QueuedAlert, StoryStore
+from bot.store.websub import HubSubscription, WebSubStore
 
 __all__ = [
     "Chat",
@@ -25,6 +26,7 @@ __all__ = [
     "FeedState",
     "FeedStore",
     "FeedUpdate",
+    "HubSubscription",
     "ImportStore",
     "OutboxItem",
     "OutboxStore",
@@ -34,6 +36,7 @@ __all__ = [
     "StoryText",
     "Subscription",
     "UnfinishedImport",
+    "WebSubStore",
 ]
 
 
@@ -47,6 +50,7 @@ class Store:
         self.stories = StoryStore(db)
         self.outbox = OutboxStore(db)
         self.imports = ImportStore(db)
+        self.websub = WebSubStore(db)
 
     @classmethod
     async def open(cls, path: str, *, exclusive: bool = True) -> Store:
