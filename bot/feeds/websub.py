@@ -78,6 +78,9 @@ UNSUBSCRIBE_TRIES = 3
 # subscription is written; a feed without chats is left alone this long before it counts
 # as one the last chat left.
 ORPHAN_GRACE_MS = 5 * MINUTE_MS
+# Deliveries processed at the same time. More would only share the same CPU: under a burst
+# every one would finish near the end of it; bounded, they finish in turn (bench/websub.py).
+DELIVERY_CONCURRENCY = 4
 # Requests sent per pass, and at the same time.
 BATCH = 100
 CONCURRENCY = 8
@@ -245,6 +248,7 @@ class WebSub:
         self.clock = clock
         self.stats = WebSubStats()
         self._origin = settings.listener.public_origin
+        self._delivering = asyncio.Semaphore(DELIVERY_CONCURRENCY)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -514,7 +518,8 @@ class WebSub:
         if feed is None:
             return 410
         try:
-            await self.pipeline.check_delivered(feed, body, content_type)
+            async with self._delivering:
+                await self.pipeline.check_delivered(feed, body, content_type)
         except FeedError as error:
             self.stats.unreadable += 1
             log.warning("event=websub_unreadable feed=%d error=%s", feed.id, error.failure.code)

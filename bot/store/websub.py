@@ -93,10 +93,6 @@ class WebSubStore:
         )
         return [_subscription(row) for row in rows]
 
-    async def next_request_at(self) -> int | None:
-        row = await self.db.fetchone("SELECT MIN(next_request_at) FROM websub_subscriptions")
-        return row[0] if row else None
-
     async def count_by_state(self) -> dict[str, int]:
         rows = await self.db.fetchall(
             "SELECT state, COUNT(*) FROM websub_subscriptions GROUP BY state"
