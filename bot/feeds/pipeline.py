@@ -213,8 +213,7 @@ class FeedPipeline:
             now_ms=self.clock.now_ms(), next_check_at=feed.next_check_at, fetched=False
         )
         report = await self._record_entries(feed, content, update)
-        if report.queued and self.on_queued:
-            self.on_queued()
+        await self._wake(feed, report)
         self._count(feed, report, "push")
         return report
 
@@ -336,11 +335,16 @@ class FeedPipeline:
             update = fetched_update(update, result, content.document)
             report = await self._record_entries(feed, content, update)
         if report is not None:
-            if report.queued and self.on_queued:
-                self.on_queued()
-            if report.recovered and self.on_health:
-                await self.on_health(feed, False)
+            await self._wake(feed, report)
         return report
+
+    async def _wake(self, feed: Feed, report: CheckReport) -> None:
+        """Tell whoever must act on what was recorded: the sender of queued alerts, the
+        subscribers of a feed that answers again."""
+        if report.queued and self.on_queued:
+            self.on_queued()
+        if report.recovered and self.on_health:
+            await self.on_health(feed, False)
 
     def _next_check_delay(self, feed: Feed, schedule_hint: int | None) -> float:
         """Seconds to the feed's next check: its interval, or the slow safety net when a
