@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULTS_PATH = Path(__file__).with_name("default.toml")
@@ -30,6 +31,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "NEWS_NOTIFIER_ADMINS": ("telegram", "admins"),
     "NEWS_NOTIFIER_ALLOWED_USERS": ("telegram", "allowed_users"),
     "NEWS_NOTIFIER_TIMEZONE": ("digest", "timezone"),
+    "NEWS_NOTIFIER_WEBHOOK_URL": ("listener", "webhook_url"),
+    "NEWS_NOTIFIER_LISTEN": ("listener", "listen"),
 }
 CONFIG_ENV = "NEWS_NOTIFIER_CONFIG"
 
@@ -51,6 +54,10 @@ DATABASE_ACCEPTED = (
 URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 # The password of a URL's user:password@ (group 1), kept out of error lines.
 URL_PASSWORD = re.compile(URL_SCHEME.pattern + r"[^/@:]*:([^/@]*)@")
+# listener.listen: a host name or IPv4 address, or an IPv6 address in brackets, and a port.
+LISTEN_ADDRESS = re.compile(
+    r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9_.-]+)):(?P<port>[0-9]{1,5})"
+)
 
 
 class ConfigError(Exception):
@@ -153,6 +160,35 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class ListenAddress:
+    """Where the HTTP listener binds: a host name or address, and a port (0: any free one)."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class ListenerSettings:
+    webhook_url: str | None  # the public https URL; None: none (no push, long polling)
+    listen: ListenAddress | None  # None: no listener
+
+    @property
+    def public_origin(self) -> str | None:
+        """scheme://host[:port] of the public URL: WebSub callbacks live under it."""
+        if self.webhook_url is None:
+            return None
+        parts = urlsplit(self.webhook_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+
+@dataclass(frozen=True)
+class WebSubSettings:
+    enabled: bool
+    lease_seconds: int
+    poll_interval: int
+
+
+@dataclass(frozen=True)
 class Settings:
     telegram: TelegramSettings
     database: DatabaseSettings
@@ -166,6 +202,8 @@ class Settings:
     opml: OpmlSettings
     log: LogSettings
     health: HealthSettings
+    listener: ListenerSettings
+    websub: WebSubSettings
 
 
 _SECTION_CLASSES = {
@@ -181,6 +219,8 @@ _SECTION_CLASSES = {
     "opml": OpmlSettings,
     "log": LogSettings,
     "health": HealthSettings,
+    "listener": ListenerSettings,
+    "websub": WebSubSettings,
 }
 
 
@@ -297,6 +337,43 @@ def _database_path(value: Any) -> str:
     return path
 
 
+def _public_url(value: Any) -> str | None:
+    """The bot's public URL: https (Telegram delivers webhooks only there), or "" for none."""
+    allowed = "an https:// URL with a host and no #fragment, or empty for none"
+    if not isinstance(value, str):
+        raise ValueError(allowed)
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError(allowed) from None
+    if (
+        parts.scheme.lower() != "https"
+        or not parts.hostname
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        raise ValueError(allowed)
+    return text
+
+
+def _listen_address(value: Any) -> ListenAddress | None:
+    """host:port ([::1]:8080 for IPv6), or "" for no listener."""
+    allowed = "host:port (such as 0.0.0.0:8080 or [::1]:8080; port 0 to 65535), or empty"
+    if not isinstance(value, str):
+        raise ValueError(allowed)
+    text = value.strip()
+    if not text:
+        return None
+    match = LISTEN_ADDRESS.fullmatch(text)
+    if match is None or int(match["port"]) > 65535:
+        raise ValueError(allowed)
+    return ListenAddress(match["v6"] or match["host"], int(match["port"]))
+
+
 def _shown(value: Any) -> str:
     """A refused value as an error line shows it: repr, without a URL's password."""
     password = URL_PASSWORD.match(value) if isinstance(value, str) else None
@@ -363,6 +440,12 @@ CHECKS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "format": _choice("text", "json"),
     },
     "health": {"max_silence_seconds": _int(1)},
+    "listener": {"webhook_url": _public_url, "listen": _listen_address},
+    "websub": {
+        "enabled": _bool,
+        "lease_seconds": _int(60),
+        "poll_interval": _int(1),
+    },
 }
 
 
@@ -432,7 +515,9 @@ def load_settings(
                 raise ConfigError(f"setting {label} is {_shown(value)}; allowed: {error}") from None
         built[section] = cls(**values)
     built["poll"] = _poll_bounds(built["poll"])
-    return Settings(**built)
+    settings = Settings(**built)
+    _check_listener(settings.listener)
+    return settings
 
 
 def _poll_bounds(poll: PollSettings) -> PollSettings:
@@ -450,3 +535,13 @@ def _poll_bounds(poll: PollSettings) -> PollSettings:
         min_interval=min(poll.min_interval, poll.interval),
         max_interval=max(poll.max_interval, poll.interval),
     )
+
+
+def _check_listener(listener: ListenerSettings) -> None:
+    """A public URL needs a listener behind it: Telegram and the hubs deliver there."""
+    if listener.webhook_url is not None and listener.listen is None:
+        raise ConfigError(
+            "setting listener.webhook_url (NEWS_NOTIFIER_WEBHOOK_URL) is set but "
+            "listener.listen (NEWS_NOTIFIER_LISTEN) is empty; allowed: both set (the reverse "
+            "proxy forwards the public URL to the listener), or neither"
+        )

@@ -7,6 +7,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.clock import DAY_MS, HOUR_MS
+from bot.feeds.fetch import FetchResult
+from bot.feeds.parse import FeedDocument
 from bot.feeds.record import CheckReport, DedupeRules, record_check
 from bot.models import Delivery, Entry, NewStory, Recipient
 from bot.routing import Router
@@ -43,3 +45,24 @@ async def record_entries(
 def at(zone: str, *fields: int, fold: int = 0) -> int:
     """Epoch ms of a local wall-clock time in `zone`."""
     return int(datetime(*fields, tzinfo=ZoneInfo(zone), fold=fold).timestamp() * 1000)
+
+
+def fetch_result(url: str, links: tuple[str, ...] = ()) -> FetchResult:
+    """A 200 the fetcher could have returned for `url`, with these Link header values."""
+    return FetchResult(
+        url=url,
+        not_modified=False,
+        body=b"",
+        content_type=None,
+        etag=None,
+        last_modified=None,
+        body_hash=None,
+        permanent_redirect=None,
+        max_age=None,
+        links=links,
+    )
+
+
+def feed_document(hubs: tuple[str, ...] = (), self_url: str = "") -> FeedDocument:
+    """A parsed feed with no entries that announces these WebSub links."""
+    return FeedDocument("t", "", [], hubs=hubs, self_url=self_url)

@@ -36,6 +36,9 @@ INTEGER_COLUMNS = {
     ("imports", "total"),
     ("chats", "pictures"),  # 0/1 flags compared as numbers by the shared SQL
     ("outbox", "photo_refused"),
+    ("feeds", "hub_push"),
+    ("websub_subscriptions", "lease_seconds"),
+    ("websub_subscriptions", "attempts"),
 }
 # 0/1 in SQLite, read as a bool by the store (which must bind a Python bool).
 BOOLEAN_COLUMNS = {("keywords", "exclude")}

@@ -17,6 +17,7 @@ import re
 import socket
 import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -49,6 +50,11 @@ _CHUNK_SIZE = 64 * 1024
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _PERMANENT_REDIRECT_STATUSES = frozenset({301, 308})
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
+# Redirects a form POST follows: the two that keep the method and the body (RFC 9110 §15.4),
+# the ones a WebSub hub may answer to send a subscriber to another hub.
+_FORM_REDIRECT_STATUSES = frozenset({307, 308})
+# Bytes of a form POST's answer kept for the log.
+_FORM_ANSWER_BYTES = 2048
 _ALLOWED_SCHEMES = frozenset({"http", "https"})
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
@@ -91,6 +97,19 @@ class FetchResult:
     """The URL to store instead, when every redirect hop was a 301 or 308."""
     max_age: int | None
     """Seconds from Cache-Control max-age; None when absent or with no-cache/no-store."""
+    links: tuple[str, ...] = ()
+    """The raw values of the response's Link headers (WebSub discovery reads rel="hub")."""
+
+
+@dataclass(frozen=True)
+class FormAnswer:
+    """What a server answered to a form POST (a WebSub hub to a subscription request)."""
+
+    url: str
+    """Where it was answered, after 307/308 redirects."""
+    status: int
+    text: str
+    """The start of the body, for the log (hubs explain a refusal there)."""
 
 
 # --- address policy -------------------------------------------------------------------
@@ -387,6 +406,42 @@ class Fetcher:
         except aiohttp.ClientError as error:
             raise _client_error(error) from error
 
+    async def post_form(self, url: str, form: Mapping[str, str]) -> FormAnswer:
+        """POST a form (a WebSub subscription request) under the fetches' own guard.
+
+        The same URL checks, private-address refusal (before and after DNS), time limit
+        and session as `fetch`: an address a feed names (its hub) can no more make the bot
+        POST to this machine's own network than GET from it. Follows 307/308 redirects,
+        each hop checked. Returns any status; raises FeedError when there is no answer.
+        """
+        target = check_url(url)
+        session = self._open_session()
+        try:
+            async with asyncio.timeout(self._settings.total_timeout):
+                return await self._post_following(session, target, form)
+        except TimeoutError as error:
+            detail = str(error) or f"no answer within {self._settings.total_timeout} s in all"
+            raise fetch_error(FailureKind.TIMEOUT, detail) from error
+        except aiohttp.ClientError as error:
+            raise _client_error(error) from error
+
+    async def _post_following(
+        self, session: aiohttp.ClientSession, target: URL, form: Mapping[str, str]
+    ) -> FormAnswer:
+        current = target
+        for _hop in range(self._settings.max_redirects + 1):
+            if not self._settings.allow_private_networks:
+                _check_literal_host(current)
+            async with session.post(current, data=dict(form), allow_redirects=False) as response:
+                location = response.headers.get(hdrs.LOCATION)
+                if response.status not in _FORM_REDIRECT_STATUSES or not location:
+                    text = await response.content.read(_FORM_ANSWER_BYTES)
+                    return FormAnswer(str(current), response.status, text.decode(errors="replace"))
+            current = _redirect_target(current, location)
+        raise fetch_error(
+            FailureKind.TOO_MANY_REDIRECTS, f"more than {self._settings.max_redirects} redirects"
+        )
+
     async def _follow(
         self, session: aiohttp.ClientSession, target: URL, validators: _Validators
     ) -> FetchResult:
@@ -458,6 +513,7 @@ class Fetcher:
             body_hash=digest,
             permanent_redirect=permanent_redirect,
             max_age=parse_max_age(headers.get(hdrs.CACHE_CONTROL)),
+            links=tuple(headers.getall(hdrs.LINK, ())),
         )
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:

@@ -33,6 +33,10 @@ class FeedDocument:
     site_url: str
     entries: list[dict[str, Any]] = field(repr=False)
     ttl_seconds: int | None = None  # the feed's <ttl> hint
+    # WebSub discovery: the feed's own <link rel="hub"> (atom:link in RSS) and rel="self",
+    # made absolute; the entries' links are not read (a story cannot name a hub).
+    hubs: tuple[str, ...] = ()
+    self_url: str = ""
 
 
 def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> FeedDocument:
@@ -63,12 +67,31 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Fee
     if not version and not entries:
         raise NotAFeedError(_why_not_a_feed(body, result))
     meta = result.get("feed") or {}
+    hubs, self_url = _hub_links(meta, url)
     return FeedDocument(
         title=_clean_title(meta.get("title") or ""),
         site_url=_absolute(url, meta.get("link") or ""),
         entries=entries,
         ttl_seconds=_ttl_seconds(meta.get("ttl")),
+        hubs=hubs,
+        self_url=self_url,
     )
+
+
+def _hub_links(meta: Any, url: str) -> tuple[tuple[str, ...], str]:
+    """The feed-level links WebSub discovery reads: every rel="hub", the first rel="self"."""
+    hubs: list[str] = []
+    self_url = ""
+    for link in meta.get("links") or ():
+        rel = str(link.get("rel") or "").strip().lower()
+        href = str(link.get("href") or "").strip()
+        if not href:
+            continue
+        if rel == "hub":
+            hubs.append(_absolute(url, href))
+        elif rel == "self" and not self_url:
+            self_url = _absolute(url, href)
+    return tuple(dict.fromkeys(hubs)), self_url
 
 
 _FEEDPARSER_ERRORS = (ValueError, UnicodeError, LookupError, RecursionError)

@@ -8,6 +8,9 @@ does the same with RefreshFeed and CreateFeed):
     Fetcher.fetch → parse_and_normalize (worker thread) → summarize the unknown entries
     (worker thread) → record_check in one CheckUnit → wake the sender
 
+A WebSub hub's push enters at `check_delivered`, after the fetch: the body it carries goes
+through the same parse → summarize → record_check as a fetched one.
+
 CPU-bound stages run on a worker thread so the event loop keeps answering commands and
 sending messages while a large feed is parsed.
 """
@@ -29,7 +32,7 @@ from bot.feeds.entry import normalize_entry
 from bot.feeds.fetch import Fetcher, FetchResult
 from bot.feeds.parse import FeedDocument, parse_feed
 from bot.feeds.record import CheckReport, DedupeRules, record_check
-from bot.feeds.schedule import failure_delay, success_delay
+from bot.feeds.schedule import failure_delay, safety_net_delay, success_delay
 from bot.models import Entry
 from bot.routing import Router
 from bot.store import Feed, FeedUpdate, Store
@@ -43,6 +46,9 @@ FeedHealthListener = Callable[[Feed, bool], Awaitable[None]]
 QueuedListener = Callable[[], None]
 # Awaited by check_new between the check and its first write (an import keeps file order).
 BeforeWrite = Callable[[], Awaitable[None]]
+# Told of every fetched and parsed document after it was recorded (WebSub discovery reads
+# its hub links); 304s and identical bodies are not told.
+FetchedListener = Callable[[Feed, FetchResult, FeedDocument], Awaitable[None]]
 
 
 @dataclass
@@ -54,6 +60,7 @@ class CheckStats:
     failures: int = 0
     new_stories: int = 0
     queued: int = 0
+    deliveries: int = 0  # bodies pushed by WebSub hubs (check_delivered)
     by_error: dict[str, int] = field(default_factory=dict)  # failure code → count
 
 
@@ -108,6 +115,20 @@ def summarize_all(entries: Sequence[Entry], settings: Settings) -> dict[str, str
     }
 
 
+def fetched_update(update: FeedUpdate, result: FetchResult, document: FeedDocument) -> FeedUpdate:
+    """A fetched body's feed row: its validators for the next conditional GET, and the
+    feed's title and site as it names them now."""
+    return replace(
+        update,
+        etag=result.etag,
+        last_modified=result.last_modified,
+        body_hash=result.body_hash,
+        title=document.title or None,
+        site_url=document.site_url or None,
+        new_body=True,
+    )
+
+
 def dedupe_rules(settings: Settings) -> DedupeRules:
     return DedupeRules(
         archive_window_ms=int(settings.dedupe.archive_window_days * DAY_MS),
@@ -127,6 +148,7 @@ class FeedPipeline:
         *,
         on_queued: QueuedListener | None = None,
         on_health: FeedHealthListener | None = None,
+        on_fetched: FetchedListener | None = None,
         seed: int | None = None,
     ) -> None:
         self.store = store
@@ -137,6 +159,7 @@ class FeedPipeline:
         self.executor = executor
         self.on_queued = on_queued
         self.on_health = on_health
+        self.on_fetched = on_fetched
         self.rules = dedupe_rules(settings)
         self.discovery_budget = DEFAULT_BUDGET  # finding a web page's feed (tests lower it)
         self.rng = random.Random(seed)
@@ -154,7 +177,7 @@ class FeedPipeline:
             result = await self.fetcher.fetch(
                 feed.url, etag=feed.etag, last_modified=feed.last_modified, body_hash=feed.body_hash
             )
-            content = None if result.not_modified else await self._parse(result, feed.id)
+            content = None if result.not_modified else await self._parse_fetched(result, feed.id)
         except FeedError as error:
             await self.record_failure(feed, error.failure, error.retry_after)
             return None
@@ -163,6 +186,41 @@ class FeedPipeline:
                 feed, FeedFailure(FailureKind.INTERNAL, detail=type(error).__name__)
             )
             return None
+        await self._follow_permanent_redirect(feed, result)
+        hint = max(
+            filter(None, [result.max_age, content.document.ttl_seconds if content else None]),
+            default=None,
+        )
+        report = await self._record(feed, result, content, hint or feed.hint_seconds, hint)
+        if content is None:
+            self.stats.not_modified += 1
+        else:
+            await self._tell_fetched(feed, result, content.document)
+        self._count(feed, report, "poll")
+        return report
+
+    async def check_delivered(
+        self, feed: Feed, body: bytes, content_type: str | None
+    ) -> CheckReport:
+        """Record a body that a WebSub hub pushed for `feed`.
+
+        The same stages as `check` after its fetch (parse and normalize on a worker thread,
+        summarize the unknown entries, `record_check` in one CheckUnit, wake the sender), so
+        a pushed story meets the same dedupe, archive rule and outbox as a polled one. The
+        feed's fetch state (validators, next check, failures) belongs to its polling and is
+        left as it was. Raises FeedError (NotAFeedError) when the body is not a feed.
+        """
+        self.stats.deliveries += 1
+        content = await self._parse(body, url=feed.url, content_type=content_type, feed_id=feed.id)
+        update = FeedUpdate(
+            now_ms=self.clock.now_ms(), next_check_at=feed.next_check_at, fetched=False
+        )
+        report = await self._record_entries(feed, content, update)
+        await self._wake(feed, report)
+        self._count(feed, report, "push")
+        return report
+
+    async def _follow_permanent_redirect(self, feed: Feed, result: FetchResult) -> None:
         if result.permanent_redirect and result.permanent_redirect != feed.url:
             moved = await self.store.feeds.change_url(feed.id, result.permanent_redirect)
             log.info(
@@ -172,26 +230,32 @@ class FeedPipeline:
                 result.permanent_redirect,
                 moved,
             )
-        hint = max(
-            filter(None, [result.max_age, content.document.ttl_seconds if content else None]),
-            default=None,
-        )
-        report = await self._record(feed, result, content, hint or feed.hint_seconds, hint)
-        if content is None:
-            self.stats.not_modified += 1
-        if report is not None:
-            self.stats.new_stories += report.fresh
-            self.stats.queued += report.queued
-        if report is not None and report.fresh:
+
+    async def _tell_fetched(self, feed: Feed, result: FetchResult, document: FeedDocument) -> None:
+        """Hand a fetched document to on_fetched (WebSub discovery); its failure is not the
+        check's: the check is recorded already and polling goes on."""
+        if self.on_fetched is None:
+            return
+        try:
+            await self.on_fetched(feed, result, document)
+        except Exception:
+            log.exception("event=on_fetched_failed feed=%d", feed.id)
+
+    def _count(self, feed: Feed, report: CheckReport | None, source: str) -> None:
+        if report is None:
+            return
+        self.stats.new_stories += report.fresh
+        self.stats.queued += report.queued
+        if report.fresh:
             log.info(
-                "event=feed_checked feed=%d entries=%d new=%d queued=%d dup_skipped=%d",
+                "event=feed_checked feed=%d source=%s entries=%d new=%d queued=%d dup_skipped=%d",
                 feed.id,
+                source,
                 report.entries,
                 report.fresh,
                 report.queued,
                 report.duplicates_skipped,
             )
-        return report
 
     async def check_new(
         self, url: str, *, before_write: BeforeWrite | None = None, discover: bool = True
@@ -211,7 +275,7 @@ class FeedPipeline:
             raise NotAFeedError("empty")
         existing = await self._stored_feed(url, result)
         try:
-            content = await self._parse(result, existing.id if existing else 0)
+            content = await self._parse_fetched(result, existing.id if existing else 0)
         except NotAFeedError as error:
             if not discover or error.failure.what != "html":
                 raise
@@ -228,7 +292,7 @@ class FeedPipeline:
         )
         found = discovery.only_feed()
         existing = await self._stored_feed(found.url, found.result)
-        content = await self._parse(found.result, existing.id if existing else 0)
+        content = await self._parse_fetched(found.result, existing.id if existing else 0)
         checked = await self._add_checked(found.url, found.result, existing, content, before_write)
         return replace(checked, page_url=page_url)
 
@@ -268,19 +332,27 @@ class FeedPipeline:
         if feed.status != "active":
             await self.store.feeds.resume(feed_id, now_ms=now)
         await self._record(feed, result, content, document.ttl_seconds, document.ttl_seconds)
+        await self._tell_fetched(feed, result, document)
         title = document.title or feed.title or final_url
         return NewFeedCheck(feed, title, final_url, len(content.entries))
 
     # --- stages ------------------------------------------------------------------------
 
-    async def _parse(self, result: FetchResult, feed_id: int) -> NormalizedFeed:
+    async def _parse_fetched(self, result: FetchResult, feed_id: int) -> NormalizedFeed:
+        return await self._parse(
+            result.body or b"", url=result.url, content_type=result.content_type, feed_id=feed_id
+        )
+
+    async def _parse(
+        self, body: bytes, *, url: str, content_type: str | None, feed_id: int
+    ) -> NormalizedFeed:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self.executor,
             lambda: parse_and_normalize(
-                result.body or b"",
-                url=result.url,
-                content_type=result.content_type,
+                body,
+                url=url,
+                content_type=content_type,
                 feed_id=feed_id,
                 now_ms=self.clock.now_ms(),
             ),
@@ -296,25 +368,40 @@ class FeedPipeline:
     ) -> CheckReport | None:
         """Write what one successful fetch found, then wake whoever must act on it."""
         now = self.clock.now_ms()
-        delay = success_delay(self.settings.poll, schedule_hint, self.rng)
         update = FeedUpdate(
-            now_ms=now, next_check_at=now + int(delay * 1000), hint_seconds=hint_seconds
+            now_ms=now,
+            next_check_at=now + int(self._next_check_delay(feed, schedule_hint) * 1000),
+            hint_seconds=hint_seconds,
         )
         if content is None:
             recovered = await self.store.feeds.record_success(feed.id, update)
             report = CheckReport(0, 0, 0, 0, 0, recovered) if recovered else None
         else:
-            report = await self._record_entries(feed, result, content, update)
+            update = fetched_update(update, result, content.document)
+            report = await self._record_entries(feed, content, update)
         if report is not None:
-            if report.queued and self.on_queued:
-                self.on_queued()
-            if report.recovered and self.on_health:
-                await self.on_health(feed, False)
+            await self._wake(feed, report)
         return report
 
+    async def _wake(self, feed: Feed, report: CheckReport) -> None:
+        """Tell whoever must act on what was recorded: the sender of queued alerts, the
+        subscribers of a feed that answers again."""
+        if report.queued and self.on_queued:
+            self.on_queued()
+        if report.recovered and self.on_health:
+            await self.on_health(feed, False)
+
+    def _next_check_delay(self, feed: Feed, schedule_hint: int | None) -> float:
+        """Seconds to the feed's next check: its interval, or the slow safety net when a
+        WebSub hub pushes its stories."""
+        delay = success_delay(self.settings.poll, schedule_hint, self.rng)
+        return safety_net_delay(delay, pushed=feed.hub_push, settings=self.settings, rng=self.rng)
+
     async def _record_entries(
-        self, feed: Feed, result: FetchResult, content: NormalizedFeed, update: FeedUpdate
+        self, feed: Feed, content: NormalizedFeed, update: FeedUpdate
     ) -> CheckReport:
+        """Summarize the entries the feed has not seen, then record them all and queue the
+        alerts they owe in one CheckUnit (polled and pushed bodies alike)."""
         entries = content.entries
         known = await self.store.stories.known_identities(feed.id, [e.identity for e in entries])
         unknown = [e for e in entries if e.identity not in known]
@@ -323,16 +410,6 @@ class FeedPipeline:
             await loop.run_in_executor(self.executor, summarize_all, unknown, self.settings)
             if unknown
             else {}
-        )
-        document = content.document
-        update = replace(
-            update,
-            etag=result.etag,
-            last_modified=result.last_modified,
-            body_hash=result.body_hash,
-            title=document.title or None,
-            site_url=document.site_url or None,
-            new_body=True,
         )
         async with self.store.stories.check_unit(feed.id) as unit:
             return await record_check(unit, entries, summaries, update, self.rules, self.router)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from bot.config import PollSettings
+from bot.config import PollSettings, Settings
 
 
 def success_delay(poll: PollSettings, hint_seconds: int | None, rng: random.Random) -> float:
@@ -25,3 +25,21 @@ def failure_delay(
     if retry_after:
         delay = max(delay, min(retry_after, poll.backoff_max))
     return min(delay, poll.backoff_max * (1 + poll.jitter))
+
+
+def safety_net_delay(
+    delay: float, *, pushed: bool, settings: Settings, rng: random.Random
+) -> float:
+    """Seconds until the next check of a feed whose WebSub hub pushes its stories (pushed):
+    it is still polled, as a safety net for a delivery the hub dropped, but slowly, at
+    `websub.poll_interval` (jittered like every interval) unless `delay` is longer.
+    A feed that is not pushed keeps `delay`.
+
+    Whatever computes a feed's interval (the fixed one here, an adaptive one) passes its
+    result through this last.
+    """
+    if not pushed:
+        return delay
+    poll = settings.poll
+    safety = settings.websub.poll_interval * (1 + rng.uniform(-poll.jitter, poll.jitter))
+    return max(delay, safety)

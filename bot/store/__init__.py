@@ -14,6 +14,7 @@ from bot.store.imports import ImportStore, UnfinishedImport
 from bot.store.outbox import OutboxItem, OutboxStore, StoryText
 from bot.store.stats import CheckActivity, ExportedFeed, Stats, StatsStore
 from bot.store.stories import CheckUnit, FeedState, QueuedAlert, StoryStore
+from bot.store.websub import HubSubscription, WebSubStore
 
 __all__ = [
     "Chat",
@@ -28,6 +29,7 @@ __all__ = [
     "FeedState",
     "FeedStore",
     "FeedUpdate",
+    "HubSubscription",
     "ImportStore",
     "OutboxItem",
     "OutboxStore",
@@ -40,6 +42,7 @@ __all__ = [
     "StoryText",
     "Subscription",
     "UnfinishedImport",
+    "WebSubStore",
 ]
 
 
@@ -54,6 +57,7 @@ class Store:
         self.outbox = OutboxStore(db)
         self.imports = ImportStore(db)
         self.stats = StatsStore(db)
+        self.websub = WebSubStore(db)
 
     @classmethod
     async def open(cls, path: str, *, exclusive: bool = True, read_only: bool = False) -> Store:

@@ -29,6 +29,7 @@ class Feed:
     last_error: str | None  # a FeedFailure's code (bot/errors.py)
     primed_at: int | None
     newest_timestamp_id: int | None
+    hub_push: bool = False  # a WebSub hub pushes its stories (verified, lease running)
 
     @property
     def display_title(self) -> str:
@@ -43,12 +44,12 @@ class Feed:
 _COLUMNS = (
     "id, url, title, site_url, status, etag, last_modified, body_hash, hint_seconds,"
     " next_check_at, last_checked_at, last_success_at, consecutive_failures, failing_since,"
-    " last_error, primed_at, newest_timestamp_id"
+    " last_error, primed_at, newest_timestamp_id, hub_push"
 )
 
 
 def _feed(row: Row) -> Feed:
-    return Feed(*row)
+    return Feed(*row[:-1], hub_push=bool(row[-1]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +65,15 @@ class FeedUpdate:
     title: str | None = None
     site_url: str | None = None
     new_body: bool = False  # False: 304 or identical body, validators kept as they were
+    # False: the body was pushed by a WebSub hub, not fetched: the fetch state (validators,
+    # schedule, failures) is the poller's and is left as it was.
+    fetched: bool = True
 
 
 async def apply_success(conn: Connection, feed_id: int, update: FeedUpdate) -> bool:
     """Write a successful check; returns True when the feed had been paused (it recovered)."""
+    if not update.fetched:
+        return False
     row = await conn.fetchone("SELECT status FROM feeds WHERE id = ?", (feed_id,))
     was_paused = bool(row and row[0] == "paused")
     new = 1 if update.new_body else 0  # a 304 or an identical body keeps the validators

@@ -58,16 +58,19 @@ def rss_document(
     title: str = "Test feed",
     link: str = "https://feeds.test/",
     description: str = "Stories published by a test",
+    links: Iterable[tuple[str, str]] = (),
 ) -> bytes:
-    """An RSS 2.0 document (UTF-8 bytes) carrying `items` in the order given."""
+    """An RSS 2.0 document (UTF-8 bytes) carrying `items` in the order given; `links`
+    are (rel, href) of channel-level atom:link elements (WebSub's hub and self)."""
     lines = [
         '<?xml version="1.0" encoding="utf-8"?>',
-        '<rss version="2.0">',
+        '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom">',
         "<channel>",
         _element("title", title),
         _element("link", link),
         _element("description", description),
     ]
+    lines += [f'<atom:link rel="{escape(rel)}" href="{escape(href)}"/>' for rel, href in links]
     for item in items:
         lines.append("<item>")
         lines.append(_element("title", item.title))
@@ -253,9 +256,10 @@ class FeedServer:
         etag: str | None = None,
         last_modified: str | None = None,
         gzip: bool = False,
+        links: Iterable[tuple[str, str]] = (),
     ) -> bytes:
         """Serve an RSS 2.0 document of `items`; returns the document."""
-        document = rss_document(items, title=title)
+        document = rss_document(items, title=title, links=links)
         self.serve(path, document, etag=etag, last_modified=last_modified, gzip=gzip)
         return document
 
