@@ -219,7 +219,7 @@ DEFAULT_UPDATES: Final = frozenset(
         "removed_chat_boost",
     }
 )
-# A member who may not send anything (ChatMemberRestricted has every field).
+# A member who may not send anything (every required field of ChatMemberRestricted).
 _RESTRICTED_RIGHTS: Final = {
     "is_member": True,
     "can_send_messages": False,
@@ -232,6 +232,8 @@ _RESTRICTED_RIGHTS: Final = {
     "can_send_polls": False,
     "can_send_other_messages": False,
     "can_add_web_page_previews": False,
+    "can_react_to_messages": False,
+    "can_edit_tag": False,
     "can_change_info": False,
     "can_invite_users": False,
     "can_pin_messages": False,
