@@ -273,3 +273,36 @@ async def test_a_target_named_in_a_channel_post_is_refused(
         fake.channel_post(ours, "/list @mychannel")
         [reply] = await fake.wait_for_messages(ours.id, 1, timeout=10)
         assert reply.source == t("en", "target.anonymous", target="@mychannel")
+
+
+async def test_feeds_found_on_a_page_are_offered_here_and_subscribed_there(
+    tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer
+) -> None:
+    """/subscribe @mychannel PAGE with two feeds: the buttons come to the private chat, a
+    press subscribes the channel; only the channel's administrators may press them."""
+    for name in ("news", "sport"):
+        publish(feed_server, f"/{name}.xml", 1)
+    links = "".join(
+        f'<link rel="alternate" type="application/rss+xml" href="/{name}.xml">'
+        for name in ("news", "sport")
+    )
+    feed_server.serve("/", f"<html><head>{links}</head></html>", content_type="text/html")
+    alice, bob = fake.add_user(1001, "Alice"), fake.add_user(1002, "Bob")
+    channel = fake.add_channel(CHANNEL.id, CHANNEL.title, username=CHANNEL.username, admins=[alice])
+    group = fake.add_group(-4001, "Both", admins=[alice, bob])
+    async with running_bot(fast_replies(bot_settings(tmp_path, fake), fake), fake) as bot:
+        count = len(fake.messages(group.id))
+        fake.user_command(group, alice, "subscribe", "@mychannel", feed_server.url("/"))
+        menu = (await fake.wait_for_messages(group.id, count + 1, timeout=15))[-1]
+        assert menu.source.startswith(about(CHANNEL, t("en", "discover.choose", count=2)))
+        # Bob administers the group the menu is in, not the channel it is about.
+        answer = await answered(fake, fake.press_button(menu, bob, text="2. Feed /sport.xml"))
+        assert answer.get("show_alert") is True and menu.edits == []
+        fake.press_button(menu, alice, text="2. Feed /sport.xml")
+        await fake.wait_for(lambda: menu.edits, 15, "the menu replaced")
+        sport = feed_server.url("/sport.xml")
+        assert menu.source == about(
+            CHANNEL, t("en", "subscribe.found", title="Feed /sport.xml", url=sport, count=1)
+        )
+        assert await bot.subscriptions(channel.id) == [sport]
+        assert await bot.subscriptions(group.id) == []
