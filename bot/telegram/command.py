@@ -159,7 +159,8 @@ async def answer(
 async def aimed(request: Request, context: BotContext) -> Request:
     """The request as it is about the chat it names first, once the user was found to
     administer it and the bot to be able to post there (TargetRefused says what is
-    missing); unchanged when it names none. A channel's alerts have no topic: no thread."""
+    missing); unchanged when it names none. No thread: the topic the command was sent in
+    is not the target's."""
     given, args, text = split_target(request.args, request.text)
     if given is None:
         return request
@@ -170,8 +171,8 @@ async def aimed(request: Request, context: BotContext) -> Request:
 
 
 async def remember_target(context: BotContext, target: TargetChat) -> None:
-    """Store the chat a command or a press names, as a command sent there would. No user
-    speaks there: its language stays (automatic for a channel: as chosen, else English)."""
+    """Store the chat a command or a press names, as a command sent there would, but for
+    its language: the user speaks in another chat, so the chat's stays as it was."""
     await context.runtime.chats.remember(
         target.id, kind=target.kind, title=target.title or target.username, language_code=None
     )
