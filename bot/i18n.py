@@ -39,7 +39,14 @@ TEXTS: dict[str, dict[str, str]] = {
             "/digest at <code>HH:MM [Area/City]</code> — every day, e.g. "
             "<code>/digest at 08:00 Europe/Berlin</code>\n"
             "/digest off — stop the daily digest\n\n"
-            "/export, /import — your feeds as an OPML file"
+            "/settings — buttons for this chat's pictures, link previews, silent alerts (and "
+            "digests), language and digest time\n"
+            "/export, /import — your feeds as an OPML file\n\n"
+            "<b>Channels and groups</b>\n"
+            "Manage one from here by naming it first: its @username or its id, e.g. "
+            "<code>/subscribe @mychannel URL</code>, <code>/list @mychannel</code>, "
+            "<code>/settings -1001234567890</code>; <code>/import @mychannel</code> as the "
+            "file's caption. You must administer it, and I must be able to post there."
         ),
         "zh": (
             "<b>新闻提醒机器人</b>关注新闻订阅源（RSS、Atom），有新报道时通知本聊天，"
@@ -61,7 +68,13 @@ TEXTS: dict[str, dict[str, str]] = {
             "/digest at <code>HH:MM [地区/城市]</code> — 每天定时发送，例如 "
             "<code>/digest at 08:00 Asia/Shanghai</code>\n"
             "/digest off — 停止每日摘要\n\n"
-            "/export、/import — 以 OPML 文件导出、导入订阅"
+            "/settings — 用按钮设置本聊天的图片、链接预览、静音提醒（含摘要）、语言和摘要时间\n"
+            "/export、/import — 以 OPML 文件导出、导入订阅\n\n"
+            "<b>频道和群组</b>\n"
+            "在命令后先写上频道或群组的 @用户名 或数字 ID，就能在这里管理它，例如 "
+            "<code>/subscribe @mychannel 网址</code>、<code>/list @mychannel</code>、"
+            "<code>/settings -1001234567890</code>；导入时文件的说明文字写 "
+            "<code>/import @mychannel</code>。你必须是它的管理员，而且我必须能在那里发消息。"
         ),
     },
     "start.resumed": {
@@ -82,6 +95,71 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "This command is for the bot's operators only.",
         "zh": "此命令仅供机器人运营者使用。",
     },
+    # --- a command aimed at another chat (bot/telegram/targets.py) ------------------------
+    "target.header": {"en": "For <b>{name}</b>:", "zh": "针对<b>{name}</b>："},
+    "target.anonymous": {
+        "en": "A command that names another chat (<code>{target}</code>) must show who sends "
+        "it, so that I can check that you administer that chat. Send it from your private "
+        "chat with me.",
+        "zh": "指定其他聊天（<code>{target}</code>）的命令需要知道是谁发送的，以确认你是该聊天的"
+        "管理员。请在与我的私聊中发送。",
+    },
+    "target.not_found": {
+        "en": "I can't find the group or channel <code>{target}</code>. Give its @username or "
+        "its numeric id (such as <code>-1001234567890</code>); a private one must have me "
+        "as a member first.",
+        "zh": "找不到群组或频道 <code>{target}</code>。请给出它的 @用户名 或数字 ID（例如 "
+        "<code>-1001234567890</code>）；私有的群组或频道需要先把我加进去。",
+    },
+    "target.not_admin": {
+        "en": "You are not an administrator of {chat}, so you cannot manage it from here. "
+        "One of its administrators can, or can make you one.",
+        "zh": "你不是{chat}的管理员，不能在这里管理它。它的管理员可以管理，或把你设为管理员。",
+    },
+    "target.bot_missing": {
+        "en": "I cannot post in {chat}. Add me (@{bot}) there: to a channel as an "
+        "administrator allowed to post messages, to a group as a member allowed to send "
+        "messages. Then send the command again.",
+        "zh": "我无法在{chat}发消息。请把我（@{bot}）加进去：在频道中设为有“发布消息”权限的"
+        "管理员，在群组中设为可以发消息的成员。然后重新发送命令。",
+    },
+    # --- /settings (bot/telegram/settings.py) ---------------------------------------------
+    "settings.menu": {
+        "en": "<b>Settings</b>\n"
+        "🖼 Pictures: {pictures_html}\n"
+        "🔗 Link previews: {previews_html}\n"
+        "🔕 Silent alerts and digests: {silent_html}\n"
+        "🌐 Language: {language_html}\n"
+        "🗞 Daily digest: {digest_html}\n\n"
+        "Press a button to change one. Another digest time or zone: "
+        "<code>/digest at HH:MM Area/City</code>, e.g. <code>/digest at 07:30 Europe/Berlin</code>.",
+        "zh": "<b>设置</b>\n"
+        "🖼 图片：{pictures_html}\n"
+        "🔗 链接预览：{previews_html}\n"
+        "🔕 静音提醒和摘要：{silent_html}\n"
+        "🌐 语言：{language_html}\n"
+        "🗞 每日摘要：{digest_html}\n\n"
+        "按下按钮即可修改。其他摘要时间或时区：<code>/digest at HH:MM 地区/城市</code>，"
+        "例如 <code>/digest at 07:30 Asia/Shanghai</code>。",
+    },
+    "settings.on": {"en": "on", "zh": "开"},
+    "settings.off": {"en": "off", "zh": "关"},
+    "settings.language_auto": {"en": "automatic ({name})", "zh": "自动（{name}）"},
+    "settings.language.en": {"en": "English", "zh": "English"},
+    "settings.language.zh": {"en": "中文", "zh": "中文"},
+    "settings.digest_at": {"en": "every day at {time} ({zone})", "zh": "每天 {time}（{zone}）"},
+    "settings.digest_off": {
+        "en": "off (the times below are in {zone})",
+        "zh": "关（下面的时间为 {zone} 时间）",
+    },
+    "settings.pictures_on": {"en": "🖼 Turn pictures on", "zh": "🖼 开启图片"},
+    "settings.pictures_off": {"en": "🖼 Turn pictures off", "zh": "🖼 关闭图片"},
+    "settings.link_preview_on": {"en": "🔗 Show link previews", "zh": "🔗 显示链接预览"},
+    "settings.link_preview_off": {"en": "🔗 Hide link previews", "zh": "🔗 隐藏链接预览"},
+    "settings.silent_on": {"en": "🔕 Make them silent", "zh": "🔕 静音"},
+    "settings.silent_off": {"en": "🔔 With sound again", "zh": "🔔 恢复提示音"},
+    "settings.automatic": {"en": "Automatic", "zh": "自动"},
+    "settings.no_digest": {"en": "No digest", "zh": "不发摘要"},
     # --- /subscribe ------------------------------------------------------------------
     "subscribe.usage": {
         "en": "Send the feed's address after the command, for example:\n"
@@ -270,6 +348,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "每日摘要将在每天 {time}（{zone}）发送。下一次：{next}。",
     },
     "digest.off": {"en": "The daily digest is off.", "zh": "已关闭每日摘要。"},
+    "digest.queued": {
+        "en": "The digest of the last 24 hours is on its way there.",
+        "zh": "过去 24 小时的摘要正在发往那里。",
+    },
     "digest.was_off": {
         "en": "The daily digest was not on. Turn it on with <code>/digest at HH:MM</code>.",
         "zh": "每日摘要本来就没有开启。用 <code>/digest at HH:MM</code> 开启。",
@@ -472,6 +554,7 @@ COMMANDS: dict[str, list[tuple[str, str]]] = {
         ("mode", "Instant alerts or digest only: /mode N instant|digest"),
         ("keywords", "Keyword filter: add, remove, clear"),
         ("digest", "Digest now, or daily: /digest at HH:MM"),
+        ("settings", "Pictures, link previews, silent alerts, language, digest time"),
         ("export", "Feeds as an OPML file"),
         ("import", "Subscribe to the feeds of an OPML file"),
         ("help", "What this bot does"),
@@ -483,6 +566,7 @@ COMMANDS: dict[str, list[tuple[str, str]]] = {
         ("mode", "即时提醒或仅摘要：/mode 编号 instant|digest"),
         ("keywords", "关键词过滤：add、remove、clear"),
         ("digest", "立即摘要，或每日：/digest at HH:MM"),
+        ("settings", "图片、链接预览、静音提醒、语言、摘要时间"),
         ("export", "导出 OPML 文件"),
         ("import", "从 OPML 文件导入订阅"),
         ("help", "使用说明"),

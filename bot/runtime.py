@@ -25,6 +25,7 @@ from bot.filters import KeywordIndex
 from bot.routing import make_router
 from bot.store import Store
 from bot.usecases.chats import Chats
+from bot.usecases.choices import ChatChoices
 from bot.usecases.keywords import KeywordFilters
 from bot.usecases.subscriptions import Subscriptions
 
@@ -93,6 +94,7 @@ class Runtime(Ingestion):
     sender: Sender
     digests: DigestScheduler
     chats: Chats
+    choices: ChatChoices  # /settings
 
     async def count_too_fast(self, dropped: int) -> None:
         """Updates dropped because their chat sent faster than it can be answered (/stats)."""
@@ -123,10 +125,19 @@ def build_runtime(
     chats.on_queued = sender.wake
     ingestion.pipeline.on_queued = sender.wake
     ingestion.pipeline.on_health = chats.tell_feed_health
+    digests = DigestScheduler(store, settings, clock, on_queued=sender.wake)
+    choices = ChatChoices(
+        store,
+        chats,
+        digests,
+        default_link_preview=settings.telegram.link_preview,
+        default_zone=settings.digest.timezone,
+    )
     return Runtime(
         **vars(ingestion),  # the ingestion half's parts, as built above
         poller=Poller(store, ingestion.pipeline, settings, clock),
         sender=sender,
-        digests=DigestScheduler(store, settings, clock, on_queued=sender.wake),
+        digests=digests,
         chats=chats,
+        choices=choices,
     )

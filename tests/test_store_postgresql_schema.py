@@ -39,6 +39,8 @@ INTEGER_COLUMNS = {
     ("feeds", "hub_push"),
     ("websub_subscriptions", "lease_seconds"),
     ("websub_subscriptions", "attempts"),
+    ("chats", "link_preview"),  # /settings choices: 0/1 flags like pictures
+    ("chats", "silent"),
 }
 # 0/1 in SQLite, read as a bool by the store (which must bind a Python bool).
 BOOLEAN_COLUMNS = {("keywords", "exclude")}

@@ -108,6 +108,10 @@ PHOTO_REFUSED = (
 )
 
 
+# Link previews on (True) or off, as Telegram's parameter: built once, not per message.
+PREVIEWS = {shown: LinkPreviewOptions(is_disabled=not shown) for shown in (True, False)}
+
+
 @dataclass
 class SenderStats:
     sent: int = 0
@@ -142,7 +146,8 @@ class Sender:
         self.bot = bot
         self.settings = settings
         self.clock = clock
-        self.link_preview = LinkPreviewOptions(is_disabled=not link_preview)
+        # telegram.link_preview, for the chats that never chose in /settings.
+        self.link_preview = link_preview
         self.default_zone = default_zone
         # A chat that cannot be reached is paused, a migrated group moved, by their owner.
         self.chats = chats or Chats(store, clock)
@@ -386,7 +391,10 @@ class Sender:
             parameters.update(photo=message.photo, caption=text)
         else:
             method = "sendMessage"
-            parameters.update(text=text, link_preview_options=self.link_preview)
+            preview = self.link_preview if item.link_preview is None else item.link_preview
+            parameters.update(text=text, link_preview_options=PREVIEWS[preview])
+        if item.silent:
+            parameters["disable_notification"] = True
         if not plain:
             parameters["parse_mode"] = ParseMode.HTML
         if thread and item.thread_id is not None:

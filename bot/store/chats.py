@@ -24,6 +24,17 @@ class Chat:
     digest_set_at: int | None
     last_digest_at: int | None
     next_digest_at: int | None
+    # Its /settings choices (migrations 0006, 0008).
+    pictures: bool = True
+    link_preview: bool | None = None  # None: never chosen (telegram.link_preview decides)
+    silent: bool = False
+    language_choice: str = ""  # "en", "zh"; "": automatic (`language` follows the users)
+
+    @classmethod
+    def from_row(cls, row: Row) -> Chat:
+        *fields, pictures, link_preview, silent, language_choice = row
+        preview = None if link_preview is None else bool(link_preview)
+        return cls(*fields, bool(pictures), preview, bool(silent), language_choice)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +81,11 @@ class DailyDigest:
 
 _CHAT_COLUMNS = (
     "id, kind, title, language, status, timezone, digest_hour, digest_minute,"
-    " digest_thread_id, digest_set_at, last_digest_at, next_digest_at"
+    " digest_thread_id, digest_set_at, last_digest_at, next_digest_at,"
+    " pictures, link_preview, silent, language_choice"
 )
+# The /settings choices that are on/off flags, by their column (ChatStore.set_flag).
+FLAG_COLUMNS = frozenset({"pictures", "link_preview", "silent"})
 
 
 class ChatStore:
@@ -80,19 +94,39 @@ class ChatStore:
 
     async def upsert(
         self, chat_id: int, *, kind: str, title: str, language: str | None, now_ms: int
-    ) -> None:
-        """Remember the chat; the language follows whoever last spoke to the bot there."""
-        await self.db.execute(
-            "INSERT INTO chats (id, kind, title, language, created_at)"
-            " VALUES (?, ?, ?, COALESCE(?, 'en'), ?)"
-            " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, title = excluded.title,"
-            " language = COALESCE(?, chats.language)",
-            (chat_id, kind, title, language, now_ms, language),
-        )
+    ) -> tuple[str, bool]:
+        """Remember the chat; the language follows whoever last spoke to the bot there,
+        unless the chat chose one in /settings. Returns its language and whether it was
+        chosen."""
+        async with self.db.transaction() as conn:
+            row = await conn.fetchone(
+                "INSERT INTO chats (id, kind, title, language, created_at)"
+                " VALUES (?, ?, ?, COALESCE(?, 'en'), ?)"
+                " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, title = excluded.title,"
+                " language = CASE WHEN chats.language_choice = ''"
+                " THEN COALESCE(?, chats.language) ELSE chats.language END"
+                " RETURNING language, language_choice",
+                (chat_id, kind, title, language, now_ms, language),
+            )
+        assert row is not None  # an upsert always returns its row
+        return row[0], row[1] != ""
 
     async def get(self, chat_id: int) -> Chat | None:
         row = await self.db.fetchone(f"SELECT {_CHAT_COLUMNS} FROM chats WHERE id = ?", (chat_id,))
-        return Chat(*row) if row else None
+        return Chat.from_row(row) if row else None
+
+    async def set_flag(self, chat_id: int, name: str, value: bool) -> None:
+        """One on/off choice of /settings (a name of FLAG_COLUMNS)."""
+        if name not in FLAG_COLUMNS:
+            raise ValueError(f"not a chat flag: {name}")
+        await self.db.execute(f"UPDATE chats SET {name} = ? WHERE id = ?", (int(value), chat_id))
+
+    async def choose_language(self, chat_id: int, choice: str, language: str) -> None:
+        """The language chosen in /settings ("" automatic) and the one the chat now uses."""
+        await self.db.execute(
+            "UPDATE chats SET language_choice = ?, language = ? WHERE id = ?",
+            (choice, language, chat_id),
+        )
 
     async def resume(self, chat_id: int) -> bool:
         """The chat can be reached again. True when it had been paused."""
@@ -256,7 +290,7 @@ class ChatStore:
             " AND status = 'active' AND next_digest_at <= ? ORDER BY next_digest_at",
             (now_ms,),
         )
-        return [Chat(*row) for row in rows]
+        return [Chat.from_row(row) for row in rows]
 
     async def subscribed_feeds(self, chat_ids: list[int]) -> dict[int, dict[int, str]]:
         """Feed ids each chat follows, with the subscription's mode, for many chats at once."""

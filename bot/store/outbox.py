@@ -33,6 +33,8 @@ class OutboxItem:
     unanswered: int = 0
     pictures: bool = True  # the chat takes alerts as photos when their story has a picture
     photo_refused: bool = False  # Telegram refused this alert's photo: it goes as text
+    link_preview: bool | None = None  # the chat's choice; None: telegram.link_preview
+    silent: bool = False  # the chat's messages arrive without a sound
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +53,8 @@ _ITEM = (
     "o.id, o.chat_id, o.thread_id, o.kind, o.story_id, o.keyword, o.text IS NOT NULL,"
     " o.attempts,"
     " o.created_at, o.not_before, COALESCE(c.kind, 'private'), COALESCE(c.language, 'en'),"
-    " c.timezone, o.unanswered, COALESCE(c.pictures, 1), o.photo_refused"
+    " c.timezone, o.unanswered, COALESCE(c.pictures, 1), o.photo_refused, c.link_preview,"
+    " COALESCE(c.silent, 0)"
 )
 
 
@@ -75,6 +78,8 @@ def _item(row: Sequence[Any]) -> OutboxItem:
         unanswered,
         pictures,
         photo_refused,
+        link_preview,
+        silent,
     ) = row
     return OutboxItem(
         id_,
@@ -93,6 +98,8 @@ def _item(row: Sequence[Any]) -> OutboxItem:
         unanswered,
         bool(pictures),
         bool(photo_refused),
+        None if link_preview is None else bool(link_preview),
+        bool(silent),
     )
 
 

@@ -1,8 +1,10 @@
-"""Who may use the bot, and who may change a chat's settings.
+"""Who may use the bot, who may change a chat's settings, and where the bot may post.
 
 NEWS_NOTIFIER_ALLOWED_USERS (empty: anyone) decides who may use it at all; in groups only
-administrators may change what the chat follows. Telegram is asked who administers a chat,
-and its answers are kept a few minutes (telegram.admin_cache_seconds).
+administrators may change what the chat follows, and a chat named as a command's target
+(telegram/targets.py) only by its administrators, when the bot can post there. Telegram is
+asked who administers a chat and what the bot may do there, and its answers are kept a few
+minutes (telegram.admin_cache_seconds).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
 
-from telegram import Bot, Update
+from telegram import Bot, ChatMember, ChatMemberAdministrator, ChatMemberRestricted, Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 
@@ -27,12 +29,25 @@ class AdminCache:
         self.ttl = ttl
         self._seen: dict[tuple[int, int], tuple[float, bool]] = {}
 
-    async def is_admin(self, bot: Bot, chat_id: int, user_id: int) -> bool:
+    async def is_admin(
+        self, bot: Bot, chat_id: int, user_id: int, *, keep_refusal: bool = True
+    ) -> bool:
+        """keep_refusal=False: a "no" is asked again next time (it told the user how to
+        fix it, and the fix must count at once)."""
+
         async def ask() -> bool:
             member = await bot.get_chat_member(chat_id, user_id)
             return member.status in ADMIN_STATUSES
 
-        return await self._cached((chat_id, user_id), ask)
+        return await self._cached((chat_id, user_id), ask, keep_refusal=keep_refusal)
+
+    async def may_post(self, bot: Bot, chat_id: int, kind: str) -> bool:
+        """Whether the bot can send messages to the chat (a "no" is not kept)."""
+
+        async def ask() -> bool:
+            return may_post(await bot.get_chat_member(chat_id, bot.id), kind)
+
+        return await self._cached((chat_id, bot.id), ask, keep_refusal=False)
 
     async def any_admin_among(self, bot: Bot, chat_id: int, user_ids: frozenset[int]) -> bool:
         """Whether one of `user_ids` administers the chat (a channel: posts carry no user)."""
@@ -44,7 +59,9 @@ class AdminCache:
         # User id 0 is never a real user: the key of the chat's whole admin list.
         return await self._cached((chat_id, 0), ask)
 
-    async def _cached(self, key: tuple[int, int], ask: Callable[[], Awaitable[bool]]) -> bool:
+    async def _cached(
+        self, key: tuple[int, int], ask: Callable[[], Awaitable[bool]], *, keep_refusal: bool = True
+    ) -> bool:
         hit = self._seen.get(key)
         now = time.monotonic()
         if hit and now - hit[0] < self.ttl:
@@ -52,8 +69,25 @@ class AdminCache:
         answer = await ask()
         if len(self._seen) > 10_000:
             self._seen.clear()
-        self._seen[key] = (now, answer)
+        if answer or keep_refusal:
+            self._seen[key] = (now, answer)
         return answer
+
+
+def may_post(member: ChatMember, kind: str) -> bool:
+    """Whether the bot, as this member of a chat of `kind`, can send messages there: in a
+    channel as its creator or an administrator allowed to post; in a group as a member not
+    restricted from sending."""
+    status = member.status
+    if status == ChatMemberStatus.OWNER:
+        return True
+    if kind == ChatType.CHANNEL:
+        return isinstance(member, ChatMemberAdministrator) and bool(member.can_post_messages)
+    if status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.MEMBER):
+        return True
+    if isinstance(member, ChatMemberRestricted):
+        return member.is_member and member.can_send_messages
+    return False
 
 
 class Access:
@@ -80,13 +114,17 @@ class Access:
 
     async def may_change(self, update: Update, bot: Bot) -> bool:
         """Private chats: the user. Groups: administrators only. Channels: posts are by
-        admins."""
+        admins, but anyone who reads the channel can press its buttons: the presser must
+        be one of its administrators."""
         chat = update.effective_chat
-        message = update.effective_message
-        if chat is None or chat.type in (ChatType.PRIVATE, ChatType.CHANNEL):
+        if chat is None or chat.type == ChatType.PRIVATE:
             return True
-        if message and message.sender_chat and message.sender_chat.id == chat.id:
-            return True  # an anonymous administrator posting as the group
+        if update.callback_query is None:
+            if chat.type == ChatType.CHANNEL:
+                return True
+            message = update.effective_message
+            if message and message.sender_chat and message.sender_chat.id == chat.id:
+                return True  # an anonymous administrator posting as the group
         user = update.effective_user
         if user is None:
             return False

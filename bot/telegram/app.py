@@ -32,7 +32,7 @@ from bot.delivery.transport import AiohttpRequest
 from bot.i18n import COMMANDS
 from bot.runtime import Runtime, build_runtime
 from bot.store import DatabaseLostError, Store
-from bot.telegram import files, handlers, operators
+from bot.telegram import chat_settings, files, handlers, operators
 from bot.telegram.command import Handler
 from bot.telegram.context import CONTEXT_TYPES, BotApplication
 from bot.telegram.jobs import schedule_jobs
@@ -62,6 +62,7 @@ COMMAND_HANDLERS: dict[tuple[str, ...], Handler] = {
     ("mode",): handlers.mode,
     ("keywords", "keyword", "kw"): handlers.keywords,
     ("digest",): handlers.digest,
+    ("settings",): chat_settings.settings,
     ("export",): files.export_,
     ("import",): files.import_,
     ("stats",): operators.stats,
@@ -74,6 +75,7 @@ def add_handlers(app: BotApplication) -> None:
     app.bot_data.commands.update(name for names in COMMAND_HANDLERS for name in names)
     app.add_handler(CallbackQueryHandler(handlers.unsubscribe_button, pattern=r"^unsub:"))
     app.add_handler(CallbackQueryHandler(handlers.feed_choice_button, pattern=r"^feed:"))
+    app.add_handler(CallbackQueryHandler(chat_settings.settings_button, pattern=r"^cfg:"))
     app.add_handler(ChatMemberHandler(handlers.chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, handlers.migrated))
     app.add_handler(MessageHandler(filters.COMMAND & COMMAND_UPDATES, handlers.unknown), group=1)

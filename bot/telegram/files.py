@@ -27,7 +27,7 @@ from bot.opml import (
 )
 from bot.reports import import_summary
 from bot.store import Store
-from bot.telegram.command import Request, command, reply
+from bot.telegram.command import Request, command
 from bot.telegram.context import BotContext
 
 log = logging.getLogger(__name__)
@@ -42,16 +42,18 @@ PROGRESS_EVERY = 2.0
 # --- /export -----------------------------------------------------------------------------
 
 
-@command()
+@command(targets=True)
 async def export_(request: Request, context: BotContext) -> None:
-    """Anyone may read a chat's feeds, so anyone may export them."""
+    """Anyone may read a chat's feeds, so anyone may export them (another chat's: its
+    administrators, as every command that names a chat)."""
     rt = context.runtime
     feeds = await rt.store.stats.exported_feeds(request.chat_id)
     if not feeds:
-        await reply(request.message, t(request.language, "list.empty"))
+        await request.respond(t(request.language, "list.empty"))
         return
     chat = request.update.effective_chat
-    title = f"news-notifier: {chat.effective_name}" if chat and chat.effective_name else ""
+    name = request.target.name if request.target else chat.effective_name if chat else None
+    title = f"news-notifier: {name}" if name else ""
     document = build_opml(
         [OpmlFeed(f.url, f.title, site_url=f.site_url) for f in feeds],
         title=title or "news-notifier subscriptions",
@@ -61,7 +63,7 @@ async def export_(request: Request, context: BotContext) -> None:
         await request.message.reply_document(
             document,
             filename=f"news-notifier-{day}.opml",
-            caption=t(request.language, "export.caption", count=len(feeds)),
+            caption=request.named(t(request.language, "export.caption", count=len(feeds))),
             parse_mode=ParseMode.HTML,
             do_quote=False,
         )
@@ -80,14 +82,17 @@ def attached_document(message: Message) -> Document | None:
     return replied.document if replied else None
 
 
-@command(changes=True)
+@command(changes=True, targets=True)
 async def import_(request: Request, context: BotContext) -> None:
     """Check the file here; the feeds are checked in the background (see run_import)."""
     document = attached_document(request.message)
     if document is None:
         raise UserError("import.usage")
     busy = context.bot_data.importing
-    if request.chat_id in busy:
+    # One import at a time into a chat, and one progress message at a time in a chat (the
+    # imports table keeps one per chat): an import for a channel shows its progress here.
+    chats = {request.chat_id, request.message.chat_id}
+    if busy & chats:
         raise UserError("import.busy")
     limits = context.runtime.settings.opml
     opml = parse_opml(
@@ -95,7 +100,7 @@ async def import_(request: Request, context: BotContext) -> None:
         max_bytes=limits.max_bytes,
         max_feeds=limits.max_feeds,
     )
-    busy.add(request.chat_id)
+    busy.update(chats)
     # In the background: updates of one chat are handled in order, and a 200-feed import
     # must not hold the chat's other commands for a minute.
     context.application.create_task(
@@ -135,9 +140,10 @@ async def download(document: Document, max_bytes: int) -> bytes:
 class Progress:
     """One message, edited as the import goes: at most every PROGRESS_EVERY seconds."""
 
-    def __init__(self, message: Message | None, language: str, total: int) -> None:
+    def __init__(self, request: Request, message: Message | None, total: int) -> None:
         self.message = message
-        self.language = language
+        self.language = request.language
+        self.named = request.named  # an import into another chat names it
         self.total = total
         self.shown = 0
         self.last_edit = time.monotonic()
@@ -157,7 +163,8 @@ class Progress:
             return
         self.shown = done
         try:
-            await self.message.edit_text(t(self.language, key, done=done, total=self.total))
+            text = self.named(t(self.language, key, done=done, total=self.total))
+            await self.message.edit_text(text, parse_mode=ParseMode.HTML)
         except TelegramError as error:  # a lost progress edit is no reason to stop importing
             log.warning("event=import_progress_failed error=%r", str(error))
 
@@ -169,16 +176,16 @@ async def run_import(request: Request, context: BotContext, opml: OpmlDocument) 
     total = len(opml.feeds)
     started = None
     try:
-        started = await reply(request.message, t(lang, "import.progress", done=0, total=total))
+        started = await request.respond(t(lang, "import.progress", done=0, total=total))
         if started is not None:  # kept until the import ends: a kill leaves it for the next start
             await rt.store.imports.begin(
-                request.chat_id,
+                started.chat_id,  # where the message is: this chat, for a channel's import too
                 started.message_id,
                 language=lang,
                 total=total,
                 now_ms=rt.clock.now_ms(),
             )
-        progress = Progress(started, lang, total)
+        progress = Progress(request, started, total)
         subscribe = partial(
             rt.subscriptions.subscribe_unless_subscribed,
             request.chat_id,
@@ -200,16 +207,16 @@ async def run_import(request: Request, context: BotContext, opml: OpmlDocument) 
             report.not_checked,
         )
         await progress.finish(report)
-        await reply(request.message, import_summary(lang, report))
+        await request.respond(import_summary(lang, report))
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("event=import_crashed chat=%d", request.chat_id)
-        await reply(request.message, t(lang, "error.internal"))
+        await request.respond(t(lang, "error.internal"))
     finally:
-        context.bot_data.importing.discard(request.chat_id)
+        context.bot_data.importing.difference_update({request.chat_id, request.message.chat_id})
         if started is not None:
-            await rt.store.imports.end(request.chat_id)
+            await rt.store.imports.end(started.chat_id)
 
 
 async def tell_interrupted_imports(bot: Bot, store: Store) -> None:

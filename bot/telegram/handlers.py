@@ -12,6 +12,7 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from telegram import (
@@ -36,9 +37,18 @@ from bot.errors import (
     UserError,
 )
 from bot.i18n import failure_reason, failure_reply, language_of, t
-from bot.telegram.command import Request, command, remember_chat, reply
+from bot.telegram.command import (
+    Request,
+    command,
+    headed,
+    may_change,
+    remember_chat,
+    remember_target,
+    reply,
+)
 from bot.telegram.context import BotApplication, BotContext
-from bot.text import ENTITY_LIMIT, clip, entity_count
+from bot.telegram.targets import TargetChat, TargetRefused, resolve_target
+from bot.text import ENTITY_LIMIT, clip, entity_count, html_to_plain
 
 if TYPE_CHECKING:
     from bot.usecases.subscriptions import Subscribed
@@ -85,16 +95,16 @@ async def start(request: Request, context: BotContext) -> None:
     rt = context.runtime
     if request.resumed:
         count = await rt.store.chats.count_subscriptions(request.chat_id)
-        await reply(request.message, t(request.language, "start.resumed", count=count))
-    await reply(request.message, t(request.language, "help"))
+        await request.respond(t(request.language, "start.resumed", count=count))
+    await request.respond(t(request.language, "help"))
 
 
 @command()
 async def help_(request: Request, context: BotContext) -> None:
-    await reply(request.message, t(request.language, "help"))
+    await request.respond(t(request.language, "help"))
 
 
-@command(changes=True)
+@command(changes=True, targets=True)
 async def subscribe(request: Request, context: BotContext) -> None:
     if not request.text:
         raise UserError("subscribe.usage")
@@ -108,25 +118,27 @@ async def subscribe(request: Request, context: BotContext) -> None:
     except (SeveralFeedsError, FeedLinkError) as page:
         await answer_page(request, context, page)
         return
-    await reply(
-        request.message,
+    await request.respond(
         subscribed_text(request.language, result),
         link_preview_options=NO_PREVIEW,
     )
 
 
-@command(changes=True)
+@command(changes=True, targets=True)
 async def unsubscribe(request: Request, context: BotContext) -> None:
     rt = context.runtime
     if not request.text:
         subscriptions = await rt.store.chats.subscriptions(request.chat_id)
         if not subscriptions:
-            await reply(request.message, t(request.language, "list.empty"))
+            await request.respond(t(request.language, "list.empty"))
             return
+        # A menu for another chat (a target) names it: the press is checked against it.
+        aimed = f"{request.chat_id}:" if request.target else ""
         buttons = [
             [
                 InlineKeyboardButton(
-                    f"{n}. {s.feed_title or s.feed_url}"[:60], callback_data=f"unsub:{s.id}"
+                    f"{n}. {s.feed_title or s.feed_url}"[:60],
+                    callback_data=f"unsub:{aimed}{s.id}",
                 )
             ]
             for n, s in enumerate(subscriptions[:MAX_BUTTONS], start=1)
@@ -144,20 +156,20 @@ async def unsubscribe(request: Request, context: BotContext) -> None:
                 request.language, "unsubscribe.more", shown=MAX_BUTTONS, count=len(subscriptions)
             )
             text = f"{text}\n{more}"
-        await reply(request.message, text, reply_markup=InlineKeyboardMarkup(buttons))
+        await request.respond(text, reply_markup=InlineKeyboardMarkup(buttons))
         return
     if len(request.args) > 1:
         raise UserError("unsubscribe.usage")
     removed = await rt.subscriptions.unsubscribe(request.chat_id, request.text)
-    await reply(
-        request.message,
+    await request.respond(
         t(request.language, "unsubscribe.done", title=removed.feed_title or removed.feed_url),
     )
 
 
-# What the /unsubscribe menu's buttons carry. ASCII digits only: "²" is a digit to
-# str.isdigit() but no int(), and a client may send any data it likes.
-UNSUBSCRIBE_DATA = re.compile(r"unsub:(cancel|[0-9]{1,18})")
+# What the /unsubscribe menu's buttons carry: the subscription, after the chat it is of
+# when the menu is for another chat. ASCII digits only: "²" is a digit to str.isdigit() but
+# no int(), and a client may send any data it likes.
+UNSUBSCRIBE_DATA = re.compile(r"unsub:(?:(-?[1-9][0-9]{0,15}):)?(cancel|[0-9]{1,18})")
 
 
 async def unsubscribe_button(update: Update, context: BotContext) -> None:
@@ -170,30 +182,70 @@ async def unsubscribe_button(update: Update, context: BotContext) -> None:
         await unknown_button(update, context)
         return
     rt = context.runtime
-    language = language_of(query.from_user.language_code if query.from_user else None)
-    if not await context.access.is_allowed(update, context.bot):
-        await query.answer(t(language, "auth.not_allowed")[:200], show_alert=True)
+    chat_id = int(match[1]) if match[1] else chat.id
+    press = await press_allowed(update, context, chat_id)
+    if press is None:
         return
-    if not await context.access.may_change(update, context.bot):
-        await query.answer(t(language, "auth.not_admin")[:200], show_alert=True)
-        return
-    choice = match[1]
+    choice = match[2]
+    cancelled = press.named(t(press.language, "unsubscribe.cancelled"))
     if choice == "cancel":
         await query.answer()
-        await edit_menu(query, t(language, "unsubscribe.cancelled"))
+        await edit_menu(query, cancelled, parse_mode=ParseMode.HTML)
         return
-    subscriptions = {s.id: s for s in await rt.store.chats.subscriptions(chat.id)}
+    subscriptions = {s.id: s for s in await rt.store.chats.subscriptions(chat_id)}
     chosen = subscriptions.get(int(choice))
     await query.answer()
     if chosen is None:  # gone since the menu was sent (another press, /unsubscribe N)
-        await edit_menu(query, t(language, "unsubscribe.cancelled"))
+        await edit_menu(query, cancelled, parse_mode=ParseMode.HTML)
         return
-    await rt.store.chats.unsubscribe(chat.id, chosen.id)
+    await rt.store.chats.unsubscribe(chat_id, chosen.id)
     await edit_menu(
         query,
-        t(language, "unsubscribe.done", title=chosen.feed_title or chosen.feed_url),
+        press.named(
+            t(press.language, "unsubscribe.done", title=chosen.feed_title or chosen.feed_url)
+        ),
         parse_mode=ParseMode.HTML,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Press:
+    """A button press allowed to change the chat its menu is about."""
+
+    language: str  # of the menu's chat, for the answer
+    target: TargetChat | None  # the chat the menu is about, when another one (checked)
+
+    def named(self, text: str) -> str:
+        return headed(self.language, self.target, text)
+
+
+async def press_allowed(update: Update, context: BotContext, chat_id: int) -> Press | None:
+    """A button press that changes `chat_id`, when the presser may make it; else None, the
+    press answered with why not. A menu's own chat has its rules (access.may_change); a
+    menu made for another chat, by a command that named it, has its presser checked as that
+    command checked its sender (targets.py)."""
+    query = update.callback_query
+    menu = update.effective_chat
+    assert query is not None and menu is not None
+    user = query.from_user
+    language = await context.runtime.chats.reply_language(menu.id, user.language_code)
+    refusal, target = None, None
+    if not await context.access.is_allowed(update, context.bot):
+        refusal = t(language, "auth.not_allowed")
+    elif chat_id == menu.id:
+        if not await context.access.may_change(update, context.bot):
+            refusal = t(language, "auth.not_admin")
+    else:
+        try:
+            target = await resolve_target(context.bot, context.access, str(chat_id), user.id)
+            await remember_target(context, target)
+        except TargetRefused as refused:
+            refusal = refused.text(language)
+    if refusal is None:
+        return Press(language, target)
+    # A press is answered in at most 200 characters of plain text.
+    await query.answer(clip(html_to_plain(refusal), 200), show_alert=True)
+    return None
 
 
 async def edit_menu(query: CallbackQuery, text: str, **kwargs: Any) -> None:
@@ -223,11 +275,11 @@ async def unknown_button(update: Update, context: BotContext) -> None:
         log.debug("event=callback_answer_failed error=%r", str(error))
 
 
-@command()
+@command(targets=True)
 async def list_(request: Request, context: BotContext) -> None:
     subscriptions = await context.runtime.store.chats.subscriptions(request.chat_id)
     if not subscriptions:
-        await reply(request.message, t(request.language, "list.empty"))
+        await request.respond(t(request.language, "list.empty"))
         return
     lang = request.language
     lines = [t(lang, "list.header", count=len(subscriptions))]
@@ -250,9 +302,7 @@ async def list_(request: Request, context: BotContext) -> None:
         elif s.feed_failures:
             lines.append(t(lang, "list.failing", error=reason, failures=s.feed_failures))
     for part in split_lines(lines):
-        await reply(
-            request.message, part, link_preview_options=LinkPreviewOptions(is_disabled=True)
-        )
+        await request.respond(part, link_preview_options=LinkPreviewOptions(is_disabled=True))
 
 
 def split_lines(lines: list[str], limit: int = 4000) -> list[str]:
@@ -273,13 +323,12 @@ def split_lines(lines: list[str], limit: int = 4000) -> list[str]:
     return parts
 
 
-@command(changes=True)
+@command(changes=True, targets=True)
 async def mode(request: Request, context: BotContext) -> None:
     subscription, chosen = await context.runtime.subscriptions.set_mode(
         request.chat_id, request.args
     )
-    await reply(
-        request.message,
+    await request.respond(
         t(
             request.language,
             "mode.done",
@@ -292,7 +341,7 @@ async def mode(request: Request, context: BotContext) -> None:
 KEYWORD_ACTIONS = ("add", "remove", "clear")
 
 
-@command()
+@command(targets=True)
 async def keywords(request: Request, context: BotContext) -> None:
     """/keywords shows; add/remove/clear change (administrators only in groups)."""
     filters_ = context.runtime.keywords
@@ -300,20 +349,18 @@ async def keywords(request: Request, context: BotContext) -> None:
     action = request.args[0].lower() if request.args else ""
     rest = request.text.split(maxsplit=1)[1] if len(request.args) > 1 else ""
     if not action:
-        await reply(
-            request.message, describe_keywords(lang, await filters_.current(request.chat_id))
-        )
+        await request.respond(describe_keywords(lang, await filters_.current(request.chat_id)))
         return
     if action not in KEYWORD_ACTIONS:
         raise UserError("keywords.usage")
-    if not await context.access.may_change(request.update, context.bot):
-        await reply(request.message, t(lang, "auth.not_admin"))
+    if not await may_change(request, context):
+        await request.respond(t(lang, "auth.not_admin"))
         return
     if action == "clear":
         if rest:
             raise UserError("keywords.usage")
         await filters_.clear(request.chat_id)
-        await reply(request.message, t(lang, "keywords.cleared"))
+        await request.respond(t(lang, "keywords.cleared"))
         return
     if not rest:
         raise UserError("keywords.empty")
@@ -339,7 +386,7 @@ async def keywords(request: Request, context: BotContext) -> None:
             )
     current = await filters_.current(request.chat_id)
     lines.append(describe_keywords(lang, current))
-    await reply(request.message, "\n\n".join(lines))
+    await request.respond("\n\n".join(lines))
 
 
 def describe_keywords(lang: str, current: list) -> str:
@@ -355,7 +402,7 @@ def describe_keywords(lang: str, current: list) -> str:
     )
 
 
-@command()
+@command(targets=True)
 async def digest(request: Request, context: BotContext) -> None:
     """/digest (now), /digest at HH:MM [Area/City], /digest off."""
     digests = context.runtime.digests
@@ -363,23 +410,24 @@ async def digest(request: Request, context: BotContext) -> None:
     action = request.args[0].lower() if request.args else ""
     if not action:
         await digests.send_now(request.chat_id, thread_id=request.thread_id)
+        if request.target is not None:  # the digest goes there: say so here
+            await request.respond(t(lang, "digest.queued"))
         return
     if action not in ("at", "off"):
         raise UserError("digest.usage")
-    if not await context.access.may_change(request.update, context.bot):
-        await reply(request.message, t(lang, "auth.not_admin"))
+    if not await may_change(request, context):
+        await request.respond(t(lang, "auth.not_admin"))
         return
     if action == "off":
         if len(request.args) > 1:
             raise UserError("digest.usage")
         was_on = await digests.turn_off(request.chat_id)
-        await reply(request.message, t(lang, "digest.off" if was_on else "digest.was_off"))
+        await request.respond(t(lang, "digest.off" if was_on else "digest.was_off"))
         return
     schedule = await digests.set_schedule(
         request.chat_id, request.args[1:], thread_id=request.thread_id
     )
-    await reply(
-        request.message,
+    await request.respond(
         t(
             lang,
             "digest.scheduled",
@@ -496,10 +544,12 @@ async def answer_page(
     if isinstance(page, FeedLinkError):
         reason = failure_reply(language, page.failure, given=page.link)
         text = t(language, "discover.link_failed", url=clip(page.link, 200), reason_html=reason)
-        await reply(request.message, text)
+        await request.respond(text)
         return
     subscriptions = context.runtime.subscriptions
-    token = subscriptions.offer(request.chat_id, request.thread_id, page)
+    token = subscriptions.offer(
+        request.chat_id, request.thread_id, page, shown_in=request.message.chat_id
+    )
     lines = [t(language, "discover.choose", count=len(page.feeds))]
     for number, feed in enumerate(page.feeds, start=1):
         lines.append(
@@ -515,8 +565,7 @@ async def answer_page(
         [InlineKeyboardButton(f"{n}. {feed.title}"[:60], callback_data=f"feed:{token}:{n - 1}")]
         for n, feed in enumerate(page.feeds, start=1)
     ]
-    await reply(
-        request.message,
+    await request.respond(
         "\n".join(lines),
         reply_markup=InlineKeyboardMarkup(buttons),
         link_preview_options=NO_PREVIEW,
@@ -535,22 +584,20 @@ async def feed_choice_button(update: Update, context: BotContext) -> None:
         await unknown_button(update, context)
         return
     rt = context.runtime
-    language = language_of(query.from_user.language_code if query.from_user else None)
-    if not await context.access.is_allowed(update, context.bot):
-        await query.answer(t(language, "auth.not_allowed")[:200], show_alert=True)
-        return
-    if not await context.access.may_change(update, context.bot):
-        await query.answer(t(language, "auth.not_admin")[:200], show_alert=True)
-        return
     try:
         picked = rt.subscriptions.choice(chat.id, match[1], int(match[2]))
     except UserError as error:
+        language = await rt.chats.reply_language(chat.id, query.from_user.language_code)
         await query.answer(t(language, error.key)[:200], show_alert=True)
         await edit_menu(query, t(language, error.key), parse_mode=ParseMode.HTML)
         return
+    press = await press_allowed(update, context, picked.chat_id)
+    if press is None:
+        return
+    language = press.language
     await query.answer()  # the check may take a while: the client stops waiting now
     try:
-        result = await rt.subscriptions.subscribe_choice(chat.id, picked)
+        result = await rt.subscriptions.subscribe_choice(picked.chat_id, picked)
         text = subscribed_text(language, result)
     except FeedError as error:
         text = failure_reply(language, error.failure, given=picked.url)
@@ -559,7 +606,9 @@ async def feed_choice_button(update: Update, context: BotContext) -> None:
     except Exception:
         log.exception("event=feed_choice_crashed chat=%d", chat.id)
         text = t(language, "error.internal")
-    await edit_menu(query, text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW)
+    await edit_menu(
+        query, press.named(text), parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
+    )
 
 
 async def on_error(update: object, context: BotContext) -> None:

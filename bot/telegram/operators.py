@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.errors import UserError
 from bot.reports import render_stats
-from bot.telegram.command import Request, command, reply
+from bot.telegram.command import Request, command
 from bot.telegram.context import BotContext
 
 
@@ -16,4 +16,4 @@ async def stats(request: Request, context: BotContext) -> None:
     if user is None or user.id not in rt.settings.telegram.admins:
         raise UserError("auth.operators_only")
     report = await rt.store.stats.gather(now_ms=rt.clock.now_ms())
-    await reply(request.message, render_stats(request.language, report))
+    await request.respond(render_stats(request.language, report))

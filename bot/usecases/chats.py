@@ -29,35 +29,63 @@ class Chats:
         # Chats stored by this process (and not paused since), with their language: a
         # command from one of them needs no write.
         self.known: dict[int, str] = {}
+        # Those of them whose language was chosen in /settings: no user's changes it.
+        self.chosen: set[int] = set()
 
     async def remember(
         self, chat_id: int, *, kind: str, title: str, language_code: str | None
     ) -> tuple[str, bool]:
         """Store the chat (once per process, or when its language changes).
 
-        Returns its language and whether it had been paused: a chat that sends a command
-        can be reached again, so its subscriptions resume.
+        Returns its language (the one chosen in /settings, else the user's, else the one
+        stored) and whether it had been paused: a chat that sends a command can be reached
+        again, so its subscriptions resume.
         """
-        language = language_of(language_code) if language_code else self.known.get(chat_id)
-        if language is None:
-            stored = await self.store.chats.get(chat_id)
-            language = stored.language if stored else "en"
-        resumed = False
-        if self.known.get(chat_id) != language:
-            await self.store.chats.upsert(
-                chat_id, kind=kind, title=title, language=language, now_ms=self.clock.now_ms()
-            )
-            resumed = await self.store.chats.resume(chat_id)
-            self.known[chat_id] = language
+        asked = language_of(language_code) if language_code else None
+        known = self.known.get(chat_id)
+        if known is not None and (asked in (None, known) or chat_id in self.chosen):
+            return known, False
+        language, chosen = await self.store.chats.upsert(
+            chat_id, kind=kind, title=title, language=asked, now_ms=self.clock.now_ms()
+        )
+        resumed = await self.store.chats.resume(chat_id)
+        self._keep(chat_id, language, chosen)
         return language, resumed
 
     def language(self, chat_id: int) -> str | None:
         """The language of a chat this process has stored, without asking the store."""
         return self.known.get(chat_id)
 
+    async def reply_language(self, chat_id: int, language_code: str | None) -> str:
+        """What a user's button press in the chat is answered in: the chat's chosen
+        language, else the user's."""
+        if chat_id not in self.known:
+            stored = await self.store.chats.get(chat_id)
+            if stored is not None and stored.language_choice:
+                return stored.language
+        elif chat_id in self.chosen:
+            return self.known[chat_id]
+        return language_of(language_code)
+
+    async def choose_language(self, chat_id: int, choice: str, language_code: str | None) -> str:
+        """/settings: "en" or "zh" from now on, or "" (automatic): the language of the user
+        who chose it, then of whoever speaks next. Returns the chat's language."""
+        language = choice or language_of(language_code)
+        await self.store.chats.choose_language(chat_id, choice, language)
+        self._keep(chat_id, language, bool(choice))
+        return language
+
+    def _keep(self, chat_id: int, language: str, chosen: bool) -> None:
+        self.known[chat_id] = language
+        if chosen:
+            self.chosen.add(chat_id)
+        else:
+            self.chosen.discard(chat_id)
+
     def forget(self, chat_id: int) -> None:
         """The next command from the chat must look it up again (it may have been paused)."""
         self.known.pop(chat_id, None)
+        self.chosen.discard(chat_id)
 
     async def pause(self, chat_id: int) -> Paused:
         """The chat can no longer be reached: paused, and its queued messages dropped."""

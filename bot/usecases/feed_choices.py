@@ -24,22 +24,24 @@ TOKEN_BYTES = 4  # 8 hex digits: "feed:0a1b2c3d:5" is 15 bytes of Telegram's 64
 
 @dataclass(frozen=True, slots=True)
 class FeedOffer:
-    chat_id: int
+    chat_id: int  # the chat that subscribes
     thread_id: int | None  # the forum topic /subscribe was sent in: alerts go there
     page_url: str
     feeds: tuple[FeedOption, ...]
     expires_ms: int
+    shown_in: int  # the chat whose buttons offer the feeds (where /subscribe was sent)
 
 
 @dataclass(frozen=True, slots=True)
 class FeedChoice:
-    """The feed a press picked, the page it was found on, and where the chat wants its
-    alerts."""
+    """The feed a press picked, the page it was found on, and the chat it is for and where
+    that chat wants its alerts."""
 
     url: str
     title: str
     page_url: str
     thread_id: int | None
+    chat_id: int
 
 
 class FeedOffers:
@@ -48,9 +50,16 @@ class FeedOffers:
         self._offers: dict[str, FeedOffer] = {}  # by token, oldest first
 
     def add(
-        self, chat_id: int, thread_id: int | None, page_url: str, feeds: tuple[FeedOption, ...]
+        self,
+        chat_id: int,
+        thread_id: int | None,
+        page_url: str,
+        feeds: tuple[FeedOption, ...],
+        *,
+        shown_in: int | None = None,
     ) -> str:
-        """Keep an offer; returns the token its buttons carry."""
+        """Keep an offer for `chat_id`, shown in `shown_in` (by default the same chat);
+        returns the token its buttons carry."""
         now = self.clock.now_ms()
         self._forget_expired(now)
         while len(self._offers) >= MAX_OFFERS:
@@ -59,19 +68,20 @@ class FeedOffers:
         while token in self._offers:
             token = secrets.token_hex(TOKEN_BYTES)
         expires = now + OFFER_SECONDS * 1000
-        self._offers[token] = FeedOffer(chat_id, thread_id, page_url, feeds, expires)
+        shown = chat_id if shown_in is None else shown_in
+        self._offers[token] = FeedOffer(chat_id, thread_id, page_url, feeds, expires, shown)
         return token
 
-    def choice(self, chat_id: int, token: str, number: int) -> FeedChoice | None:
-        """The feed numbered `number` (from 0) of a live offer made to this chat; None when
-        the offer expired, is unknown (a restart, a forged press) or belongs to another chat."""
+    def choice(self, shown_in: int, token: str, number: int) -> FeedChoice | None:
+        """The feed numbered `number` (from 0) of a live offer shown in this chat; None when
+        the offer expired, is unknown (a restart, a forged press) or was shown elsewhere."""
         offer = self._offers.get(token)
-        if offer is None or offer.chat_id != chat_id or offer.expires_ms <= self.clock.now_ms():
+        if offer is None or offer.shown_in != shown_in or offer.expires_ms <= self.clock.now_ms():
             return None
         if not 0 <= number < len(offer.feeds):
             return None
         picked = offer.feeds[number]
-        return FeedChoice(picked.url, picked.title, offer.page_url, offer.thread_id)
+        return FeedChoice(picked.url, picked.title, offer.page_url, offer.thread_id, offer.chat_id)
 
     def _forget_expired(self, now_ms: int) -> None:
         for token in [t for t, offer in self._offers.items() if offer.expires_ms <= now_ms]:

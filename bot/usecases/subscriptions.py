@@ -132,13 +132,25 @@ class Subscriptions:
             checked.feed.id, checked.title, checked.url, created, checked.entries, checked.page_url
         )
 
-    def offer(self, chat_id: int, thread_id: int | None, several: SeveralFeedsError) -> str:
-        """Keep the feeds a page led to for the chat to pick one; returns the offer's token."""
-        return self.offers.add(chat_id, thread_id, several.page_url, several.feeds)
+    def offer(
+        self,
+        chat_id: int,
+        thread_id: int | None,
+        several: SeveralFeedsError,
+        *,
+        shown_in: int | None = None,
+    ) -> str:
+        """Keep the feeds a page led to for the chat to pick one; returns the offer's token.
+        `shown_in`: the chat whose buttons offer them, when not the subscribing one (a
+        channel managed from a private chat)."""
+        return self.offers.add(
+            chat_id, thread_id, several.page_url, several.feeds, shown_in=shown_in
+        )
 
-    def choice(self, chat_id: int, token: str, number: int) -> FeedChoice:
-        """The feed picked from an offer. Raises UserError when the offer is gone."""
-        picked = self.offers.choice(chat_id, token, number)
+    def choice(self, shown_in: int, token: str, number: int) -> FeedChoice:
+        """The feed picked from an offer shown in that chat. Raises UserError when the
+        offer is gone."""
+        picked = self.offers.choice(shown_in, token, number)
         if picked is None:
             raise UserError("discover.expired")
         return picked

@@ -695,6 +695,29 @@ async def test_members_and_admins(fake, bot):
     assert fake.pending_updates == []
 
 
+async def test_the_bots_own_rights_and_chats_by_username(fake, bot):
+    """What a bot asks before acting on a chat it was told of by name: the chat (getChat by
+    @username), and its own member record there (can_post_messages, restrictions)."""
+    me = (await bot.get_me()).id
+    posting = fake.add_channel(-1001, "Posting", username="posting")
+    mute = fake.add_channel(-1002, "Mute", username="mute", bot_can_post=False)
+    quiet = fake.add_group(-1003, "Quiet", supergroup=True, bot_status="restricted")
+
+    assert (await bot.get_chat("@Posting")).id == posting.id
+    with pytest.raises(BadRequest, match=r"(?i)chat not found"):
+        await bot.get_chat("@nobody_here")
+    member = await bot.get_chat_member(posting.id, me)
+    assert member.status == "administrator" and member.can_post_messages is True
+    assert (await bot.get_chat_member(mute.id, me)).can_post_messages is False
+    restricted = await bot.get_chat_member(quiet.id, me)
+    assert restricted.status == "restricted" and restricted.can_send_messages is False
+    await bot.send_message(posting.id, "x")
+    with pytest.raises(BadRequest, match=r"(?i)need administrator rights"):
+        await bot.send_message(mute.id, "x")
+    with pytest.raises(BadRequest, match=r"(?i)not enough rights"):
+        await bot.send_message(quiet.id, "x")
+
+
 async def test_wait_for_messages_reports_what_arrived(fake, bot):
     chat = fake.private_chat(fake.add_user(1001))
 

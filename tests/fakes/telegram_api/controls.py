@@ -61,7 +61,8 @@ class Controls(FakeState):
         creator: User | None = None,
         bot_status: str = "member",
     ) -> Chat:
-        """A group (or supergroup, or forum supergroup) the bot is in; chat_id is negative."""
+        """A group (or supergroup, or forum supergroup) the bot is in; chat_id is negative.
+        bot_status="restricted": the bot is a member that may not send messages."""
         if chat_id >= 0:
             raise ValueError("group chat ids are negative")
         kind = "supergroup" if supergroup or forum else "group"
@@ -79,12 +80,14 @@ class Controls(FakeState):
         admins: Iterable[User] = (),
         creator: User | None = None,
         bot_status: str = "administrator",
+        bot_can_post: bool = True,
     ) -> Chat:
-        """A channel; the bot must be an administrator to post there, as on Telegram."""
+        """A channel; the bot must be an administrator allowed to post messages to post
+        there, as on Telegram (bot_can_post=False: an administrator without that right)."""
         if chat_id >= 0:
             raise ValueError("channel chat ids are negative")
         chat = Chat(chat_id, "channel", title=title, username=username)
-        self._register(chat, bot_status)
+        self._register(chat, bot_status).bot_can_post = bot_can_post
         self.set_admins(chat_id, admins, creator=creator)
         return chat
 

@@ -219,6 +219,10 @@ class BotMethods(FakeState):
         if sending:
             if state.chat.type == "channel" and state.bot_status != "administrator":
                 raise ApiError(403, "Forbidden: bot is not a member of the channel chat")
+            if state.chat.type == "channel" and not state.bot_can_post:
+                raise bad_request("need administrator rights in the channel chat")
+            if state.bot_status == "restricted":
+                raise bad_request("not enough rights to send text messages to the chat")
             thread_id = params.get("message_thread_id")
             if thread_id is not None and state.chat.is_forum and thread_id not in state.topics:
                 raise bad_request("message thread not found")
@@ -464,7 +468,7 @@ class BotMethods(FakeState):
         user = self._users.get(params["user_id"])
         if user is None:
             raise bad_request("user not found")
-        return self._member_api(user, self._status_of(state, user.id))
+        return self._member_api(user, self._status_of(state, user.id), state)
 
     def _get_chat_administrators(self, params: dict[str, Any]) -> list[JsonDict]:
         state = self._target(params)
@@ -472,7 +476,7 @@ class BotMethods(FakeState):
             raise bad_request("there are no administrators in the private chat")
         admins = [self._member_api(self._users[uid], st) for uid, st in state.admins.items()]
         if state.bot_status == "administrator":
-            admins.append(self._member_api(self.bot_user, "administrator"))
+            admins.append(self._member_api(self.bot_user, "administrator", state))
         return admins
 
     def _get_chat(self, params: dict[str, Any]) -> JsonDict:

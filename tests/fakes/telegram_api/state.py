@@ -135,7 +135,7 @@ class StoredFile:
 @dataclass
 class ChatState:
     chat: Chat
-    bot_status: str  # member, administrator, kicked, left
+    bot_status: str  # member, administrator, restricted (may not send), kicked, left
     api: JsonDict
     next_message_id: int = 1
     messages: dict[int, SentMessage] = field(default_factory=dict)
@@ -146,6 +146,7 @@ class ChatState:
     deactivated: bool = False
     migrated_to: int | None = None
     forced_retry: deque[int] = field(default_factory=deque)
+    bot_can_post: bool = True  # as an administrator of a channel: can_post_messages
 
     def take_message_id(self) -> int:
         message_id = self.next_message_id
@@ -218,6 +219,27 @@ DEFAULT_UPDATES: Final = frozenset(
         "removed_chat_boost",
     }
 )
+# A member who may not send anything (every required field of ChatMemberRestricted).
+_RESTRICTED_RIGHTS: Final = {
+    "is_member": True,
+    "can_send_messages": False,
+    "can_send_audios": False,
+    "can_send_documents": False,
+    "can_send_photos": False,
+    "can_send_videos": False,
+    "can_send_video_notes": False,
+    "can_send_voice_notes": False,
+    "can_send_polls": False,
+    "can_send_other_messages": False,
+    "can_add_web_page_previews": False,
+    "can_react_to_messages": False,
+    "can_edit_tag": False,
+    "can_change_info": False,
+    "can_invite_users": False,
+    "can_pin_messages": False,
+    "can_manage_topics": False,
+    "until_date": 0,
+}
 _ADMIN_RIGHTS: Final = {
     "can_be_edited": False,
     "is_anonymous": False,
@@ -377,12 +399,17 @@ class FakeState:
             message["edit_date"] = sent.edit_date
         return message
 
-    def _member_api(self, user: User, status: str) -> JsonDict:
+    def _member_api(self, user: User, status: str, state: ChatState | None = None) -> JsonDict:
+        """A ChatMember; `state` gives the bot's own rights in that chat."""
         member: JsonDict = {"status": status, "user": user.to_api()}
         if status == "creator":
             member["is_anonymous"] = False
         elif status == "administrator":
             member.update(_ADMIN_RIGHTS)
+            if state is not None and user.id == self.bot_user.id:
+                member["can_post_messages"] = state.bot_can_post
+        elif status == "restricted":
+            member.update(_RESTRICTED_RIGHTS)
         elif status == "kicked":
             member["until_date"] = 0
         return member
