@@ -523,6 +523,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Something went wrong on my side; nothing was changed. Please try again in a minute.",
         "zh": "机器人内部出错，没有做任何改动。请稍后再试。",
     },
+    "error.database_unavailable": {
+        "en": "My database cannot be reached right now; nothing was changed. Please try again in a minute.",
+        "zh": "机器人的数据库暂时无法连接，没有做任何改动。请稍后再试。",
+    },
     "error.argument_too_long": {
         "en": "That is too long ({length} characters). Please send something shorter.",
         "zh": "内容太长（{length} 个字符），请发送短一些的内容。",

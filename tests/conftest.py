@@ -30,13 +30,20 @@ _current: dict[str, str] = {}
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: the test runs on SQLite only")
+    config.addinivalue_line("markers", "postgresql_only: the test runs on PostgreSQL only")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     folder = Path(str(metafunc.definition.path)).parent.name
-    if folder in BOTH_BACKENDS and not metafunc.definition.get_closest_marker("sqlite_only"):
-        metafunc.fixturenames.append("backend")
-        metafunc.parametrize("backend", BACKENDS, indirect=True)
+    marked = metafunc.definition.get_closest_marker
+    if marked("postgresql_only"):
+        backends: tuple[str, ...] = ("postgresql",)
+    elif folder in BOTH_BACKENDS and not marked("sqlite_only"):
+        backends = BACKENDS
+    else:
+        return
+    metafunc.fixturenames.append("backend")
+    metafunc.parametrize("backend", backends, indirect=True)
 
 
 @pytest.fixture

@@ -13,7 +13,13 @@ it never skips.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import glob
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -84,3 +90,74 @@ async def integrity(store: Any) -> str:
         return "ok"
     [row] = await store.db.fetchall("PRAGMA integrity_check")
     return str(row[0])
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of one test's own, on a free port, which the test may restart
+    (the shared server must not be: other tests use it at the same time). Run as root,
+    its files belong to the postgres user, as PostgreSQL insists."""
+
+    def __init__(self) -> None:
+        self.bindir = _postgresql_bindir()
+        self.folder = Path(tempfile.mkdtemp(prefix="news-notifier-pg-"))
+        self.data = self.folder / "data"
+        self.port = _free_port()
+        self.url = f"postgresql://root@127.0.0.1:{self.port}/postgres"
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres")
+
+    def _run(self, *command: str) -> None:
+        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*as_postgres, *command], check=True, capture_output=True, timeout=60)
+
+    def _ctl(self, action: str, *extra: str) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(
+            f"{self.bindir}/pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.folder / "log"),
+            "-o",
+            options,
+            "-w",
+            *extra,
+            action,
+        )
+
+    def start(self) -> None:
+        self._run(
+            f"{self.bindir}/initdb",
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "root",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
+        self._ctl("start")
+
+    def restart(self) -> None:
+        """What an operator's restart does: connections are closed, the server comes back."""
+        self._ctl("restart", "-m", "fast")
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            self._ctl("stop", "-m", "immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _postgresql_bindir() -> str:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        raise RuntimeError("no PostgreSQL server binaries (initdb) under /usr/lib/postgresql")
+    return str(Path(found[-1]).parent)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

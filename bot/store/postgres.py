@@ -140,7 +140,10 @@ class PostgresDatabase:
         try:
             pool = await asyncpg.create_pool(
                 url,
-                min_size=1,
+                # No floor: asyncpg would keep reconnecting to restore it in the background
+                # while the server is down (a traceback each time); a connection is made
+                # when the next use asks for one instead.
+                min_size=0,
                 max_size=POOL_SIZE,
                 timeout=CONNECT_TIMEOUT,
                 server_settings={"statement_timeout": str(STATEMENT_TIMEOUT_MS)},
