@@ -82,8 +82,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.models import Entry
 from bot.store import Store
-from bot.store.db import Database, _statements, migrations
+from bot.store.db import migrations, statements
 from bot.store.feeds import FeedCheck
+from bot.store.sqlite import SqliteDatabase as Database
 from bot.store.stories import Delivery
 
 HOUR_MS = 3_600_000
@@ -776,10 +777,10 @@ async def postgres_migrate(conn: Any) -> list[str]:
             " number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
         current = await conn.fetchval("SELECT COALESCE(MAX(number), 0) FROM schema_migrations")
-        for number, name, sql in migrations("migrations/postgresql"):
+        for number, name, sql in migrations("postgresql"):
             if number <= current:
                 continue
-            for statement in _statements(sql):
+            for statement in statements(sql):
                 await conn.execute(statement)
             await conn.execute(
                 "INSERT INTO schema_migrations (number, name, applied_at) VALUES ($1, $2, $3)",

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import itertools
 import logging
-import sqlite3
+import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import FeedError, UserError
-from bot.store import DatabaseLockedError, DatabaseLostError, Store
+from bot.store import DatabaseLockedError, DatabaseLostError, DatabaseUnavailableError, Store
+from bot.store.db import missing, shown_location
 from bot.text import html_to_plain
 
 if TYPE_CHECKING:
@@ -86,12 +88,43 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def open_store(settings: Settings, *, hint: str = "") -> Store | None:
-    """The store for a command that writes; None (and one line why) while a bot holds it."""
+    """The store for a command that writes; None (and one line why) while a bot holds it,
+    or when its database server cannot be reached."""
     try:
         return await Store.open(settings.database.path)
-    except DatabaseLockedError as error:
+    except (DatabaseLockedError, DatabaseUnavailableError) as error:
         print(f"news-notifier: {error}{hint}", file=sys.stderr)
         return None
+
+
+# Start-up while the database server cannot be reached: seconds before each next attempt
+# (the last repeats). A container may start before its database is up.
+DATABASE_BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+
+
+async def open_store_when_reachable(settings: Settings, stop: asyncio.Event) -> Store | None:
+    """The bot's store, trying again while its server cannot be reached (one log line per
+    attempt); None when `stop` came first or another bot holds the database (said in one
+    line)."""
+    for attempt in itertools.count(1):
+        try:
+            return await Store.open(settings.database.path)
+        except DatabaseLockedError as error:
+            print(f"news-notifier: {error}", file=sys.stderr)
+            return None
+        except DatabaseUnavailableError as error:
+            delay = DATABASE_BACKOFF[min(attempt, len(DATABASE_BACKOFF)) - 1]
+            log.warning(
+                "event=database_unreachable attempt=%d error=%r retry_in=%.0fs",
+                attempt,
+                error.problem,
+                delay,
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        if stop.is_set():
+            return None
+    raise AssertionError("unreachable")
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -102,15 +135,19 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    store = await open_store(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # run() keeps them on the same event
+        loop.add_signal_handler(signum, stop.set)
+    store = await open_store_when_reachable(settings, stop)
     if store is None:
-        return EXIT_USAGE
+        return 0 if stop.is_set() else EXIT_USAGE
     from telegram.error import InvalidToken
 
     from bot.telegram.app import run
 
     try:
-        await run(settings, store)
+        await run(settings, store, stop=stop)
     except DatabaseLostError:
         return EXIT_DATABASE_LOST  # logged at CRITICAL when it was found
     except InvalidToken as error:
@@ -160,26 +197,22 @@ def plain(key: str, **values: object) -> str:
     return html_to_plain(t("en", key, **values))
 
 
-def is_file(path: str) -> bool:
-    return Path(path).is_file()
-
-
 async def cmd_export_opml(args: argparse.Namespace, settings: Settings) -> int:
     from bot.opml import OpmlFeed, build_opml
 
-    path = settings.database.path
-    if not is_file(path):
+    path = shown_location(settings.database.path)
+    if missing(settings.database.path):
         print(f"news-notifier: no database at {path}", file=sys.stderr)
         return 1
-    # Read-only and without the process lock: exporting beside a running bot is safe (WAL).
+    # Read-only and without the process lock: exporting beside a running bot is safe.
     try:
-        store = await Store.open(path, exclusive=False, read_only=True)
+        store = await Store.open(settings.database.path, exclusive=False, read_only=True)
         try:
             title = await store.stats.chat_title(args.chat_id)
             feeds = await store.stats.exported_feeds(args.chat_id)
         finally:
             await store.close()
-    except sqlite3.Error as error:
+    except Exception as error:  # sqlite3's or asyncpg's: either way, one line
         print(f"news-notifier: database {path} cannot be read ({error})", file=sys.stderr)
         return 1
     if title is None:

@@ -45,11 +45,12 @@ RETIRED: frozenset[tuple[str, str]] = frozenset(
     }
 )
 
-# What database.path accepts, in the one line a refused value prints. The PostgreSQL
-# backend (a later issue) changes this line and lets its scheme through `_database_path`.
+# What database.path accepts, in the one line a refused value prints.
 DATABASE_ACCEPTED = (
-    "a file path for SQLite (this version supports no database URLs such as postgresql://)"
+    "a file path for SQLite, or a postgresql:// (or postgres://) URL with a host and a "
+    "database name"
 )
+POSTGRESQL_SCHEMES = ("postgresql", "postgres")
 # A URL's scheme (RFC 3986) followed by "//": "C:\\db" or "backups/08:00.sqlite3" are paths.
 URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 # The password of a URL's user:password@ (group 1), kept out of error lines.
@@ -330,11 +331,21 @@ def _nonempty(value: Any) -> str:
 
 
 def _database_path(value: Any) -> str:
-    """A file path; a URL is refused rather than taken for one (a folder "postgresql:")."""
-    path = _nonempty(value)
-    if URL_SCHEME.match(path):
+    """A file path, or a PostgreSQL URL. Any other URL is refused rather than taken for a
+    path (a folder "mysql:"), and so is a PostgreSQL URL without a host or database."""
+    location = _nonempty(value)
+    if not URL_SCHEME.match(location):
+        return location
+    try:
+        parts = urlsplit(location)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError(DATABASE_ACCEPTED) from None
+    if parts.scheme.lower() not in POSTGRESQL_SCHEMES or not parts.path.strip("/"):
         raise ValueError(DATABASE_ACCEPTED)
-    return path
+    if not parts.hostname and "host=" not in parts.query:
+        raise ValueError(DATABASE_ACCEPTED)
+    return location
 
 
 def _public_url(value: Any) -> str | None:

@@ -42,6 +42,16 @@ class DatabaseLostError(Exception):
         self.problem = problem
 
 
+class DatabaseUnavailableError(Exception):
+    """The database server cannot be reached now (restarting, network cut): what was being
+    done is not kept, and is done again on a new connection."""
+
+    def __init__(self, location: str, problem: str) -> None:
+        super().__init__(f"database {location} cannot be reached: {problem}")
+        self.location = location
+        self.problem = problem
+
+
 class FailureKind(StrEnum):
     """Why a feed could not be fetched or read."""
 

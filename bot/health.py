@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from bot.config import Settings
 from bot.store import CheckActivity, Store
-
-
-def database_exists(path: str) -> bool:
-    return Path(path).is_file()
+from bot.store.db import missing, shown_location
 
 
 async def check_health(settings: Settings, now_ms: int | None = None) -> tuple[bool, str]:
-    path = settings.database.path
-    if not database_exists(path):
+    path = shown_location(settings.database.path)
+    if missing(settings.database.path):
         return False, f"unhealthy: database {path} does not exist"
     now_ms = now_ms if now_ms is not None else time.time_ns() // 1_000_000
     try:
         # Read-only and without the process lock: it runs beside the bot it checks.
-        store = await Store.open(path, exclusive=False, read_only=True)
+        store = await Store.open(settings.database.path, exclusive=False, read_only=True)
     except Exception as error:
         return False, f"unhealthy: database {path} cannot be opened ({error})"
     try:

@@ -485,7 +485,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "Updates dropped (a chat sending too fast, last {hours} h): {too_fast}\n"
         "Sends with no answer (last {hours} h): {unanswered}, "
         "{assumed_delivered} of them taken as delivered\n"
-        "Database: {database_mb} MB (file + WAL)",
+        "Database: {database_mb} MB ({database_kind})",
         "zh": "<b>机器人统计</b>\n"
         "聊天：{chats_active} 个活跃，{chats_paused} 个已暂停\n"
         "订阅（活跃聊天）：{subscriptions}\n"
@@ -498,7 +498,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "发送错误（过去 {hours} 小时）：{errors}\n"
         "因聊天发送过快而丢弃的更新（过去 {hours} 小时）：{too_fast}\n"
         "未获应答的发送（过去 {hours} 小时）：{unanswered}，其中 {assumed_delivered} 条视为已送达\n"
-        "数据库：{database_mb} MB（文件 + WAL）",
+        "数据库：{database_mb} MB（{database_kind}）",
     },
     # --- the digest (bot/digests/render.py) --------------------------------------------
     "digest.header": {
@@ -515,11 +515,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "过去 24 小时没有新报道。",
     },
     "digest.continued": {"en": "(continued)", "zh": "（续）"},
+    "stats.database.sqlite": {"en": "file + WAL", "zh": "文件 + WAL"},
+    "stats.database.postgresql": {"en": "PostgreSQL", "zh": "PostgreSQL"},
     "stats.no_errors": {"en": "none", "zh": "无"},
     # --- generic ---------------------------------------------------------------------
     "error.internal": {
         "en": "Something went wrong on my side; nothing was changed. Please try again in a minute.",
         "zh": "机器人内部出错，没有做任何改动。请稍后再试。",
+    },
+    "error.database_unavailable": {
+        "en": "My database cannot be reached right now; nothing was changed. Please try again in a minute.",
+        "zh": "机器人的数据库暂时无法连接，没有做任何改动。请稍后再试。",
     },
     "error.argument_too_long": {
         "en": "That is too long ({length} characters). Please send something shorter.",

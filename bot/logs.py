@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from bot.config import LogSettings
-from bot.errors import DatabaseLostError
+from bot.errors import DatabaseLostError, DatabaseUnavailableError
 
 # Anything shaped like a Telegram bot token: digits, a colon (or its URL-encoded %3A, as
 # httpx logs file downloads), 30+ url-safe characters.
@@ -46,14 +46,19 @@ class RedactToken(logging.Filter):
         return True
 
 
-class AfterDatabaseLost(logging.Filter):
-    """A lost database is reported once, at CRITICAL, by the store. The failures it then
-    causes wherever the bot was using it (a command, a refill, a flush) while the bot
-    stops add nothing but tracebacks: drop them."""
+class DatabaseTroubleReported(logging.Filter):
+    """The store reports its own trouble, once: a lost database at CRITICAL, a database
+    server that cannot be reached at WARNING (and again when it answers). The failures this
+    causes wherever the bot was using it (a command, a refill, a flush, a check) add
+    nothing but tracebacks, one per use: drop them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, DatabaseLostError)
+        while error is not None:
+            if isinstance(error, DatabaseLostError | DatabaseUnavailableError):
+                return False
+            error = error.__cause__ or error.__context__
+        return True
 
 
 class TextFormatter(logging.Formatter):
@@ -89,7 +94,7 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(settings: LogSettings, token: str = "", stream: object = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
-    handler.addFilter(AfterDatabaseLost())  # before RedactToken, which formats exc_info
+    handler.addFilter(DatabaseTroubleReported())  # before RedactToken, which formats exc_info
     handler.addFilter(RedactToken(token))
     handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
     root = logging.getLogger()

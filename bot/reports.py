@@ -83,4 +83,5 @@ def render_stats(lang: str, stats: Stats) -> str:
         errors=", ".join(f"{name} {count}" for name, count in errors.items())
         or t(lang, "stats.no_errors"),
         database_mb=f"{stats.database_bytes / 1_048_576:.1f}",
+        database_kind=t(lang, f"stats.database.{stats.database_dialect}"),
     )

@@ -73,7 +73,7 @@ def test_run_with_a_database_url_exits_2_with_one_line_and_creates_nothing(
     result = cli(
         "run",
         env={
-            "NEWS_NOTIFIER_DATABASE": "postgresql://bot:s3cret@db.internal/news",
+            "NEWS_NOTIFIER_DATABASE": "mysql://bot:s3cret@db.internal/news",
             "TELEGRAM_BOT_TOKEN": "123:abc",
             "TELEGRAM_API_BASE_URL": "http://127.0.0.1:9/bot",
         },
@@ -83,4 +83,4 @@ def test_run_with_a_database_url_exits_2_with_one_line_and_creates_nothing(
     line = result.stderr.strip()
     assert "\n" not in line and "NEWS_NOTIFIER_DATABASE" in line
     assert "a file path for SQLite" in line and "s3cret" not in line
-    assert list(tmp_path.iterdir()) == []  # no folder named "postgresql:"
+    assert list(tmp_path.iterdir()) == []  # no folder named "mysql:"

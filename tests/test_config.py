@@ -121,8 +121,8 @@ def test_every_setting_in_default_toml_is_documented() -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "postgresql://bot@db.internal/news",
-        "postgres://bot@db.internal/news",
+        "postgresql://bot@db.internal",  # no database named
+        "postgresql:///news",  # no host
         "mysql://bot@db.internal/news",
         "sqlite:///data/news.sqlite3",
         "sqlite://data/news.sqlite3",
@@ -130,8 +130,8 @@ def test_every_setting_in_default_toml_is_documented() -> None:
     ],
 )
 def test_a_database_url_is_refused_naming_what_is_accepted(url: str) -> None:
-    # Taken as a file path, "postgresql://…" silently became a SQLite file in a folder
-    # named "postgresql:". Until a URL scheme is supported, every one is refused.
+    # Taken as a file path, "mysql://…" would silently become a SQLite file in a folder
+    # named "mysql:". Only PostgreSQL URLs, with a host and a database, are databases.
     with pytest.raises(ConfigError) as error:
         load_settings(None, {"NEWS_NOTIFIER_DATABASE": url})
     message = str(error.value)
@@ -141,15 +141,28 @@ def test_a_database_url_is_refused_naming_what_is_accepted(url: str) -> None:
 
 def test_a_database_url_in_the_settings_file_is_refused_too(tmp_path: Path) -> None:
     user = tmp_path / "settings.toml"
-    user.write_text('[database]\npath = "postgresql://db.internal/news"\n')
-    with pytest.raises(ConfigError, match=r"^setting database\.path is 'postgresql://"):
+    user.write_text('[database]\npath = "mysql://db.internal/news"\n')
+    with pytest.raises(ConfigError, match=r"^setting database\.path is 'mysql://"):
         load_settings(user, {})
 
 
 def test_a_refused_database_url_does_not_show_its_password() -> None:
     with pytest.raises(ConfigError) as error:
-        load_settings(None, {"NEWS_NOTIFIER_DATABASE": "postgresql://bot:s3cret@db/news"})
-    assert "s3cret" not in str(error.value) and "postgresql://bot:***@db/news" in str(error.value)
+        load_settings(None, {"NEWS_NOTIFIER_DATABASE": "mysql://bot:s3cret@db/news"})
+    assert "s3cret" not in str(error.value) and "mysql://bot:***@db/news" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://bot@db.internal/news",
+        "postgres://bot:s3cret@db.internal:5433/news",
+        "postgresql://bot@db.internal/news?sslmode=require",
+        "postgresql:///news?host=/var/run/postgresql",
+    ],
+)
+def test_a_postgresql_url_is_a_database(url: str) -> None:
+    assert load_settings(None, {"NEWS_NOTIFIER_DATABASE": url}).database.path == url
 
 
 @pytest.mark.parametrize(

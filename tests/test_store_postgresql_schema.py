@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from bot.store.db import _statements, migrations
+from bot.store.db import migrations, statements
 
 ADMIN_DSN = os.environ.get(
     "NEWS_NOTIFIER_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/postgres"
 )
-POSTGRESQL = "migrations/postgresql"
+POSTGRESQL = "postgresql"
 
 # SQLite INTEGER columns that stay INTEGER on PostgreSQL: small counts and clock fields.
 # Every other one holds epoch milliseconds, a Telegram id or a row id: BIGINT.
@@ -77,7 +77,7 @@ def sqlite_schema() -> tuple[dict[str, list[tuple[str, str]]], set[str]]:
     conn = sqlite3.connect(":memory:")
     try:
         for _, _, sql in migrations():
-            for statement in _statements(sql):
+            for statement in statements(sql):
                 conn.execute(statement)
         tables = [
             row[0]
@@ -104,7 +104,7 @@ def sqlite_schema() -> tuple[dict[str, list[tuple[str, str]]], set[str]]:
 async def test_postgresql_schema_applies_and_matches_sqlite(scratch: asyncpg.Connection) -> None:
     async with scratch.transaction():
         for _, _, sql in migrations(POSTGRESQL):
-            for statement in _statements(sql):
+            for statement in statements(sql):
                 await scratch.execute(statement)
 
     sqlite_columns, sqlite_indexes = sqlite_schema()
@@ -146,7 +146,7 @@ async def test_postgresql_schema_takes_what_sqlite_takes(scratch: asyncpg.Connec
     """Telegram ids beyond 32 bits, ids copied as they are (migrate-db), the partial unique
     index that makes a story reach a chat once, and a bare ON CONFLICT DO NOTHING on it."""
     for _, _, sql in migrations(POSTGRESQL):
-        for statement in _statements(sql):
+        for statement in statements(sql):
             await scratch.execute(statement)
     group = -1_001_234_567_890
     await scratch.execute(

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.errors import FailureKind, FeedFailure
+from bot.errors import DatabaseUnavailableError, FailureKind, FeedFailure
 from bot.feeds.pipeline import FeedPipeline
 from bot.store import Feed, Store
 
@@ -115,6 +115,10 @@ class Poller:
                 await self.pipeline.check(feed)
             except asyncio.CancelledError:
                 raise
+            except DatabaseUnavailableError:
+                # Nothing of the check was kept (its transaction never committed) and the
+                # feed is still due: the next tick after the database is back checks it.
+                pass
             except Exception:  # a bug in one check must not stop polling
                 log.exception("event=check_crashed feed=%d url=%s", feed.id, feed.url)
                 await self.pipeline.record_failure(feed, FeedFailure(FailureKind.INTERNAL))

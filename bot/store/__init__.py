@@ -1,14 +1,16 @@
 """Storage: all SQL lives below this package, behind `Store`.
 
-Plain SQL, numbered migrations (migrations/NNNN_name.sql) applied at start. The SQL sticks
-to what SQLite and PostgreSQL share where it costs nothing (INSERT … ON CONFLICT … DO
-NOTHING RETURNING), so a PostgreSQL backend can later sit behind the same interface.
+Plain SQL, numbered migrations per backend (migrations/<sqlite|postgresql>/NNNN_name.sql)
+applied at start. The SQL sticks to what SQLite and PostgreSQL share (INSERT … ON CONFLICT
+… DO NOTHING RETURNING, `?` parameters), so the same store runs on either (bot/store/db.py).
 """
 
 from __future__ import annotations
 
+from bot.errors import DatabaseLockedError, DatabaseLostError, DatabaseUnavailableError
+from bot.store.backends import open_database
 from bot.store.chats import Chat, ChatStore, Paused, Subscription
-from bot.store.db import Database, DatabaseLockedError, DatabaseLostError
+from bot.store.db import Database
 from bot.store.feeds import Feed, FeedStore, FeedUpdate
 from bot.store.imports import ImportStore, UnfinishedImport
 from bot.store.outbox import OutboxItem, OutboxStore, StoryText
@@ -24,6 +26,7 @@ __all__ = [
     "Database",
     "DatabaseLockedError",
     "DatabaseLostError",
+    "DatabaseUnavailableError",
     "ExportedFeed",
     "Feed",
     "FeedState",
@@ -60,10 +63,11 @@ class Store:
         self.websub = WebSubStore(db)
 
     @classmethod
-    async def open(cls, path: str, *, exclusive: bool = True, read_only: bool = False) -> Store:
-        """exclusive=False skips the process lock; read_only opens without migrating, for a
-        reader beside a running bot (healthcheck, export-opml)."""
-        return cls(await Database.open(path, exclusive=exclusive, read_only=read_only))
+    async def open(cls, location: str, *, exclusive: bool = True, read_only: bool = False) -> Store:
+        """The store on the database at `location`: a SQLite file path or a postgresql://
+        URL. exclusive=False skips the one-instance lock; read_only opens without migrating,
+        for a reader beside a running bot (healthcheck, export-opml)."""
+        return cls(await open_database(location, exclusive=exclusive, read_only=read_only))
 
     async def close(self) -> None:
         await self.db.close()

@@ -164,20 +164,29 @@ class ChatStore:
             if await conn.fetchone("SELECT 1 FROM chats WHERE id = ?", (new_id,)):
                 # The new id already exists (a message from the supergroup arrived first):
                 # move what it lacks, then drop the old chat.
+                # (What the new id has already stays; what would clash with it is left on
+                # the old chat and goes with it.)
                 await conn.execute(
-                    "UPDATE OR IGNORE subscriptions SET chat_id = ? WHERE chat_id = ?",
-                    (new_id, old_id),
+                    "UPDATE subscriptions SET chat_id = ? WHERE chat_id = ? AND feed_id NOT IN"
+                    " (SELECT feed_id FROM subscriptions WHERE chat_id = ?)",
+                    (new_id, old_id, new_id),
                 )
                 await conn.execute(
-                    "UPDATE OR IGNORE keywords SET chat_id = ? WHERE chat_id = ?", (new_id, old_id)
+                    "UPDATE keywords SET chat_id = ? WHERE chat_id = ? AND position NOT IN"
+                    " (SELECT position FROM keywords WHERE chat_id = ?)",
+                    (new_id, old_id, new_id),
                 )
                 await conn.execute("DELETE FROM chats WHERE id = ?", (old_id,))
             else:
                 await conn.execute(
                     "UPDATE chats SET id = ?, kind = 'supergroup' WHERE id = ?", (new_id, old_id)
                 )
+            # An alert the new id already has (outbox_alert_once) stays with the old id.
             await conn.execute(
-                "UPDATE OR IGNORE outbox SET chat_id = ? WHERE chat_id = ?", (new_id, old_id)
+                "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND NOT (kind = 'alert'"
+                " AND story_id IS NOT NULL AND story_id IN (SELECT story_id FROM outbox"
+                " WHERE chat_id = ? AND kind = 'alert' AND story_id IS NOT NULL))",
+                (new_id, old_id, new_id),
             )
 
     # --- subscriptions ---------------------------------------------------------------
@@ -250,7 +259,7 @@ class ChatStore:
             await conn.execute("DELETE FROM keywords WHERE chat_id = ?", (chat_id,))
             await conn.executemany(
                 "INSERT INTO keywords (chat_id, position, text, exclude) VALUES (?, ?, ?, ?)",
-                [(chat_id, i, text, int(ex)) for i, (text, ex) in enumerate(keywords)],
+                [(chat_id, i, text, bool(ex)) for i, (text, ex) in enumerate(keywords)],
             )
 
     # --- digest ------------------------------------------------------------------------

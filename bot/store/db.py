@@ -1,81 +1,108 @@
-"""The one owner of the SQLite connection: open, lock, migrate, serialize, close.
+"""The database behind the store, whichever it is: SQLite (bot/store/sqlite.py, the embedded
+default) or PostgreSQL (bot/store/postgres.py). Nothing above the store knows which.
 
-aiosqlite runs one connection on one thread. Coroutines that shared it freely could
-interleave their statements inside each other's transactions, so every use goes through
-`transaction()` or `read()`, which take one asyncio lock. A second process on the same
-database is refused with an exclusive lock on a side file (fcntl), released by the kernel
-even after kill -9.
+Both speak the same small surface: a `Connection` runs plain SQL with `?` parameters and
+returns rows as sequences; a `Database` hands out one connection for a transaction or a
+read. The store's SQL sticks to what both accept; the few places where they differ are
+spelled per backend through `Connection.dialect`, inside bot/store/ only.
 
-An open SQLite file that is deleted or replaced keeps working through its descriptor, so a
-bot would go on accepting writes nobody can ever read back. The file's identity (device,
-inode) is recorded at open and checked before every commit and by `check_file()` (the run
-loop calls it periodically); a deleted or replaced file, a folder that can no longer be
-written, or a write refused as read-only makes the database lost: reported once, and
-every later use raises DatabaseLostError.
+`open_database` (bot/store/backends.py) picks the backend from NEWS_NOTIFIER_DATABASE: a
+`postgresql://` (or `postgres://`) URL, else a file path. Each backend keeps its numbered
+migrations in bot/store/migrations/<dialect>/, in step with the other's (same numbers and
+names).
 """
 
 from __future__ import annotations
 
-import asyncio
-import fcntl
-import logging
-import os
 import re
-import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
-import aiosqlite
-
-from bot.errors import DatabaseLockedError, DatabaseLostError
-
-log = logging.getLogger(__name__)
-
-MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-# Primary SQLite result codes of a write that storage refused (extended codes carry these
-# in their low byte). SQLITE_FULL is not one of them: a full disk heals once space is freed.
-SQLITE_READONLY = 8
-SQLITE_IOERR = 10
-
+from bot.errors import DatabaseLostError
 
 Params = Sequence[Any]
 Row = Sequence[Any]
+Dialect = Literal["sqlite", "postgresql"]
+
+MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
 
 
-class Connection:
-    """The few calls the store makes inside a transaction or a read: plain SQL with `?`
-    parameters, rows as sequences. A second backend implements this same surface."""
+class Connection(Protocol):
+    """The few calls the store makes inside a transaction or a read."""
 
-    __slots__ = ("_conn",)
+    dialect: Dialect
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        cursor = await self._conn.execute(sql, params)
-        return list(await cursor.fetchall())
-
-    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        cursor = await self._conn.execute(sql, params)
-        return await cursor.fetchone()
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; returns the number of rows it changed."""
-        cursor = await self._conn.execute(sql, params)
-        return cursor.rowcount
+        ...
 
-    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        await self._conn.executemany(sql, rows)
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None: ...
 
 
-def migrations(folder: str = "migrations") -> list[tuple[int, str, str]]:
-    """(number, name, sql) of every migration shipped in bot/store/<folder>, in order:
-    SQLite's by default, PostgreSQL's (kept in step with them) in "migrations/postgresql"."""
+class Database(Protocol):
+    """One database, open: `transaction()` for writes (all or nothing), `read()` for reads
+    that must see a consistent state. Close with `close()`."""
+
+    dialect: Dialect
+    location: str  # the file, or the URL without its password: for messages and logs
+    lost: DatabaseLostError | None
+    on_lost: Callable[[DatabaseLostError], None] | None  # told once when it is lost
+
+    def transaction(self) -> AbstractAsyncContextManager[Connection]: ...
+
+    def read(self) -> AbstractAsyncContextManager[Connection]: ...
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    async def execute(self, sql: str, params: Params = ()) -> int: ...
+
+    async def check(self) -> None:
+        """Raise DatabaseLostError when the storage is no longer this bot's to write (the
+        SQLite file deleted or replaced; another instance holding a PostgreSQL database)."""
+        ...
+
+    async def size_bytes(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+def is_postgresql(location: str) -> bool:
+    return location.startswith(POSTGRESQL_SCHEMES)
+
+
+def shown_location(location: str) -> str:
+    """The location for messages and logs: a path as it is, a URL without its password."""
+    if not is_postgresql(location):
+        return location
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def missing(location: str) -> bool:
+    """A SQLite database whose file does not exist (a reader must not create it); a
+    PostgreSQL database is never missing in this sense: opening it says what is wrong."""
+    return not is_postgresql(location) and not Path(location).is_file()
+
+
+def migrations(dialect: Dialect = "sqlite") -> list[tuple[int, str, str]]:
+    """(number, name, sql) of every migration shipped for `dialect`, in order."""
     found = []
-    for item in resources.files("bot.store").joinpath(*folder.split("/")).iterdir():
+    for item in resources.files("bot.store").joinpath("migrations", dialect).iterdir():
         match = MIGRATION_NAME.match(item.name)
         if match:
             found.append((int(match.group(1)), item.name, item.read_text(encoding="utf-8")))
@@ -86,238 +113,37 @@ def migrations(folder: str = "migrations") -> list[tuple[int, str, str]]:
     return found
 
 
-class Database:
-    """Open with `await Database.open(path)`; always `await db.close()` (or `async with`)."""
-
-    def __init__(self, conn: aiosqlite.Connection, path: str, lock_file: IO[bytes] | None):
-        self._conn = conn
-        self._wrapped = Connection(conn)
-        self.path = path
-        self._lock_file = lock_file
-        self._lock = asyncio.Lock()
-        self._closed = False
-        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of a writable file
-        self.lost: DatabaseLostError | None = None
-        # Called once when the database is found lost (the run loop stops on it).
-        self.on_lost: Callable[[DatabaseLostError], None] | None = None
-
-    @classmethod
-    async def open(cls, path: str, *, exclusive: bool = True, read_only: bool = False) -> Database:
-        """Open (creating the file and its folder), take the process lock, run migrations.
-
-        exclusive=False skips the process lock (the healthcheck reads beside a running bot).
-        """
-        lock_file = None
-        if path != ":memory:":
-            if not read_only:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            if exclusive:
-                lock_file = _take_process_lock(path)
-        try:
-            if read_only:
-                conn = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True)
-            else:
-                conn = await aiosqlite.connect(path, isolation_level=None)
-        except BaseException:
-            if lock_file:
-                lock_file.close()
-            raise
-        db = cls(conn, path, lock_file)
-        try:
-            if path != ":memory:" and not read_only:
-                db._identity = _identity(os.stat(path))
-            await db._configure(read_only)
-            if not read_only:
-                await db._migrate()
-        except BaseException:
-            await db.close()
-            raise
-        return db
-
-    async def _configure(self, read_only: bool) -> None:
-        conn = self._conn
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA busy_timeout = 5000")
-        await conn.execute("PRAGMA foreign_keys = ON")
-        if not read_only:
-            # WAL: readers (healthcheck, backups) never block the bot; NORMAL sync is
-            # durable across a process kill, which is the crash this bot must survive.
-            await conn.execute("PRAGMA journal_mode = WAL")
-            await conn.execute("PRAGMA synchronous = NORMAL")
-
-    async def _migrate(self) -> None:
-        async with self.transaction() as conn:
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-            )
-            (current,) = await conn.fetchone(  # type: ignore[misc]
-                "SELECT COALESCE(MAX(number), 0) FROM schema_migrations"
-            )
-            for number, name, sql in migrations():
-                if number <= current:
-                    continue
-                log.info("event=migration number=%d name=%s", number, name)
-                for statement in _statements(sql):
-                    await conn.execute(statement)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (number, name, applied_at)"
-                    " VALUES (?, ?, datetime('now'))",
-                    (number, name),
-                )
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
-        """One write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on any error).
-
-        Cancellation-safe: aiosqlite runs a statement on its thread even when the awaiting
-        task is cancelled, so a cancelled BEGIN may still open a transaction. Whatever
-        interrupts us, a ROLLBACK is queued behind it (statements run in order), and the
-        COMMIT or ROLLBACK is shielded so no transaction is ever left open.
-        """
-        async with self._lock:
-            self._raise_if_lost()
-            try:
-                await self._conn.execute("BEGIN IMMEDIATE")
-                yield self._wrapped
-                # The last moment to refuse: committed into a deleted file, it is lost.
-                self._check_identity()
-            except BaseException as error:
-                await asyncio.shield(self._rollback())
-                self._raise_if_storage_failed(error)
-                raise
-            try:
-                await asyncio.shield(self._conn.execute("COMMIT"))
-            except sqlite3.Error as error:
-                self._raise_if_storage_failed(error)
-                raise
-
-    async def _rollback(self) -> None:
-        try:
-            await self._conn.execute("ROLLBACK")
-        except sqlite3.OperationalError:  # BEGIN never ran, or failed: nothing to undo
-            pass
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[Connection]:
-        """Reads that must not run inside another coroutine's open transaction."""
-        async with self._lock:
-            self._raise_if_lost()  # a lost file's answers describe a database nobody has
-            yield self._wrapped
-
-    # --- a database file that went away -------------------------------------------------
-
-    def check_file(self) -> None:
-        """Raise DatabaseLostError when the file was deleted or replaced, or its folder can
-        no longer be written (a remount read-only). A few system calls: cheap to call often.
-        """
-        self._raise_if_lost()
-        self._check_identity()
-        folder = os.path.dirname(os.path.abspath(self.path))
-        if self._identity is not None and not os.access(folder, os.W_OK):
-            raise self._lose(f"its folder {folder} can no longer be written")
-
-    def _check_identity(self) -> None:
-        if self._identity is None:
-            return
-        try:
-            found = _identity(os.stat(self.path))
-        except FileNotFoundError:
-            raise self._lose("the file was deleted or moved away while the bot ran") from None
-        except OSError as error:
-            raise self._lose(f"the file cannot be reached ({error.strerror})") from None
-        if found != self._identity:
-            raise self._lose("the file was replaced by another one while the bot ran")
-
-    def _raise_if_storage_failed(self, error: BaseException) -> None:
-        """A write refused as read-only always means the storage is gone; a disk I/O error
-        does when the file or its folder shows why, else it may pass (and is raised as is).
-        """
-        if not isinstance(error, sqlite3.Error):
-            return
-        code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
-        if code not in (SQLITE_READONLY, SQLITE_IOERR) or self._identity is None:
-            return
-        self.check_file()
-        if code == SQLITE_READONLY:
-            raise self._lose(f"it can no longer be written ({error})") from error
-
-    def _raise_if_lost(self) -> None:
-        if self.lost is not None:
-            # A new instance each time: one re-raised everywhere would pile up tracebacks.
-            raise DatabaseLostError(self.lost.path, self.lost.problem)
-
-    def _lose(self, problem: str) -> DatabaseLostError:
-        """Mark the database lost (once: report it, tell on_lost) and return the error."""
-        if self.lost is None:
-            self.lost = DatabaseLostError(self.path, problem)
-            log.critical(
-                "event=database_lost path=%s problem=%r action=%r",
-                self.path,
-                problem,
-                "stopping: nothing more can be stored",
-            )
-            if self.on_lost:
-                self.on_lost(self.lost)
-        return self.lost
-
-    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        async with self.read() as conn:
-            return await conn.fetchall(sql, params)
-
-    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        async with self.read() as conn:
-            return await conn.fetchone(sql, params)
-
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        """One statement in its own transaction; returns the number of rows changed."""
-        async with self.transaction() as conn:
-            return await conn.execute(sql, params)
-
-    async def close(self) -> None:
-        """Close the connection (its thread too, so the process can exit) and the lock."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            await self._conn.close()
-        finally:
-            if self._lock_file:
-                self._lock_file.close()
-
-    async def __aenter__(self) -> Database:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+async def apply_migrations(conn: Connection) -> list[str]:
+    """Run, in one transaction the caller holds, the migrations not yet applied; returns
+    their names. A failed one changes nothing: the caller's transaction rolls back."""
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    row = await conn.fetchone("SELECT COALESCE(MAX(number), 0) FROM schema_migrations")
+    current = int(row[0]) if row else 0
+    applied = []
+    for number, name, sql in migrations(conn.dialect):
+        if number <= current:
+            continue
+        for statement in statements(sql):
+            await conn.execute(statement)
+        await conn.execute(
+            "INSERT INTO schema_migrations (number, name, applied_at) VALUES (?, ?, ?)",
+            (number, name, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())),
+        )
+        applied.append(name)
+    return applied
 
 
-def _identity(stat: os.stat_result) -> tuple[int, int]:
-    return stat.st_dev, stat.st_ino
-
-
-def _take_process_lock(path: str) -> IO[bytes]:
-    lock_path = f"{path}.lock"
-    handle = open(lock_path, "a+b")  # noqa: SIM115 - held open for the process's lifetime
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        owner = handle.read().decode(errors="replace").strip() or "another process"
-        handle.close()
-        raise DatabaseLockedError(
-            f"database {path} is in use by another news-notifier ({owner}); "
-            "stop it first, or give this one its own NEWS_NOTIFIER_DATABASE"
-        ) from None
-    handle.truncate(0)
-    handle.write(f"pid {os.getpid()}".encode())
-    handle.flush()
-    return handle
-
-
-def _statements(sql: str) -> list[str]:
+def statements(sql: str) -> list[str]:
     """Split a migration file into statements (no triggers with inner ';' are used)."""
     without_comments = "\n".join(
         line for line in sql.splitlines() if not line.lstrip().startswith("--")
     )
     return [part.strip() for part in without_comments.split(";") if part.strip()]
+
+
+def marks(count: int) -> str:
+    """`count` parameters for an IN list: "?,?,?"."""
+    return ",".join("?" * count)

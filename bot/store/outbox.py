@@ -211,7 +211,7 @@ class OutboxStore:
     async def bump_counter(self, name: str, now_ms: int, by: int = 1) -> None:
         await self.db.execute(
             "INSERT INTO counters (name, hour, count) VALUES (?, ?, ?)"
-            " ON CONFLICT (name, hour) DO UPDATE SET count = count + excluded.count",
+            " ON CONFLICT (name, hour) DO UPDATE SET count = counters.count + excluded.count",
             (name, now_ms - now_ms % HOUR_MS, by),
         )
 

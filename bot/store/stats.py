@@ -3,7 +3,6 @@ the healthcheck's question (are feeds being checked?)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from bot.clock import DAY_MS, HOUR_MS
@@ -25,7 +24,8 @@ class Stats:
     # flood_wait, error.<kind>, unanswered, assumed_delivered… over `counters_hours`
     counters: dict[str, int]
     counters_hours: int
-    database_bytes: int  # the file and its write-ahead log
+    database_bytes: int  # SQLite: the file and its write-ahead log; PostgreSQL: the database
+    database_dialect: str  # sqlite or postgresql
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,8 @@ class StatsStore:
             sent_last_hour=sent,
             counters={name: int(count) for name, count in counter_rows},
             counters_hours=counters_hours,
-            database_bytes=database_bytes(self.db.path),
+            database_bytes=await self.db.size_bytes(),
+            database_dialect=self.db.dialect,
         )
 
     async def exported_feeds(self, chat_id: int) -> list[ExportedFeed]:
@@ -118,14 +119,3 @@ class StatsStore:
             " AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.feed_id = f.id)"
         )
         return CheckActivity(row[0], row[1]) if row else CheckActivity(0, None)
-
-
-def database_bytes(path: str) -> int:
-    """Size on disk of the database and its WAL (which holds recent writes until a checkpoint)."""
-    total = 0
-    for name in (path, f"{path}-wal"):
-        try:
-            total += os.path.getsize(name)
-        except OSError:  # no WAL right after a checkpoint, or ":memory:"
-            pass
-    return total

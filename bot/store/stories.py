@@ -57,8 +57,12 @@ class CheckUnit:
         self.feed_id = feed_id
 
     async def feed_state(self) -> FeedState:
+        # On PostgreSQL two checks of one feed (the poller's, a /subscribe's) may run at
+        # once: the row lock makes the second wait for the first's commit. SQLite runs one
+        # transaction at a time anyway.
+        lock = " FOR UPDATE" if self._conn.dialect == "postgresql" else ""
         row = await self._conn.fetchone(
-            "SELECT primed_at, newest_timestamp_id FROM feeds WHERE id = ?", (self.feed_id,)
+            f"SELECT primed_at, newest_timestamp_id FROM feeds WHERE id = ?{lock}", (self.feed_id,)
         )
         assert row is not None, f"feed {self.feed_id} does not exist"
         return FeedState(row[0], row[1])

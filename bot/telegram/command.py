@@ -21,7 +21,7 @@ from telegram import Chat, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
-from bot.errors import FeedError, UserError
+from bot.errors import DatabaseUnavailableError, FeedError, UserError
 from bot.i18n import failure_reply, language_of, t
 from bot.telegram.context import BotContext
 from bot.telegram.targets import TargetChat, TargetRefused, resolve_target, split_target
@@ -111,7 +111,11 @@ def command(
             if not await context.access.is_allowed(update, context.bot):
                 await reply(message, t(language_of(language_code), "auth.not_allowed"))
                 return
-            language, resumed = await remember_chat(context, chat, language_code)
+            try:
+                language, resumed = await remember_chat(context, chat, language_code)
+            except DatabaseUnavailableError:
+                await reply(message, t(language_of(language_code), "error.database_unavailable"))
+                return
             text = argument_text(message)
             # A document's caption (/import) reaches no CommandHandler: no context.args.
             args = text.split() if context.args is None else list(context.args)
@@ -151,6 +155,8 @@ async def answer(
         await request.respond(failure_reply(language, error.failure, given=request.text))
     except UserError as error:
         await request.respond(t(language, error.key, **error.values))
+    except DatabaseUnavailableError:  # the store said so in its log; the user is told too
+        await request.respond(t(language, "error.database_unavailable"))
     except Exception:
         log.exception("event=handler_crashed handler=%s chat=%d", handler.__name__, request.chat_id)
         await request.respond(t(language, "error.internal"))

@@ -207,6 +207,8 @@ async def run_import(request: Request, context: BotContext, opml: OpmlDocument) 
             report.not_checked,
         )
         await progress.finish(report)
+        if started is not None:  # done: no longer an import a restart must tell about
+            await rt.store.imports.end(started.chat_id)
         await request.respond(import_summary(lang, report))
     except asyncio.CancelledError:
         raise

@@ -66,4 +66,4 @@ async def database_check(context: BotContext) -> None:
     """Notice a deleted or replaced database file, or a folder gone read-only, while the
     bot is idle. The store reports it and its on_lost stops the run loop."""
     with contextlib.suppress(DatabaseLostError):
-        context.runtime.store.db.check_file()
+        await context.runtime.store.db.check()

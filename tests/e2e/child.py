@@ -71,7 +71,7 @@ class Children:
         self.started: list[Child] = []
 
     async def spawn(
-        self, database: Path, stdout: Output, stderr: Output
+        self, database: Path | str, stdout: Output, stderr: Output
     ) -> asyncio.subprocess.Process:
         """A bare `news-notifier run` on `database`, left to the caller (not in kill_all)."""
         return await asyncio.create_subprocess_exec(
@@ -86,7 +86,7 @@ class Children:
             stderr=stderr,
         )
 
-    async def start(self, database: Path, name: str) -> Child:
+    async def start(self, database: Path | str, name: str) -> Child:
         """A child on `database`, its output in tmp_path/<name>.log."""
         log = self.tmp_path / f"{name}.log"
         with log.open("wb") as output:

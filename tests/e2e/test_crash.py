@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.store import Store
+from tests.databases import Databases, integrity
 from tests.e2e.child import Children
 from tests.fakes.feed_server import FeedItem, FeedServer
 from tests.fakes.telegram_api import FakeTelegram, FloodLimits
@@ -45,7 +46,7 @@ def settings(rate: float) -> str:
     )
 
 
-async def prepare(database: Path, feed_url: str) -> None:
+async def prepare(database: str, feed_url: str) -> None:
     """300 chats subscribed to one primed feed (the test process writes, then lets go)."""
     now = int(time.time() * 1000)
     store = await Store.open(str(database))
@@ -61,12 +62,11 @@ async def prepare(database: Path, feed_url: str) -> None:
         await store.close()
 
 
-async def outbox_statuses(database: Path) -> Counter[str]:
+async def outbox_statuses(database: str) -> Counter[str]:
     """Read after the child has exited (the test then holds the database's lock)."""
     store = await Store.open(str(database))
     try:
-        [check] = await store.db.fetchall("PRAGMA integrity_check")
-        assert check[0] == "ok"
+        assert await integrity(store) == "ok"
         rows = await store.db.fetchall("SELECT status, COUNT(*) FROM outbox GROUP BY status")
         return Counter({row[0]: row[1] for row in rows})
     finally:
@@ -95,15 +95,15 @@ def chats_reached(fake: FakeTelegram) -> int:
 
 @contextlib.asynccontextmanager
 async def setup(
-    tmp_path: Path, feed_server: FeedServer, rate: float
-) -> AsyncIterator[tuple[FakeTelegram, Children, Path]]:
+    tmp_path: Path, databases: Databases, feed_server: FeedServer, rate: float
+) -> AsyncIterator[tuple[FakeTelegram, Children, str]]:
     # The fake keeps Telegram's per-chat limits; its overall limit follows the bot's pace.
     limits = FloodLimits(global_per_second=rate, global_burst=30)
     async with FakeTelegram(limits=limits) as fake:
         for chat_id in CHATS:
             fake.private_chat(fake.add_user(chat_id, f"User {chat_id}"))
         children = Children(tmp_path, fake, settings(rate))
-        database = tmp_path / "bot.sqlite3"
+        database = databases.new()
         try:
             await prepare(database, feed_server.url(FEED))
             publish_story(feed_server)
@@ -113,10 +113,10 @@ async def setup(
 
 
 async def test_kill_9_mid_fan_out_then_restart_delivers_to_every_chat(
-    tmp_path: Path, feed_server: FeedServer
+    tmp_path: Path, databases: Databases, feed_server: FeedServer
 ) -> None:
     rate = 150.0
-    async with setup(tmp_path, feed_server, rate) as (fake, children, database):
+    async with setup(tmp_path, databases, feed_server, rate) as (fake, children, database):
         # Each send takes a little while, so several are in flight when the kill comes.
         fake.delay(0.03, methods=["sendMessage"])
         first = await children.start(database, "run-1")
@@ -153,9 +153,9 @@ async def test_kill_9_mid_fan_out_then_restart_delivers_to_every_chat(
 
 
 async def test_sigterm_mid_fan_out_exits_0_and_restart_finishes_without_duplicates(
-    tmp_path: Path, feed_server: FeedServer
+    tmp_path: Path, databases: Databases, feed_server: FeedServer
 ) -> None:
-    async with setup(tmp_path, feed_server, rate=100.0) as (fake, children, database):
+    async with setup(tmp_path, databases, feed_server, rate=100.0) as (fake, children, database):
         first = await children.start(database, "run-1")
         await fake.wait_for(lambda: len(fake.sent) >= 0.3 * len(CHATS), 30, "30% of the fan-out")
         asked = time.monotonic()

@@ -63,6 +63,7 @@ import pytest
 
 from bot.models import Entry
 from bot.store import Store
+from tests.databases import Databases, integrity
 from tests.e2e.child import Child, Children
 from tests.fakes.feed_server import FeedItem, FeedServer
 from tests.fakes.telegram_api import FakeTelegram, FloodLimits, SentMessage
@@ -261,7 +262,7 @@ def publish(feed_server: FeedServer, plan: Plan, feed: int, stories: list[Story]
     )
 
 
-async def prepare(database: Path, plan: Plan, feed_server: FeedServer) -> int:
+async def prepare(database: str, plan: Plan, feed_server: FeedServer) -> int:
     """The trial's database, written by the test process before the child starts. Returns
     the instant the digests fell due: the last whole minute at least a minute ago (well
     within the default 3 hours' grace), the schedule having been set ten minutes before."""
@@ -376,12 +377,12 @@ class Ledger:
             arrivals.unexpected.append(f"{message.chat_id}: {message.text[:80]!r}")
 
 
-async def database_state(database: Path) -> tuple[str, Counter[str], int, list[tuple]]:
+async def database_state(database: str) -> tuple[str, Counter[str], int, list[tuple]]:
     """integrity_check, outbox rows by status and kind, stories, digest schedules. Read
     after the last child exited (the test then holds the database's lock)."""
-    store = await Store.open(str(database))
+    store = await Store.open(database)
     try:
-        [check] = await store.db.fetchall("PRAGMA integrity_check")
+        check = await integrity(store)
         rows = await store.db.fetchall(
             "SELECT status, kind, COUNT(*) FROM outbox GROUP BY status, kind"
         )
@@ -391,14 +392,28 @@ async def database_state(database: Path) -> tuple[str, Counter[str], int, list[t
             " WHERE digest_hour IS NOT NULL ORDER BY id"
         )
         outbox = Counter({f"{row[0]} {row[1]}": row[2] for row in rows})
-        return check[0], outbox, stories[0], [tuple(row) for row in schedules]
+        return check, outbox, stories[0], [tuple(row) for row in schedules]
     finally:
         await store.close()
 
 
-def crashed_state(database: Path) -> tuple[str, Counter[str]]:
-    """integrity_check and outbox rows by status and kind right after a kill, read-only:
-    nothing is checkpointed, so the restart finds the database as the kill left it."""
+async def crashed_state(database: str) -> tuple[str, Counter[str]]:
+    """integrity_check and outbox rows by status and kind right after a kill, read-only
+    (SQLite: nothing is checkpointed, so the restart finds the database as the kill left
+    it)."""
+    if not database.startswith("postgresql://"):
+        return await asyncio.to_thread(_crashed_sqlite, database)
+    store = await Store.open(database, exclusive=False, read_only=True)
+    try:
+        rows = await store.db.fetchall(
+            "SELECT status, kind, COUNT(*) FROM outbox GROUP BY status, kind"
+        )
+        return "ok", Counter({f"{status} {kind}": n for status, kind, n in rows})
+    finally:
+        await store.close()
+
+
+def _crashed_sqlite(database: str) -> tuple[str, Counter[str]]:
     with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
         [(check,)] = conn.execute("PRAGMA integrity_check").fetchall()
         rows = conn.execute("SELECT status, kind, COUNT(*) FROM outbox GROUP BY status, kind")
@@ -416,7 +431,7 @@ class Trial:
     arrivals: Arrivals
     feed_server: FeedServer
     children: Children
-    database: Path
+    database: str
     wave2_published: bool = False
     wave2_hits: dict[int, int] = field(default_factory=dict)  # feed -> hits when published
     kills: list[str] = field(default_factory=list)  # what had arrived at each kill
@@ -485,7 +500,7 @@ class Trial:
         )
         os.kill(child.process.pid, signal.SIGKILL)
         assert await child.exit_code(10) == -signal.SIGKILL
-        check, outbox = await asyncio.to_thread(crashed_state, self.database)
+        check, outbox = await crashed_state(self.database)
         self.crashed_checks.append(check)
         polls = sum(self.feed_server.hits(self.plan.path(feed)) for feed in range(FEEDS))
         queued: Counter[str] = Counter()
@@ -506,11 +521,11 @@ async def run_trial(
     fake: FakeTelegram,
     feed_server: FeedServer,
     children: Children,
-    tmp_path: Path,
+    databases: Databases,
 ) -> tuple[str, list[str]]:
     """One trial; returns its report line and what went wrong (empty when all held)."""
     started = time.monotonic()
-    database = tmp_path / f"trial{plan.number}.sqlite3"
+    database = databases.new(f"trial{plan.number}")
     for feed in range(FEEDS):
         publish(feed_server, plan, feed, plan.wave1[feed])
     due = await prepare(database, plan, feed_server)
@@ -592,7 +607,7 @@ async def run_trial(
 
 @pytest.mark.parametrize("phase", PHASES)
 async def test_kill_9_at_random_moments_then_restart_owes_nothing_and_repeats_within_bound(
-    phase: str, tmp_path: Path, feed_server: FeedServer
+    phase: str, tmp_path: Path, databases: Databases, feed_server: FeedServer
 ) -> None:
     limits = FloodLimits(
         chat_per_second=CHAT_RATE,
@@ -611,7 +626,7 @@ async def test_kill_9_at_random_moments_then_restart_owes_nothing_and_repeats_wi
             async with lanes:
                 plan = make_plan(phase, number, datetime.now(UTC))
                 report, problems = await run_trial(
-                    plan, ledger, fake, feed_server, children, tmp_path
+                    plan, ledger, fake, feed_server, children, databases
                 )
                 return report, [f"{plan.label}: {problem}" for problem in problems]
 

@@ -27,6 +27,7 @@ async def fake() -> AsyncIterator[FakeTelegram]:
         yield server
 
 
+@pytest.mark.sqlite_only  # a file that can be deleted
 async def test_a_subscribe_after_the_database_was_deleted_is_refused_and_the_bot_exits(
     tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer
 ) -> None:
@@ -55,6 +56,7 @@ async def test_a_subscribe_after_the_database_was_deleted_is_refused_and_the_bot
     assert "Traceback" not in output, output[-3000:]
 
 
+@pytest.mark.sqlite_only
 async def test_an_idle_bot_notices_its_database_file_was_deleted(
     tmp_path: Path, fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
 ) -> None:

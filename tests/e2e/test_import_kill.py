@@ -13,6 +13,7 @@ from pathlib import Path
 from bot.i18n import t
 from bot.opml import OpmlFeed, build_opml
 from bot.store import Store
+from tests.databases import Databases
 from tests.e2e.child import Children
 from tests.fakes.feed_server import FeedItem, FeedServer, rss_document
 from tests.fakes.telegram_api import FakeTelegram
@@ -36,9 +37,9 @@ def serve_slowly(feed_server: FeedServer) -> bytes:
     return build_opml([OpmlFeed(url, f"Feed {n}") for n, url in enumerate(urls)], title="mine")
 
 
-async def subscribed(database: Path, chat_id: int) -> list[str]:
+async def subscribed(database: str, chat_id: int) -> list[str]:
     """Read while no child runs (the test then holds the database's lock)."""
-    store = await Store.open(str(database))
+    store = await Store.open(database)
     try:
         return [s.feed_url for s in await store.chats.subscriptions(chat_id)]
     finally:
@@ -46,14 +47,14 @@ async def subscribed(database: Path, chat_id: int) -> list[str]:
 
 
 async def test_an_import_killed_half_way_is_told_at_start_and_the_file_again_finishes_it(
-    tmp_path: Path, feed_server: FeedServer
+    tmp_path: Path, databases: Databases, feed_server: FeedServer
 ) -> None:
     opml = serve_slowly(feed_server)
     async with FakeTelegram() as fake:
         alice = fake.add_user(1001, "Alice")
         chat = fake.private_chat(alice)
         children = Children(tmp_path, fake, "")
-        database = tmp_path / "bot.sqlite3"
+        database = databases.new()
         try:
             first = await children.start(database, "run-1")
             fake.user_document(chat, alice, opml, "feeds.opml", caption="/import")
@@ -92,7 +93,7 @@ async def test_an_import_killed_half_way_is_told_at_start_and_the_file_again_fin
 
     assert await subscribed(database, chat.id) == [feed_server.url(path(n)) for n in range(FEEDS)]
     assert progress.text == interrupted  # told once; the finished import left nothing behind
-    store = await Store.open(str(database))
+    store = await Store.open(database)
     try:
         assert await store.imports.unfinished() == []
     finally:

@@ -247,7 +247,7 @@ async def test_bad_files_get_one_clear_reply_and_change_nothing(
 
 
 async def test_stats_is_for_operators_only(
-    tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer
+    tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer, backend: str
 ) -> None:
     url = publish(feed_server, "/f.xml")
     operator, alice = fake.add_user(9001, "Operator"), fake.add_user(1001, "Alice")
@@ -279,7 +279,7 @@ async def test_stats_is_for_operators_only(
         assert "Flood waits (last 24 h): 2" in text
         assert "Send errors (last 24 h): TimedOut 1, unreachable 3" in text
         assert "Sends with no answer (last 24 h): 2, 1 of them taken as delivered" in text
-        assert "MB (file + WAL)" in text
+        assert f"MB ({'PostgreSQL' if backend == 'postgresql' else 'file + WAL'})" in text
 
 
 # --- logs -----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import pytest
 from bot.i18n import t
 from bot.store import Store
 from bot.text import CAPTION_LIMIT
+from tests.databases import Databases
 from tests.e2e.child import Children
 from tests.e2e.harness import RunningBot, bot_settings, running_bot
 from tests.e2e.test_alerts import SEED_SUMMARY, SEED_TITLE, seed_body
@@ -154,14 +155,14 @@ async def test_pictures_off_gets_the_alert_as_text(
 
 
 async def test_a_kill_after_the_photo_was_refused_sends_the_text_not_the_photo_again(
-    tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer
+    tmp_path: Path, databases: Databases, fake: FakeTelegram, feed_server: FeedServer
 ) -> None:
     """The real `news-notifier run`: Telegram refuses the photo, then the text send fails
     (the API answers 502) and waits for its retry; the bot is killed there. The next run
     sends the text, once, and never the photo again."""
     chat_id = 1001
     fake.private_chat(fake.add_user(chat_id, "Alice"))
-    database = tmp_path / "bot.sqlite3"
+    database = databases.new()
     await prepare(database, chat_id, feed_server.url("/f.xml"))
     missing = feed_server.url("/gone.jpg")
     feed_server.publish("/f.xml", [story(1, f'<img src="{missing}"><p>Lead text.</p>')])
@@ -187,10 +188,10 @@ async def test_a_kill_after_the_photo_was_refused_sends_the_text_not_the_photo_a
     assert len(fake.requests_for("sendPhoto")) == 1  # the refused one, before the kill
 
 
-async def prepare(database: Path, chat_id: int, feed_url: str) -> None:
+async def prepare(database: str, chat_id: int, feed_url: str) -> None:
     """A chat subscribed to a primed feed (what the feed lists next is news)."""
     now = int(time.time() * 1000)
-    store = await Store.open(str(database))
+    store = await Store.open(database)
     try:
         feed_id = await store.feeds.add(feed_url, title="Pictures", site_url="", now_ms=now)
         await store.chats.upsert(chat_id, kind="private", title="", language="en", now_ms=now)

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from tests.databases import Databases
 from tests.e2e.child import Child, Children
 from tests.e2e.test_crash_trials import until
 from tests.fakes.telegram_api import FakeTelegram
@@ -46,13 +47,13 @@ def attempts(child: Child) -> list[str]:
 
 
 async def test_started_while_telegram_is_unreachable_it_retries_then_runs(
-    tmp_path: Path,
+    tmp_path: Path, databases: Databases
 ) -> None:
     with refusing_socket() as blocker:
         port = blocker.getsockname()[1]
         fake = FakeTelegram(port=port)
         async with children_of(tmp_path, fake, "") as children:
-            child = await children.start(tmp_path / "bot.sqlite3", "run")
+            child = await children.start(databases.new(), "run")
             await asyncio.sleep(UNREACHABLE_FOR)
             assert child.process.returncode is None, child.output()
             refused = len(attempts(child))
@@ -75,22 +76,26 @@ async def test_started_while_telegram_is_unreachable_it_retries_then_runs(
     assert "event=started" in output
 
 
-async def test_a_stop_while_telegram_is_unreachable_exits_0_at_once(tmp_path: Path) -> None:
+async def test_a_stop_while_telegram_is_unreachable_exits_0_at_once(
+    tmp_path: Path, databases: Databases
+) -> None:
     with refusing_socket() as blocker:
         fake = FakeTelegram(port=blocker.getsockname()[1])
         async with children_of(tmp_path, fake, "") as children:
-            child = await children.start(tmp_path / "bot.sqlite3", "run")
+            child = await children.start(databases.new(), "run")
             assert await until(lambda: len(attempts(child)) >= 2, 15), child.output()
             child.process.send_signal(signal.SIGINT)
             assert await child.exit_code(5) == 0, child.output()
             assert "Traceback" not in child.output()
 
 
-async def test_a_stop_while_telegram_does_not_answer_exits_0_at_once(tmp_path: Path) -> None:
+async def test_a_stop_while_telegram_does_not_answer_exits_0_at_once(
+    tmp_path: Path, databases: Databases
+) -> None:
     """No answer at all (a network that drops packets): the stop does not wait for it."""
     async with FakeTelegram() as fake, children_of(tmp_path, fake, "") as children:
         fake.delay(60, methods=["getMe"])
-        child = await children.start(tmp_path / "bot.sqlite3", "run")
+        child = await children.start(databases.new(), "run")
         # Counted when asked (wait_for_request would see it only once answered).
         assert await until(lambda: fake.request_counts["getme"] >= 1, 15), child.output()
         child.process.send_signal(signal.SIGTERM)
@@ -98,11 +103,13 @@ async def test_a_stop_while_telegram_does_not_answer_exits_0_at_once(tmp_path: P
         assert "Traceback" not in child.output()
 
 
-async def test_a_token_telegram_refuses_exits_2_with_one_line(tmp_path: Path) -> None:
+async def test_a_token_telegram_refuses_exits_2_with_one_line(
+    tmp_path: Path, databases: Databases
+) -> None:
     async with FakeTelegram() as fake, children_of(tmp_path, fake, QUIET) as children:
         wrong = "987654321:AAHthisTOKENisNOTknownTOtheFAKEserver00"
         children.env["TELEGRAM_BOT_TOKEN"] = wrong
-        child = await children.start(tmp_path / "bot.sqlite3", "run")
+        child = await children.start(databases.new(), "run")
         assert await child.exit_code(20) == 2, child.output()
     output = child.output()
     [line] = output.strip().splitlines()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import Database, DatabaseLockedError, DatabaseLostError, Store
+from bot.store import DatabaseLockedError, DatabaseLostError, Store
 from bot.store.db import migrations
 
 
@@ -38,13 +38,13 @@ async def test_a_second_owner_is_refused_with_a_clear_message(tmp_path: Path) ->
     path = str(tmp_path / "bot.sqlite3")
     async with await Store.open(path):
         with pytest.raises(DatabaseLockedError, match="in use by another news-notifier"):
-            await Database.open(path)
+            await Store.open(path)
         # A second process too (the lock is the kernel's, not this process's).
         code = (
             "import asyncio, sys\n"
-            "from bot.store import Database, DatabaseLockedError\n"
+            "from bot.store import DatabaseLockedError, Store\n"
             "async def main():\n"
-            f"    try: await Database.open({path!r})\n"
+            f"    try: await Store.open({path!r})\n"
             "    except DatabaseLockedError: sys.exit(3)\n"
             "asyncio.run(main())\n"
         )
@@ -174,7 +174,7 @@ async def test_a_database_folder_that_can_no_longer_be_written_is_noticed(
     real_access = os.access
     # A remount read-only (root ignores chmod, so the test stands in for the kernel).
     monkeypatch.setattr(
-        "bot.store.db.os.access",
+        "bot.store.sqlite.os.access",
         lambda path, mode: False if path == folder else real_access(path, mode),
     )
     with pytest.raises(DatabaseLostError, match="can no longer be written"):
