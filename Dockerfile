@@ -14,7 +14,7 @@ COPY bot ./bot
 # settings or migrations (run from /, so that /src/bot cannot stand in for it).
 RUN /opt/venv/bin/pip install . \
     && cd / && /opt/venv/bin/python -c "from bot.config import load_settings; \
-from bot.store.db import migrations; load_settings(environ={}); migrations()"
+from bot.store.db import migrations; load_settings(environ={}); migrations(); migrations(\"postgresql\")"
 
 # --- runtime: the virtual environment, a non-root user, the database on a volume ---------
 FROM python:3.11-slim
