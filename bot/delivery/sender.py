@@ -165,6 +165,7 @@ class Sender:
         self._sent_ids: list[int] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._refill_lock = asyncio.Lock()
+        self._flushing = asyncio.Lock()
         self._last_refill = 0.0
         self._new_rows = asyncio.Event()  # the outbox has rows the sender has not loaded
         self._changed = asyncio.Event()  # a send finished: a chat or a slot became free
@@ -612,14 +613,18 @@ class Sender:
                 log.exception("event=mark_sent_failed")
 
     async def _flush(self) -> None:
-        if not self._sent_ids:
-            return
-        ids, self._sent_ids = self._sent_ids, []
-        try:
-            await self.store.outbox.mark_sent(ids, self.clock.now_ms())
-        except BaseException:
-            self._sent_ids[:0] = ids  # try again next time; never forget a delivery
-            raise
+        # One flush at a time: a flush that finds nothing left to write must still wait for
+        # the one writing (drain() and stop() promise that every delivery is recorded when
+        # they return; on PostgreSQL a read on another connection would not wait for it).
+        async with self._flushing:
+            if not self._sent_ids:
+                return
+            ids, self._sent_ids = self._sent_ids, []
+            try:
+                await self.store.outbox.mark_sent(ids, self.clock.now_ms())
+            except BaseException:
+                self._sent_ids[:0] = ids  # try again next time; never forget a delivery
+                raise
 
     async def _count(self, name: str) -> None:
         try:

@@ -55,6 +55,36 @@ async def test_drain_and_the_send_loop_never_load_a_row_twice(
     assert row is not None and row[0] == 200
 
 
+async def test_drain_returns_only_once_a_flush_under_way_has_written(
+    store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The send loop's flush took the delivered ids and is writing them (slowly: another
+    connection, on PostgreSQL) when drain() comes: drain must wait for that write, not
+    return because nothing is left to flush."""
+    await queue_notices(store, 1)
+    sender = Sender(store, RecordingBot(), settings.delivery, SystemClock())  # type: ignore[arg-type]
+    write_started, release = asyncio.Event(), asyncio.Event()
+    mark_sent = store.outbox.mark_sent
+
+    async def slow_mark_sent(ids: Any, now_ms: int) -> None:
+        write_started.set()
+        await release.wait()
+        await mark_sent(ids, now_ms)
+
+    monkeypatch.setattr(store.outbox, "mark_sent", slow_mark_sent)
+    await sender.start()
+    sender.wake()
+    await asyncio.wait_for(write_started.wait(), 10)  # the loop's flush holds the ids
+    drained = asyncio.create_task(sender.drain(10))
+    await asyncio.sleep(0.2)
+    assert not drained.done(), "drain() returned while the delivery was not yet recorded"
+    release.set()
+    assert await drained
+    row = await store.db.fetchone("SELECT status FROM outbox")
+    assert row is not None and row[0] == "sent"
+    await sender.stop()
+
+
 async def test_a_backlog_bigger_than_memory_is_read_on_as_rows_are_sent(
     store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
