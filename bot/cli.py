@@ -1,4 +1,5 @@
-"""The `news-notifier` command: run, preview, healthcheck, export-opml, import-opml."""
+"""The `news-notifier` command: run, preview, healthcheck, export-opml, import-opml,
+migrate-db."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import FeedError, UserError
 from bot.store import DatabaseLockedError, DatabaseLostError, DatabaseUnavailableError, Store
-from bot.store.db import missing, shown_location
+from bot.store.db import is_postgresql, missing, shown_location
 from bot.text import html_to_plain
 
 if TYPE_CHECKING:
@@ -63,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     import_opml.add_argument("chat_id", type=int, metavar="CHAT_ID")
     import_opml.add_argument("file", metavar="FILE", help="the OPML file ('-': standard input)")
+    migrate_db = commands.add_parser(
+        "migrate-db",
+        help="copy the configured SQLite database into an empty PostgreSQL database",
+    )
+    migrate_db.add_argument(
+        "--to",
+        required=True,
+        metavar="URL",
+        help="the PostgreSQL database: postgresql://user@host:5432/name (empty, or new)",
+    )
     return parser
 
 
@@ -326,10 +337,50 @@ async def import_into(
             bar.finish()
 
 
+async def cmd_migrate_db(args: argparse.Namespace, settings: Settings) -> int:
+    """Refusals and failures: one line on stderr, exit 1 (a bad --to: 2). Success: the rows
+    of every table, as counted in both databases, on stdout."""
+    from bot.config import postgresql_url
+    from bot.errors import MigrationError
+    from bot.store.migrate import migrate_database
+
+    source = settings.database.path
+    try:
+        target = postgresql_url(args.to, name="--to")
+    except ConfigError as error:
+        print(f"news-notifier: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if is_postgresql(source):
+        print(
+            f"news-notifier: migrate-db copies from a SQLite database, and "
+            f"NEWS_NOTIFIER_DATABASE is already {shown_location(source)}",
+            file=sys.stderr,
+        )
+        return 1
+    if missing(source):
+        print(f"news-notifier: no database at {source}", file=sys.stderr)
+        return 1
+    try:
+        counts = await migrate_database(source, target)
+    except (MigrationError, DatabaseLockedError, DatabaseUnavailableError) as error:
+        print(f"news-notifier: {error}", file=sys.stderr)
+        return 1
+    width = max(len(count.table) for count in counts)
+    for count in counts:
+        print(f"{count.table:<{width}}  {count.rows:>10}")
+    total = sum(count.rows for count in counts)
+    print(
+        f"copied {total} rows from {source} to {shown_location(target)}; "
+        "every table's count matches"
+    )
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "preview": cmd_preview,
     "healthcheck": cmd_healthcheck,
     "export-opml": cmd_export_opml,
     "import-opml": cmd_import_opml,
+    "migrate-db": cmd_migrate_db,
 }

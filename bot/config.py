@@ -348,6 +348,19 @@ def _database_path(value: Any) -> str:
     return location
 
 
+def postgresql_url(value: str, *, name: str) -> str:
+    """A PostgreSQL URL as NEWS_NOTIFIER_DATABASE takes one, given as `name` (migrate-db's
+    --to); ConfigError with the one line to print when it is anything else."""
+    allowed = "a postgresql:// (or postgres://) URL with a host and a database name"
+    try:
+        location = _database_path(value)
+    except ValueError:
+        location = ""
+    if not URL_SCHEME.match(location):
+        raise ConfigError(f"{name} is {_shown(value)}; allowed: {allowed}")
+    return location
+
+
 def _public_url(value: Any) -> str | None:
     """The bot's public URL: https (Telegram delivers webhooks only there), or "" for none."""
     allowed = "an https:// URL with a host and no #fragment, or empty for none"

@@ -52,6 +52,11 @@ class DatabaseUnavailableError(Exception):
         self.problem = problem
 
 
+class MigrationError(Exception):
+    """migrate-db refused (the target holds data, the source is not one it can copy) or
+    failed; nothing was written. str() is the one line to print."""
+
+
 class FailureKind(StrEnum):
     """Why a feed could not be fetched or read."""
 

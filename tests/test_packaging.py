@@ -10,14 +10,16 @@ no index), and its dependencies are the test environment's own.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
-from importlib.metadata import version
+from importlib.metadata import packages_distributions, version
 from pathlib import Path
 
 from bot.config import DEFAULTS_PATH
@@ -126,3 +128,37 @@ def test_the_built_in_defaults_are_a_real_file_that_config_names_too() -> None:
     # is the convenience link, not the other way round.
     assert DEFAULTS_PATH.is_file() and not DEFAULTS_PATH.is_symlink()
     assert (REPO / "config" / "default.toml").read_bytes() == DEFAULTS_PATH.read_bytes()
+
+
+def imported_libraries() -> set[str]:
+    """The top-level names bot/ imports that are neither the standard library nor bot."""
+    found = set()
+    for path in (REPO / "bot").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"__future__", "bot"}
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_library_the_bot_imports_is_installed_with_it() -> None:
+    """`pip install .` (the image's build) brings every library bot/ imports: a library only
+    in an extra would make the installed bot fail at its first import (asyncpg is imported
+    by bot.store whichever backend runs)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = {
+        canonical(re.split(r"[\s\[<>=~!;]", spec, maxsplit=1)[0])
+        for spec in project["dependencies"]
+    }
+    providers = packages_distributions()
+    missing = {
+        library: providers.get(library, ["?"])
+        for library in imported_libraries()
+        if not declared & {canonical(name) for name in providers.get(library, [])}
+    }
+    assert not missing, f"imported by bot/ but not in [project] dependencies: {missing}"

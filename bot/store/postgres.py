@@ -25,7 +25,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -92,6 +92,13 @@ async def _rollback_if_open(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
+async def migrate_schema(conn: PostgresConnection) -> list[str]:
+    """Apply the migrations not yet applied, in the caller's transaction; returns their names."""
+    # Two instances starting at once must not apply a migration twice.
+    await conn.execute("SELECT pg_advisory_xact_lock(?)", (lock_key("migrations"),))
+    return await apply_migrations(conn)
+
+
 class PostgresConnection:
     """bot.store.db.Connection on one asyncpg connection."""
 
@@ -114,6 +121,13 @@ class PostgresConnection:
         rows = list(rows)
         if rows:
             await self._conn.executemany(numbered(sql), rows)
+
+    async def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Row]) -> int:
+        """Write rows with a binary COPY, migrate-db's fast path (many times faster than
+        INSERTs); each value must already be of its column's Python type. Returns how many
+        rows were written."""
+        status = await self._conn.copy_records_to_table(table, records=rows, columns=list(columns))
+        return _rowcount(status)
 
 
 class PostgresDatabase:
@@ -185,9 +199,7 @@ class PostgresDatabase:
 
     async def _migrate(self) -> None:
         async with self.transaction() as conn:
-            # Two instances starting at once must not apply a migration twice.
-            await conn.execute("SELECT pg_advisory_xact_lock(?)", (lock_key("migrations"),))
-            for name in await apply_migrations(conn):
+            for name in await migrate_schema(conn):
                 log.info("event=migration name=%s", name)
 
     # --- transactions and reads ---------------------------------------------------------
