@@ -284,7 +284,7 @@ async def stopping(listener: Listener | None) -> AsyncIterator[None]:
 async def start(app: BotApplication, runtime: Runtime, listener: Listener | None) -> None:
     """Everything before the first update is taken: the listener (first: an address in use
     stops the start before anything is sent), the command menus, the imports a kill cut
-    short told, the sender, then updates and the jobs."""
+    short told, the sender, WebSub's renewals, then updates and the jobs."""
     if listener is not None:
         await listener.start()
     # Long-lived start-up data (keyword index, caches) out of the collector's way.
@@ -292,6 +292,7 @@ async def start(app: BotApplication, runtime: Runtime, listener: Listener | None
     await register_commands(app.bot)
     await files.tell_interrupted_imports(app.bot, runtime.store)
     await runtime.sender.start()
+    await runtime.start_push()
     await app.start()
     assert app.updater is not None and app.job_queue is not None
     await app.updater.start_polling(
@@ -304,12 +305,14 @@ async def start(app: BotApplication, runtime: Runtime, listener: Listener | None
 
 
 async def stop_in_order(app: BotApplication, runtime: Runtime, listener: Listener | None) -> None:
-    """Stop taking updates, then deliveries (a request being answered finishes: its stories
-    reach the outbox), stop starting feed checks, let checks and sends in flight finish
-    (each within the grace), record what was sent, stop the application."""
+    """Stop taking updates, stop asking hubs, stop taking deliveries (a request being
+    answered finishes: its stories reach the outbox), stop starting feed checks, let checks
+    and sends in flight finish (each within the grace), record what was sent, stop the
+    application."""
     log.info("event=stopping")
     assert app.updater is not None
     await app.updater.stop()
+    await runtime.stop_push()  # no more requests to hubs (a hub's verification would fail)
     if listener is not None:
         await listener.stop()
     grace = runtime.settings.delivery.shutdown_grace_seconds

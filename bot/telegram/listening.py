@@ -24,4 +24,6 @@ def build_listener(settings: Settings, runtime: Runtime) -> Listener | None:
         address, max_body_bytes=settings.fetch.max_body_bytes, healthy=runtime.health
     )
     # One line per part that serves HTTP (Telegram's webhook and /metrics join here).
+    if runtime.websub is not None:
+        listener.add_routes(runtime.websub.routes())  # /websub/<token>: hubs' callbacks
     return listener
