@@ -338,7 +338,7 @@ def postgresql_mb(url: str, top: int = 8) -> tuple[dict[str, float], dict[str, f
     reader = Reader(url)
     try:
         rows = reader.all(
-            "SELECT c.relname, c.relkind, pg_relation_size(c.oid),"
+            "SELECT c.relname, c.relkind::text, pg_relation_size(c.oid),"
             " pg_total_relation_size(c.oid) FROM pg_class c"
             " JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i')"
