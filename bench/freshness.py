@@ -25,8 +25,9 @@ Figures count the stories published during the measured week (lost ones as an in
 delay) and the requests made in it.
 
 - fixed: every feed checked every poll.interval (300 s) × (1 ± poll.jitter), as
-  bot/feeds/poller.py's success_delay does today, from a random phase.
-- adaptive: bot/feeds/freshness.py as the poller will call it: observe() after a check
+  the poller did before adaptive polling, from a random phase.
+- adaptive: bot/feeds/freshness.py as the bot calls it (bot/feeds/record.py,
+  bot/feeds/schedule.py, the poller's budget): observe() after a check
   that found new stories (as many as the window held), interval() for the next check with
   the same jitter, budget_factor() over all feeds every --refresh-minutes (the bot: every
   minute; coarser here for speed, the factor moves slowly). Every feed starts new

@@ -23,6 +23,7 @@ import pytest
 from bot.feeds.pipeline import parse_and_normalize
 from bot.models import Delivery, Entry, NewStory, Recipient
 from bot.store import Store
+from bot.store.db import migrations
 from bot.store.migrate import TABLES
 from tests.databases import Databases
 from tests.e2e.harness import bot_settings, running_bot
@@ -153,6 +154,14 @@ def sqlite_rows(path: str, table: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def sqlite_query(path: str, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
 async def postgresql_rows(url: str, table: str) -> list[tuple[Any, ...]]:
     conn = await asyncpg.connect(url)
     try:
@@ -227,6 +236,13 @@ async def test_migrate_db_copies_every_row_and_prints_the_counts(
     assert result.stderr == ""
     expected = {table: len(sqlite_rows(source, table)) for table in TABLES}
     assert printed_counts(result.stdout) == expected
+    # The feed's polling state includes its publishing rate (adaptive polling): on record
+    # in the source (its second check found three stories), so the rows compared below
+    # cover the rate columns.
+    [(stories, watched, at)] = sqlite_query(
+        source, "SELECT rate_stories, rate_watched_hours, rate_at FROM feeds"
+    )
+    assert stories == 3.0 and watched > 0 and at is not None
     assert all(expected.values()), expected  # every table had something to copy
     assert f"copied {sum(expected.values())} rows" in result.stdout
     for table in TABLES:
@@ -337,8 +353,9 @@ async def test_migrate_db_refuses_a_source_older_than_this_version(
 ) -> None:
     source, target = str(tmp_path / "bot.sqlite3"), postgresql.new()
     conn = sqlite3.connect(await asyncio.to_thread(made, source))
-    with conn:
-        conn.execute("DELETE FROM schema_migrations WHERE number = 8")
+    latest = len(migrations("sqlite"))
+    with conn:  # as the previous version left it: without this version's last migration
+        conn.execute("DELETE FROM schema_migrations WHERE number = ?", (latest,))
     conn.close()
     result = await asyncio.to_thread(migrate, source, target)
     assert result.returncode == 1

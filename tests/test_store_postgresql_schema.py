@@ -42,6 +42,8 @@ INTEGER_COLUMNS = {
     ("chats", "link_preview"),  # /settings choices: 0/1 flags like pictures
     ("chats", "silent"),
 }
+# REAL in SQLite: an 8-byte float on both (the decayed rate sums of adaptive polling).
+FLOAT_COLUMNS = {("feeds", "rate_stories"), ("feeds", "rate_watched_hours")}
 # 0/1 in SQLite, read as a bool by the store (which must bind a Python bool).
 BOOLEAN_COLUMNS = {("keywords", "exclude")}
 # Indexes PostgreSQL has and SQLite lacks, each for a hot query (bench/README.md).
@@ -122,6 +124,9 @@ async def test_postgresql_schema_applies_and_matches_sqlite(scratch: asyncpg.Con
         for column, declared in columns:
             if declared == "TEXT":
                 expected = "text"
+            elif declared == "REAL":
+                assert (table, column) in FLOAT_COLUMNS, f"{table}.{column}"
+                expected = "double precision"
             elif (table, column) in BOOLEAN_COLUMNS:
                 expected = "boolean"
             elif (table, column) in INTEGER_COLUMNS:

@@ -8,6 +8,10 @@ does the same with RefreshFeed and CreateFeed):
     Fetcher.fetch → parse_and_normalize (worker thread) → summarize the unknown entries
     (worker thread) → record_check in one CheckUnit → wake the sender
 
+The check that records the stories also updates the feed's publishing rate and schedules
+its next check from it (bot/feeds/schedule.py, at the budget factor in `budget`, which the
+poller keeps current), in the same transaction.
+
 A WebSub hub's push enters at `check_delivered`, after the fetch: the body it carries goes
 through the same parse → summarize → record_check as a fetched one.
 
@@ -30,9 +34,10 @@ from bot.errors import FailureKind, FeedError, FeedFailure, NotAFeedError
 from bot.feeds.discover import DEFAULT_BUDGET, discover_feeds
 from bot.feeds.entry import normalize_entry
 from bot.feeds.fetch import Fetcher, FetchResult
+from bot.feeds.freshness import FeedRate
 from bot.feeds.parse import FeedDocument, parse_feed
-from bot.feeds.record import CheckReport, DedupeRules, record_check
-from bot.feeds.schedule import failure_delay, safety_net_delay, success_delay
+from bot.feeds.record import CheckReport, DedupeRules, NextCheck, record_check
+from bot.feeds.schedule import PollBudget, failure_delay, safety_net_delay, success_delay
 from bot.models import Entry
 from bot.routing import Router
 from bot.store import Feed, FeedUpdate, Store
@@ -164,6 +169,7 @@ class FeedPipeline:
         self.discovery_budget = DEFAULT_BUDGET  # finding a web page's feed (tests lower it)
         self.rng = random.Random(seed)
         self.stats = CheckStats()
+        self.budget = PollBudget()  # kept current by the poller (Poller.refresh_budget)
 
     # --- the two use cases ---------------------------------------------------------------
 
@@ -368,17 +374,23 @@ class FeedPipeline:
     ) -> CheckReport | None:
         """Write what one successful fetch found, then wake whoever must act on it."""
         now = self.clock.now_ms()
-        update = FeedUpdate(
-            now_ms=now,
-            next_check_at=now + int(self._next_check_delay(feed, schedule_hint) * 1000),
-            hint_seconds=hint_seconds,
-        )
+
+        def next_check(rate: FeedRate) -> int:
+            return now + int(self._next_check_delay(feed, rate, now, schedule_hint) * 1000)
+
         if content is None:
+            # Nothing new (a 304 or the same body): the rate stands as the feed row has it.
+            update = FeedUpdate(
+                now_ms=now,
+                next_check_at=next_check(feed.rate or FeedRate.new(now)),
+                hint_seconds=hint_seconds,
+            )
             recovered = await self.store.feeds.record_success(feed.id, update)
             report = CheckReport(0, 0, 0, 0, 0, recovered) if recovered else None
         else:
+            update = FeedUpdate(now_ms=now, next_check_at=now, hint_seconds=hint_seconds)
             update = fetched_update(update, result, content.document)
-            report = await self._record_entries(feed, content, update)
+            report = await self._record_entries(feed, content, update, next_check)
         if report is not None:
             await self._wake(feed, report)
         return report
@@ -391,14 +403,22 @@ class FeedPipeline:
         if report.recovered and self.on_health:
             await self.on_health(feed, False)
 
-    def _next_check_delay(self, feed: Feed, schedule_hint: int | None) -> float:
-        """Seconds to the feed's next check: its interval, or the slow safety net when a
-        WebSub hub pushes its stories."""
-        delay = success_delay(self.settings.poll, schedule_hint, self.rng)
+    def _next_check_delay(
+        self, feed: Feed, rate: FeedRate, now_ms: int, schedule_hint: int | None
+    ) -> float:
+        """Seconds to the feed's next check: its adaptive interval (the hint a floor), or
+        the slow safety net when a WebSub hub pushes its stories."""
+        delay = success_delay(
+            rate, self.budget.factor, self.settings, now_ms, schedule_hint, self.rng
+        )
         return safety_net_delay(delay, pushed=feed.hub_push, settings=self.settings, rng=self.rng)
 
     async def _record_entries(
-        self, feed: Feed, content: NormalizedFeed, update: FeedUpdate
+        self,
+        feed: Feed,
+        content: NormalizedFeed,
+        update: FeedUpdate,
+        next_check: NextCheck | None = None,
     ) -> CheckReport:
         """Summarize the entries the feed has not seen, then record them all and queue the
         alerts they owe in one CheckUnit (polled and pushed bodies alike)."""
@@ -412,7 +432,9 @@ class FeedPipeline:
             else {}
         )
         async with self.store.stories.check_unit(feed.id) as unit:
-            return await record_check(unit, entries, summaries, update, self.rules, self.router)
+            return await record_check(
+                unit, entries, summaries, update, self.rules, self.router, next_check
+            )
 
     async def record_failure(
         self, feed: Feed, failure: FeedFailure, retry_after: float | None = None

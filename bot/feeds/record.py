@@ -4,17 +4,21 @@ The rules are plain functions over plain data, tested without a database:
 - an entry is news when its feed was primed (its first check only records what is there)
   and it is not archive (more than the archive window older than the newest story seen);
 - a chat that already has the same story from another feed (same normalized link, or
-  same title within the duplicate window) is not alerted again.
+  same title within the duplicate window) is not alerted again;
+- the feed's publishing rate counts the news it found (bot/feeds/freshness.py), and its
+  next check is scheduled from the rate after this check.
 
-`record_check` sequences them through one `CheckUnit`: the stories are recorded as seen
-and the outbox rows for their alerts written in the same transaction.
+`record_check` sequences them through one `CheckUnit`: the stories are recorded as seen,
+the rate and the next check time written, and the outbox rows for their alerts written in
+the same transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
+from bot.feeds.freshness import FeedRate, observe
 from bot.models import Delivery, Entry, NewStory
 from bot.routing import Router
 from bot.store import CheckUnit, FeedState, FeedUpdate, QueuedAlert
@@ -64,6 +68,8 @@ def newest_timestamp(state: FeedState, entries: Sequence[Entry]) -> int | None:
 
 
 AlertedChats = dict[str, dict[str, set[int]]]  # key column → key → chats alerted
+# The time (epoch ms) of a feed's next check, given its rate after this check.
+NextCheck = Callable[[FeedRate], int]
 
 
 def without_duplicates(
@@ -92,18 +98,25 @@ async def record_check(
     update: FeedUpdate,
     rules: DedupeRules,
     router: Router,
+    next_check: NextCheck | None = None,
 ) -> CheckReport:
     """Record one successful check's entries (one per identity: parse_and_normalize sees to
-    it), and queue the alerts they owe, in `unit`."""
+    it), and queue the alerts they owe, in `unit`. With `next_check`, the feed's next check
+    is scheduled from its rate after this check (else update.next_check_at stands)."""
     now = update.now_ms
     state = await unit.feed_state()
     inserted = oldest_first(await unit.insert_new(entries, summaries, now), entries)
     await unit.mark_present([e.identity for e in entries], now)
     fresh = news(inserted, state, rules.archive_window_ms)
+    # Only news counts toward the rate: not what a first check found, nor archive entries.
+    rate = observe(state.rate or FeedRate.new(now), len(fresh), now)
+    if next_check is not None:
+        update = replace(update, next_check_at=next_check(rate))
     recovered = await unit.record_success(
         update,
         primed_at=state.primed_at if state.primed_at is not None else now,
         newest_timestamp_id=newest_timestamp(state, entries),
+        rate=rate,
     )
     alerts, skipped = await _route(unit, fresh, router, now - rules.duplicate_window_ms)
     if alerts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.errors import FailureKind, FeedFailure
+from bot.feeds.freshness import FeedRate
 from bot.store.db import Connection, Database, Row
 
 GONE = FeedFailure(FailureKind.GONE, status=410)
@@ -30,6 +31,8 @@ class Feed:
     primed_at: int | None
     newest_timestamp_id: int | None
     hub_push: bool = False  # a WebSub hub pushes its stories (verified, lease running)
+    # Its publishing rate as learned so far (adaptive polling); None: no record yet.
+    rate: FeedRate | None = None
 
     @property
     def display_title(self) -> str:
@@ -41,15 +44,23 @@ class Feed:
         return FeedFailure.from_code(self.last_error) if self.last_error else None
 
 
+# The rate as every reader takes it (Feed, FeedState, the budget): a feed with no record
+# yet has one from its last check on (what it finds new was published since then).
+RATE_COLUMNS = "rate_stories, rate_watched_hours, COALESCE(rate_at, last_checked_at)"
 _COLUMNS = (
     "id, url, title, site_url, status, etag, last_modified, body_hash, hint_seconds,"
     " next_check_at, last_checked_at, last_success_at, consecutive_failures, failing_since,"
-    " last_error, primed_at, newest_timestamp_id, hub_push"
+    f" last_error, primed_at, newest_timestamp_id, hub_push, {RATE_COLUMNS}"
 )
 
 
+def feed_rate(stories: float, watched_hours: float, at_ms: int | None) -> FeedRate | None:
+    """The stored rate columns as a FeedRate; None when the feed has no record yet."""
+    return None if at_ms is None else FeedRate(float(stories), float(watched_hours), int(at_ms))
+
+
 def _feed(row: Row) -> Feed:
-    return Feed(*row[:-1], hub_push=bool(row[-1]))
+    return Feed(*row[:17], hub_push=bool(row[17]), rate=feed_rate(*row[18:21]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +95,10 @@ async def apply_success(conn: Connection, feed_id: int, update: FeedUpdate) -> b
         " etag = CASE WHEN ? = 1 THEN ? ELSE etag END,"
         " last_modified = CASE WHEN ? = 1 THEN ? ELSE last_modified END,"
         " body_hash = CASE WHEN ? = 1 THEN ? ELSE body_hash END,"
-        " title = COALESCE(?, title), site_url = COALESCE(?, site_url)"
+        " title = COALESCE(?, title), site_url = COALESCE(?, site_url),"
+        # A feed with no rate record starts one (a 304 or an identical body finds no story,
+        # which changes nothing else of a record: freshness.observe).
+        " rate_at = COALESCE(rate_at, last_checked_at, ?)"
         " WHERE id = ?",
         (
             update.now_ms,
@@ -99,6 +113,7 @@ async def apply_success(conn: Connection, feed_id: int, update: FeedUpdate) -> b
             update.body_hash,
             update.title or None,
             update.site_url or None,
+            update.now_ms,
             feed_id,
         ),
     )
@@ -139,6 +154,16 @@ class FeedStore:
             (now_ms, limit),
         )
         return [_feed(row) for row in rows]
+
+    async def polled_rates(self, now_ms: int) -> list[FeedRate]:
+        """The rates of the feeds the poll budget is shared by: active, followed, and not
+        pushed by a WebSub hub (those are polled only as a slow safety net). A feed never
+        checked counts as new (`FeedRate.new`): it is checked at the mean."""
+        rows = await self.db.fetchall(
+            f"SELECT {RATE_COLUMNS} FROM feeds WHERE status = 'active' AND hub_push = 0"
+            " AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.feed_id = feeds.id)"
+        )
+        return [feed_rate(*row) or FeedRate.new(now_ms) for row in rows]
 
     async def next_due_at(self) -> int | None:
         row = await self.db.fetchone(

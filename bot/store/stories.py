@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from bot.feeds.freshness import FeedRate
 from bot.models import Entry, NewStory, Recipient, Story
 from bot.store.db import Connection, Database
-from bot.store.feeds import FeedUpdate, apply_success
+from bot.store.feeds import RATE_COLUMNS, FeedUpdate, apply_success, feed_rate
 
 # SQLite allows 32,766 bound parameters per statement; 11 columns × 1,000 rows stays below.
 CHUNK = 1000
@@ -37,6 +38,7 @@ class FeedState:
 
     primed_at: int | None  # the first successful check; None: this one primes the feed
     newest_timestamp_id: int | None  # newest story seen so far (the archive window's anchor)
+    rate: FeedRate | None = None  # its publishing rate so far; None: no record yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +64,11 @@ class CheckUnit:
         # transaction at a time anyway.
         lock = " FOR UPDATE" if self._conn.dialect == "postgresql" else ""
         row = await self._conn.fetchone(
-            f"SELECT primed_at, newest_timestamp_id FROM feeds WHERE id = ?{lock}", (self.feed_id,)
+            f"SELECT primed_at, newest_timestamp_id, {RATE_COLUMNS} FROM feeds WHERE id = ?{lock}",
+            (self.feed_id,),
         )
         assert row is not None, f"feed {self.feed_id} does not exist"
-        return FeedState(row[0], row[1])
+        return FeedState(row[0], row[1], feed_rate(*row[2:5]))
 
     async def insert_new(
         self, entries: Sequence[Entry], summaries: dict[str, str], now_ms: int
@@ -106,13 +109,27 @@ class CheckUnit:
             )
 
     async def record_success(
-        self, update: FeedUpdate, *, primed_at: int, newest_timestamp_id: int | None
+        self,
+        update: FeedUpdate,
+        *,
+        primed_at: int,
+        newest_timestamp_id: int | None,
+        rate: FeedRate,
     ) -> bool:
-        """Write the feed row; True when the feed had been paused (it recovered)."""
+        """Write the feed row; True when the feed had been paused (it recovered). The rate
+        is written for a pushed body too: a hub's stories are the feed's publishing."""
         recovered = await apply_success(self._conn, self.feed_id, update)
         await self._conn.execute(
-            "UPDATE feeds SET primed_at = ?, newest_timestamp_id = ? WHERE id = ?",
-            (primed_at, newest_timestamp_id, self.feed_id),
+            "UPDATE feeds SET primed_at = ?, newest_timestamp_id = ?, rate_stories = ?,"
+            " rate_watched_hours = ?, rate_at = ? WHERE id = ?",
+            (
+                primed_at,
+                newest_timestamp_id,
+                rate.stories,
+                rate.watched_hours,
+                rate.at_ms,
+                self.feed_id,
+            ),
         )
         return recovered
 
