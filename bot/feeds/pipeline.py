@@ -35,7 +35,7 @@ from bot.feeds.record import CheckReport, DedupeRules, record_check
 from bot.feeds.schedule import failure_delay, safety_net_delay, success_delay
 from bot.models import Entry
 from bot.routing import Router
-from bot.store import Feed, FeedUpdate, Store
+from bot.store import Feed, FeedUpdate, Store, Written
 from bot.summary import summarize
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,9 @@ class FeedPipeline:
             filter(None, [result.max_age, content.document.ttl_seconds if content else None]),
             default=None,
         )
-        report = await self._record(feed, result, content, hint or feed.hint_seconds, hint)
+        report = await self._record(
+            feed, result, content, hint or feed.hint_seconds, hint, lease_owner=feed.lease_owner
+        )
         if content is None:
             self.stats.not_modified += 1
         else:
@@ -365,20 +367,34 @@ class FeedPipeline:
         content: NormalizedFeed | None,
         schedule_hint: int | None,
         hint_seconds: int | None,
+        *,
+        lease_owner: str | None = None,
     ) -> CheckReport | None:
-        """Write what one successful fetch found, then wake whoever must act on it."""
+        """Write what one successful fetch found, then wake whoever must act on it. A polled
+        feed's check writes under its lease (`lease_owner`, bot/store/feeds.py)."""
         now = self.clock.now_ms()
         update = FeedUpdate(
             now_ms=now,
             next_check_at=now + int(self._next_check_delay(feed, schedule_hint) * 1000),
             hint_seconds=hint_seconds,
+            lease_owner=lease_owner,
         )
         if content is None:
-            recovered = await self.store.feeds.record_success(feed.id, update)
+            written = await self.store.feeds.record_success(feed.id, update)
+            recovered = written is Written.RECOVERED
             report = CheckReport(0, 0, 0, 0, 0, recovered) if recovered else None
+            lease_lost = written is Written.NOT_OWNER
         else:
             update = fetched_update(update, result, content.document)
             report = await self._record_entries(feed, content, update)
+            lease_lost = report.lease_lost
+        if lease_lost:
+            log.warning(
+                "event=lease_lost feed=%d owner=%s action=%r",
+                feed.id,
+                lease_owner,
+                "another instance holds the feed: its state kept, this check's stories kept once",
+            )
         if report is not None:
             await self._wake(feed, report)
         return report
@@ -422,7 +438,7 @@ class FeedPipeline:
         self.stats.by_error[failure.code] = self.stats.by_error.get(failure.code, 0) + 1
         now = self.clock.now_ms()
         if failure.kind is FailureKind.GONE:
-            await self.store.feeds.mark_gone(feed.id, now_ms=now)
+            await self.store.feeds.mark_gone(feed.id, now_ms=now, lease_owner=feed.lease_owner)
             log.warning("event=feed_gone feed=%d url=%s", feed.id, feed.url)
             if self.on_health:
                 await self.on_health(feed, True)
@@ -435,6 +451,7 @@ class FeedPipeline:
             now_ms=now,
             next_check_at=now + int(delay * 1000),
             pause_after_ms=int(self.settings.poll.pause_after_days * DAY_MS),
+            lease_owner=feed.lease_owner,
         )
         log.warning(
             "event=feed_failed feed=%d url=%s error=%s failures=%d retry_in=%.0fs",

@@ -11,7 +11,7 @@ from bot.errors import DatabaseLockedError, DatabaseLostError, DatabaseUnavailab
 from bot.store.backends import open_database
 from bot.store.chats import Chat, ChatStore, Paused, Subscription
 from bot.store.db import Database
-from bot.store.feeds import Feed, FeedStore, FeedUpdate
+from bot.store.feeds import Feed, FeedStore, FeedUpdate, Written
 from bot.store.imports import ImportStore, UnfinishedImport
 from bot.store.outbox import OutboxItem, OutboxStore, StoryText
 from bot.store.stats import CheckActivity, ExportedFeed, Stats, StatsStore
@@ -46,6 +46,7 @@ __all__ = [
     "Subscription",
     "UnfinishedImport",
     "WebSubStore",
+    "Written",
 ]
 
 
