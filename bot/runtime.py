@@ -26,6 +26,7 @@ from bot.routing import make_router
 from bot.store import Store
 from bot.usecases.chats import Chats
 from bot.usecases.choices import ChatChoices
+from bot.usecases.instances import InstancePresence
 from bot.usecases.keywords import KeywordFilters
 from bot.usecases.subscriptions import Subscriptions
 
@@ -95,6 +96,7 @@ class Runtime(Ingestion):
     digests: DigestScheduler
     chats: Chats
     choices: ChatChoices  # /settings
+    presence: InstancePresence  # this process in the instances table; its id owns the leases
 
     async def count_too_fast(self, dropped: int) -> None:
         """Updates dropped because their chat sent faster than it can be answered (/stats)."""
@@ -133,11 +135,13 @@ def build_runtime(
         default_link_preview=settings.telegram.link_preview,
         default_zone=settings.digest.timezone,
     )
+    presence = InstancePresence(store, clock)
     return Runtime(
         **vars(ingestion),  # the ingestion half's parts, as built above
-        poller=Poller(store, ingestion.pipeline, settings, clock),
+        poller=Poller(store, ingestion.pipeline, settings, clock, instance_id=presence.id),
         sender=sender,
         digests=digests,
         chats=chats,
         choices=choices,
+        presence=presence,
     )

@@ -13,6 +13,7 @@ from bot.store.chats import Chat, ChatStore, Paused, Subscription
 from bot.store.db import Database
 from bot.store.feeds import Feed, FeedStore, FeedUpdate, Written
 from bot.store.imports import ImportStore, UnfinishedImport
+from bot.store.instances import InstanceRow, InstanceStore
 from bot.store.outbox import OutboxItem, OutboxStore, StoryText
 from bot.store.stats import CheckActivity, ExportedFeed, Stats, StatsStore
 from bot.store.stories import CheckUnit, FeedState, QueuedAlert, StoryStore
@@ -34,6 +35,8 @@ __all__ = [
     "FeedUpdate",
     "HubSubscription",
     "ImportStore",
+    "InstanceRow",
+    "InstanceStore",
     "OutboxItem",
     "OutboxStore",
     "Paused",
@@ -62,6 +65,7 @@ class Store:
         self.imports = ImportStore(db)
         self.stats = StatsStore(db)
         self.websub = WebSubStore(db)
+        self.instances = InstanceStore(db)
 
     @classmethod
     async def open(cls, location: str, *, exclusive: bool = True, read_only: bool = False) -> Store:
