@@ -27,7 +27,7 @@ from bot.store import Store
 from bot.usecases.chats import Chats
 from bot.usecases.choices import ChatChoices
 from bot.usecases.instances import InstancePresence
-from bot.usecases.keywords import KeywordFilters
+from bot.usecases.keywords import KeywordFilters, KeywordSync
 from bot.usecases.subscriptions import Subscriptions
 
 PARSE_THREADS = 2  # feeds are parsed and summarized off the event loop
@@ -97,6 +97,7 @@ class Runtime(Ingestion):
     chats: Chats
     choices: ChatChoices  # /settings
     presence: InstancePresence  # this process in the instances table; its id owns the leases
+    keyword_sync: KeywordSync  # other instances' keyword changes into this one's index
 
     async def count_too_fast(self, dropped: int) -> None:
         """Updates dropped because their chat sent faster than it can be answered (/stats)."""
@@ -144,4 +145,5 @@ def build_runtime(
         chats=chats,
         choices=choices,
         presence=presence,
+        keyword_sync=KeywordSync(store, ingestion.keywords),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bot.errors import DatabaseLockedError, DatabaseLostError, DatabaseUnavailableError
 from bot.store.backends import open_database
+from bot.store.changes import KeywordChanges
 from bot.store.chats import Chat, ChatStore, Paused, Subscription
 from bot.store.db import Database
 from bot.store.feeds import Feed, FeedStore, FeedUpdate, Written
@@ -37,6 +38,7 @@ __all__ = [
     "ImportStore",
     "InstanceRow",
     "InstanceStore",
+    "KeywordChanges",
     "OutboxItem",
     "OutboxStore",
     "Paused",
@@ -66,6 +68,7 @@ class Store:
         self.stats = StatsStore(db)
         self.websub = WebSubStore(db)
         self.instances = InstanceStore(db)
+        self.keyword_changes = KeywordChanges(db)
 
     @classmethod
     async def open(cls, location: str, *, exclusive: bool = True, read_only: bool = False) -> Store:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bot.errors import FeedFailure
 from bot.filters import Keyword
+from bot.store.changes import tell_keywords_changed
 from bot.store.db import Database, Row
 
 
@@ -184,6 +185,7 @@ class ChatStore:
                 await conn.execute(
                     "UPDATE chats SET id = ?, kind = 'supergroup' WHERE id = ?", (new_id, old_id)
                 )
+            await tell_keywords_changed(conn, [old_id, new_id])  # the keywords moved
             # An alert the new id already has (outbox_alert_once) stays with the old id.
             await conn.execute(
                 "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND NOT (kind = 'alert'"
@@ -260,6 +262,7 @@ class ChatStore:
     async def set_keywords(self, chat_id: int, keywords: Sequence[Keyword]) -> None:
         async with self.db.transaction() as conn:
             await conn.execute("DELETE FROM keywords WHERE chat_id = ?", (chat_id,))
+            await tell_keywords_changed(conn, [chat_id])
             await conn.executemany(
                 "INSERT INTO keywords (chat_id, position, text, exclude) VALUES (?, ?, ?, ?)",
                 [(chat_id, i, text, bool(ex)) for i, (text, ex) in enumerate(keywords)],

@@ -275,6 +275,7 @@ async def start(app: BotApplication, runtime: Runtime) -> None:
     await files.tell_interrupted_imports(app.bot, runtime.store)
     # Registered before the first poll; dead instances' leases are handed back first.
     await runtime.presence.start()
+    runtime.keyword_sync.start()
     await runtime.sender.start()
     await app.start()
     assert app.updater is not None and app.job_queue is not None
@@ -299,6 +300,7 @@ async def stop_in_order(app: BotApplication, runtime: Runtime) -> None:
     # be found dead by the next instance.
     with contextlib.suppress(DatabaseLostError, DatabaseUnavailableError):
         await runtime.presence.stop()
+    await runtime.keyword_sync.stop()
     # Deliveries it cannot record in a lost database are reported there already.
     with contextlib.suppress(DatabaseLostError):
         await runtime.sender.stop(grace)
