@@ -54,6 +54,11 @@ class InstanceStore:
         )
 
     async def heartbeat(self, instance_id: str, *, now_ms: int) -> None:
+        """Move the heartbeat. LookupError when the instance must register again: its row
+        was removed (taken for dead while it stalled) or its presence lock went with its
+        connection (PostgreSQL restarted), and others would take it for dead."""
+        if self._presence is not None and self._presence.is_closed():
+            raise LookupError(instance_id)
         changed = await self.db.execute(
             "UPDATE instances SET heartbeat_at = ? WHERE id = ?", (now_ms, instance_id)
         )

@@ -78,7 +78,8 @@ class InstancePresence:
         try:
             await self.store.instances.heartbeat(self.id, now_ms=self.clock.now_ms())
         except LookupError:
-            # Taken for dead while it stalled (its leases were handed back): it lives.
+            # Taken for dead while it stalled (its leases were handed back), or its presence
+            # lock lost with its connection: it lives, and says so again.
             log.warning("event=instance_registered_again instance=%s", self.id)
             await self.start()
             return

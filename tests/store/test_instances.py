@@ -110,3 +110,24 @@ async def test_a_live_instance_is_left_alone_and_a_silent_one_is_reaped(
     assert {row.id for row in await store.instances.all()} == {"h:1:other", "h:2:me"}
     await other.stop()
     await me.stop()
+
+
+@pytest.mark.postgresql_only
+async def test_an_instance_whose_presence_connection_dropped_takes_its_lock_again(
+    store: Store, second_store: Store, clock: FakeClock
+) -> None:
+    """PostgreSQL restarted, or the connection was cut: the presence lock went with it. The
+    next heartbeat registers again, so the others keep seeing it alive."""
+    me = InstancePresence(store, clock, Instance("h:1:me", "h", 1))
+    await me.start()
+    presence = store.instances._presence
+    assert presence is not None
+    presence.terminate()
+    await me.beat()
+    assert store.instances._presence is not None and not store.instances._presence.is_closed()
+    other = InstancePresence(second_store, clock, Instance("h:2:other", "h", 2))
+    await other.start()
+    await other.beat()
+    assert {row.id for row in await store.instances.all()} == {"h:1:me", "h:2:other"}
+    await other.stop()
+    await me.stop()
