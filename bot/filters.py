@@ -624,6 +624,10 @@ class KeywordIndex:
         """Number of chats with at least one keyword."""
         return len(self._filters)
 
+    def chat_ids(self) -> set[int]:
+        """The chats with at least one keyword."""
+        return set(self._filters)
+
     def set_chat(self, chat_id: int, keywords: Sequence[Keyword]) -> None:
         """Replace `chat_id`'s keywords; an empty sequence removes its filter."""
         self.remove_chat(chat_id)

@@ -518,6 +518,12 @@ TEXTS: dict[str, dict[str, str]] = {
     "stats.database.sqlite": {"en": "file + WAL", "zh": "文件 + WAL"},
     "stats.database.postgresql": {"en": "PostgreSQL", "zh": "PostgreSQL"},
     "stats.no_errors": {"en": "none", "zh": "无"},
+    "stats.instances": {"en": "Instances: {count}", "zh": "实例：{count} 个"},
+    "stats.instance": {
+        "en": "• <code>{id}</code> ({host}, pid {pid}): {role}, last heartbeat {ago} s ago",
+        "zh": "• <code>{id}</code>（{host}，pid {pid}）：{role}，上次心跳 {ago} 秒前",
+    },
+    "stats.role.none": {"en": "running", "zh": "运行中"},
     # --- generic ---------------------------------------------------------------------
     "error.internal": {
         "en": "Something went wrong on my side; nothing was changed. Please try again in a minute.",

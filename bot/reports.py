@@ -62,7 +62,7 @@ def render_stats(lang: str, stats: Stats) -> str:
         for name, count in sorted(stats.counters.items())
         if name.startswith("error.") and count
     }
-    return t(
+    report = t(
         lang,
         "stats.report",
         chats_active=stats.chats_active,
@@ -85,3 +85,24 @@ def render_stats(lang: str, stats: Stats) -> str:
         database_mb=f"{stats.database_bytes / 1_048_576:.1f}",
         database_kind=t(lang, f"stats.database.{stats.database_dialect}"),
     )
+    return "\n".join([report, *instance_lines(lang, stats)])
+
+
+def instance_lines(lang: str, stats: Stats) -> list[str]:
+    """The running instances, each with its role and how long ago it last gave a sign."""
+    if not stats.instances:
+        return []
+    lines = [t(lang, "stats.instances", count=len(stats.instances))]
+    for row in stats.instances:
+        lines.append(
+            t(
+                lang,
+                "stats.instance",
+                id=row.id,
+                host=row.host,
+                pid=row.pid,
+                role=row.role or t(lang, "stats.role.none"),
+                ago=max(0, (stats.now_ms - row.heartbeat_at) // 1000),
+            )
+        )
+    return lines

@@ -28,7 +28,8 @@ from bot.routing import make_router
 from bot.store import Store
 from bot.usecases.chats import Chats
 from bot.usecases.choices import ChatChoices
-from bot.usecases.keywords import KeywordFilters
+from bot.usecases.instances import InstancePresence
+from bot.usecases.keywords import KeywordFilters, KeywordSync
 from bot.usecases.subscriptions import Subscriptions
 
 PARSE_THREADS = 2  # feeds are parsed and summarized off the event loop
@@ -98,6 +99,8 @@ class Runtime(Ingestion):
     chats: Chats
     choices: ChatChoices  # /settings
     websub: WebSub | None  # None without a public URL and a listener: every feed is polled
+    presence: InstancePresence  # this process in the instances table; its id owns the leases
+    keyword_sync: KeywordSync  # other instances' keyword changes into this one's index
 
     async def start_push(self) -> None:
         """WebSub's renewal loop (it serves callbacks on the listener); without push, the
@@ -156,14 +159,17 @@ def build_runtime(
     websub = build_websub(settings, ingestion)
     if websub is not None:
         chats.on_left = websub.wake  # a paused chat may have been a feed's last
+    presence = InstancePresence(store, clock)
     return Runtime(
         **vars(ingestion),  # the ingestion half's parts, as built above
-        poller=Poller(store, ingestion.pipeline, settings, clock),
+        poller=Poller(store, ingestion.pipeline, settings, clock, instance_id=presence.id),
         sender=sender,
         digests=digests,
         chats=chats,
         choices=choices,
         websub=websub,
+        presence=presence,
+        keyword_sync=KeywordSync(store, ingestion.keywords),
     )
 
 

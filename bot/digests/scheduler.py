@@ -5,7 +5,10 @@ survive restarts with nothing to rebuild: a JobQueue job calls `fire_due` every 
 seconds and it sends what has fallen due. A digest missed while the bot was down is sent
 if it fell due less than `grace_hours` ago, else skipped (never piled up). Queuing a daily
 digest and moving the schedule on happen in one transaction, so each local day's digest is
-queued exactly once.
+queued exactly once. With several instances on one database, each ticking, a chat's due
+digest is claimed with a compare-and-set in that same transaction
+(ChatStore.record_daily_digests): whichever instance's tick gets there first queues it,
+the others' renders are dropped.
 """
 
 from __future__ import annotations
@@ -204,15 +207,14 @@ class DigestScheduler:
             if digest is None:
                 continue
             ready.append(digest)
-            queued += 1
             if len(ready) >= WRITE_BATCH:
-                await self.store.chats.record_daily_digests(ready, now)
+                queued += len(await self.store.chats.record_daily_digests(ready, now))
                 ready = []
             else:
                 # Rendering is CPU work with no await in it: let the loop run in between.
                 await asyncio.sleep(0)
         if ready:
-            await self.store.chats.record_daily_digests(ready, now)
+            queued += len(await self.store.chats.record_daily_digests(ready, now))
         if queued and self.on_queued:
             self.on_queued()
         log.info("event=digests_queued count=%d", queued)
@@ -253,7 +255,13 @@ class DigestScheduler:
             digest_feeds={feed for feed, mode in chat_feeds.items() if mode == "digest"},
         )
         return DailyDigest(
-            chat.id, chat.digest_thread_id, due, following, texts, scheduled_ms=chat.next_digest_at
+            chat.id,
+            chat.digest_thread_id,
+            due,
+            following,
+            texts,
+            scheduled_ms=chat.next_digest_at,
+            last_ms=chat.last_digest_at,
         )
 
     async def _renderer(self, window: DigestWindow, minute: _DueMinute) -> DigestRenderer:

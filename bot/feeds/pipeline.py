@@ -40,7 +40,7 @@ from bot.feeds.record import CheckReport, DedupeRules, NextCheck, record_check
 from bot.feeds.schedule import PollBudget, failure_delay, safety_net_delay, success_delay
 from bot.models import Entry
 from bot.routing import Router
-from bot.store import Feed, FeedUpdate, Store
+from bot.store import Feed, FeedUpdate, Store, Written
 from bot.summary import summarize
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,9 @@ class FeedPipeline:
             filter(None, [result.max_age, content.document.ttl_seconds if content else None]),
             default=None,
         )
-        report = await self._record(feed, result, content, hint or feed.hint_seconds, hint)
+        report = await self._record(
+            feed, result, content, hint or feed.hint_seconds, hint, lease_owner=feed.lease_owner
+        )
         if content is None:
             self.stats.not_modified += 1
         else:
@@ -371,8 +373,11 @@ class FeedPipeline:
         content: NormalizedFeed | None,
         schedule_hint: int | None,
         hint_seconds: int | None,
+        *,
+        lease_owner: str | None = None,
     ) -> CheckReport | None:
-        """Write what one successful fetch found, then wake whoever must act on it."""
+        """Write what one successful fetch found, then wake whoever must act on it. A polled
+        feed's check writes under its lease (`lease_owner`, bot/store/feeds.py)."""
         now = self.clock.now_ms()
 
         def next_check(rate: FeedRate) -> int:
@@ -384,13 +389,26 @@ class FeedPipeline:
                 now_ms=now,
                 next_check_at=next_check(feed.rate or FeedRate.new(now)),
                 hint_seconds=hint_seconds,
+                lease_owner=lease_owner,
             )
-            recovered = await self.store.feeds.record_success(feed.id, update)
+            written = await self.store.feeds.record_success(feed.id, update)
+            recovered = written is Written.RECOVERED
             report = CheckReport(0, 0, 0, 0, 0, recovered) if recovered else None
+            lease_lost = written is Written.NOT_OWNER
         else:
-            update = FeedUpdate(now_ms=now, next_check_at=now, hint_seconds=hint_seconds)
+            update = FeedUpdate(
+                now_ms=now, next_check_at=now, hint_seconds=hint_seconds, lease_owner=lease_owner
+            )
             update = fetched_update(update, result, content.document)
             report = await self._record_entries(feed, content, update, next_check)
+            lease_lost = report.lease_lost
+        if lease_lost:
+            log.warning(
+                "event=lease_lost feed=%d owner=%s action=%r",
+                feed.id,
+                lease_owner,
+                "another instance holds the feed: its state kept, this check's stories kept once",
+            )
         if report is not None:
             await self._wake(feed, report)
         return report
@@ -444,7 +462,7 @@ class FeedPipeline:
         self.stats.by_error[failure.code] = self.stats.by_error.get(failure.code, 0) + 1
         now = self.clock.now_ms()
         if failure.kind is FailureKind.GONE:
-            await self.store.feeds.mark_gone(feed.id, now_ms=now)
+            await self.store.feeds.mark_gone(feed.id, now_ms=now, lease_owner=feed.lease_owner)
             log.warning("event=feed_gone feed=%d url=%s", feed.id, feed.url)
             if self.on_health:
                 await self.on_health(feed, True)
@@ -457,6 +475,7 @@ class FeedPipeline:
             now_ms=now,
             next_check_at=now + int(delay * 1000),
             pause_after_ms=int(self.settings.poll.pause_after_days * DAY_MS),
+            lease_owner=feed.lease_owner,
         )
         log.warning(
             "event=feed_failed feed=%d url=%s error=%s failures=%d retry_in=%.0fs",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from bot.feeds.freshness import FeedRate, observe
 from bot.models import Delivery, Entry, NewStory
 from bot.routing import Router
-from bot.store import CheckUnit, FeedState, FeedUpdate, QueuedAlert
+from bot.store import CheckUnit, FeedState, FeedUpdate, QueuedAlert, Written
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,9 @@ class CheckReport:
     queued: int  # alerts written to the outbox
     duplicates_skipped: int  # alerts not written: the chat had the story from another feed
     recovered: bool  # the feed had been paused and answered again
+    # The check outlived its lease and another instance holds the feed now: its stories
+    # and alerts were recorded (once), the feed row was left to the new owner.
+    lease_lost: bool = False
 
 
 def oldest_first(stories: Sequence[NewStory], entries: Sequence[Entry]) -> list[NewStory]:
@@ -112,7 +115,7 @@ async def record_check(
     rate = observe(state.rate or FeedRate.new(now), len(fresh), now)
     if next_check is not None:
         update = replace(update, next_check_at=next_check(rate))
-    recovered = await unit.record_success(
+    written = await unit.record_success(
         update,
         primed_at=state.primed_at if state.primed_at is not None else now,
         newest_timestamp_id=newest_timestamp(state, entries),
@@ -127,7 +130,8 @@ async def record_check(
         fresh=len(fresh),
         queued=len(alerts),
         duplicates_skipped=skipped,
-        recovered=recovered,
+        recovered=written is Written.RECOVERED,
+        lease_lost=written is Written.NOT_OWNER,
     )
 
 

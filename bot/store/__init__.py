@@ -14,10 +14,12 @@ from bot.errors import (
     DatabaseUnavailableError,
 )
 from bot.store.backends import open_database
+from bot.store.changes import KeywordChanges
 from bot.store.chats import Chat, ChatStore, Paused, Subscription
 from bot.store.db import Database
-from bot.store.feeds import Feed, FeedStore, FeedUpdate
+from bot.store.feeds import Feed, FeedStore, FeedUpdate, Written
 from bot.store.imports import ImportStore, UnfinishedImport
+from bot.store.instances import InstanceRow, InstanceStore
 from bot.store.outbox import OutboxItem, OutboxStore, StoryText
 from bot.store.stats import CheckActivity, ExportedFeed, Stats, StatsStore
 from bot.store.stories import CheckUnit, FeedState, QueuedAlert, StoryStore
@@ -40,6 +42,9 @@ __all__ = [
     "FeedUpdate",
     "HubSubscription",
     "ImportStore",
+    "InstanceRow",
+    "InstanceStore",
+    "KeywordChanges",
     "OutboxItem",
     "OutboxStore",
     "Paused",
@@ -52,6 +57,7 @@ __all__ = [
     "Subscription",
     "UnfinishedImport",
     "WebSubStore",
+    "Written",
 ]
 
 
@@ -67,6 +73,8 @@ class Store:
         self.imports = ImportStore(db)
         self.stats = StatsStore(db)
         self.websub = WebSubStore(db)
+        self.instances = InstanceStore(db)
+        self.keyword_changes = KeywordChanges(db)
 
     @classmethod
     async def open(cls, location: str, *, exclusive: bool = True, read_only: bool = False) -> Store:

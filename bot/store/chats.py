@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bot.errors import FeedFailure
 from bot.filters import Keyword
+from bot.store.changes import tell_keywords_changed
 from bot.store.db import Database, Row
 
 
@@ -77,6 +78,9 @@ class DailyDigest:
     # next_digest_at as read when the digest was made. A schedule changed meanwhile
     # (/digest at, /digest off while 10,000 digests render) keeps its new value.
     scheduled_ms: int
+    # last_digest_at as read when the digest was made: the claim. Whichever instance moves
+    # it from this value to due_ms first queues the digest; any other finds it moved.
+    last_ms: int | None = None
 
 
 _CHAT_COLUMNS = (
@@ -181,6 +185,7 @@ class ChatStore:
                 await conn.execute(
                     "UPDATE chats SET id = ?, kind = 'supergroup' WHERE id = ?", (new_id, old_id)
                 )
+            await tell_keywords_changed(conn, [old_id, new_id])  # the keywords moved
             # An alert the new id already has (outbox_alert_once) stays with the old id.
             await conn.execute(
                 "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND NOT (kind = 'alert'"
@@ -257,6 +262,7 @@ class ChatStore:
     async def set_keywords(self, chat_id: int, keywords: Sequence[Keyword]) -> None:
         async with self.db.transaction() as conn:
             await conn.execute("DELETE FROM keywords WHERE chat_id = ?", (chat_id,))
+            await tell_keywords_changed(conn, [chat_id])
             await conn.executemany(
                 "INSERT INTO keywords (chat_id, position, text, exclude) VALUES (?, ?, ?, ?)",
                 [(chat_id, i, text, bool(ex)) for i, (text, ex) in enumerate(keywords)],
@@ -319,26 +325,43 @@ class ChatStore:
             )
         return _keywords_by_chat(rows)
 
-    async def record_daily_digests(self, digests: Sequence[DailyDigest], now_ms: int) -> None:
-        """Queue daily digests and move their chats' schedules on, in one transaction: a
-        crash leaves either both (the outbox sends them later) or neither (made again)."""
+    async def record_daily_digests(
+        self, digests: Sequence[DailyDigest], now_ms: int
+    ) -> list[DailyDigest]:
+        """Claim each chat's digest and queue the claimed ones, in one transaction: a crash
+        leaves both (the outbox sends them later) or neither (made again). Returns the
+        digests queued.
+
+        Several instances may tick at once and make the same chat's digest; only the one
+        whose compare-and-set moves the schedule on from the values it read queues it
+        (on PostgreSQL the loser's UPDATE waits for the winner's commit, then finds the row
+        changed: READ COMMITTED re-checks its WHERE). The claim is on last_digest_at (the
+        digest window's start, which only a queued digest moves), not on next_digest_at:
+        a `/digest at` answered while digests render moves next_digest_at, and the digest
+        that was due must still go out once (next_digest_at then keeps its new value).
+        """
+        same = "IS NOT DISTINCT FROM" if self.db.dialect == "postgresql" else "IS"
         async with self.db.transaction() as conn:
+            claimed = [
+                d
+                for d in digests
+                if await conn.execute(
+                    "UPDATE chats SET last_digest_at = ?, next_digest_at = CASE"
+                    " WHEN next_digest_at = ? THEN ? ELSE next_digest_at END"
+                    f" WHERE id = ? AND last_digest_at {same} ?",
+                    (d.due_ms, d.scheduled_ms, d.next_due_ms, d.chat_id, d.last_ms),
+                )
+            ]
             await conn.executemany(
                 "INSERT INTO outbox (chat_id, thread_id, kind, text, not_before, created_at)"
                 " VALUES (?, ?, 'digest', ?, ?, ?)",
                 [
                     (d.chat_id, d.thread_id, text, now_ms, now_ms)
-                    for d in digests
+                    for d in claimed
                     for text in d.texts
                 ],
             )
-            # The window still ends at the due instant (the next digest starts there), but
-            # the schedule moves on only if nobody changed it since it was read.
-            await conn.executemany(
-                "UPDATE chats SET last_digest_at = ?, next_digest_at = CASE"
-                " WHEN next_digest_at = ? THEN ? ELSE next_digest_at END WHERE id = ?",
-                [(d.due_ms, d.scheduled_ms, d.next_due_ms, d.chat_id) for d in digests],
-            )
+        return claimed
 
     async def move_digest(self, chat_id: int, next_due_ms: int, *, scheduled_ms: int) -> None:
         """Skip to the next due time (a digest missed beyond the grace period), unless the

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bot.clock import DAY_MS, HOUR_MS
 from bot.store.db import Database
+from bot.store.instances import InstanceRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,9 @@ class Stats:
     counters_hours: int
     database_bytes: int  # SQLite: the file and its write-ahead log; PostgreSQL: the database
     database_dialect: str  # sqlite or postgresql
+    # The running instances (bot/store/instances.py), with their role and last heartbeat.
+    instances: tuple[InstanceRow, ...] = ()
+    now_ms: int = 0  # when it was gathered (how long ago each heartbeat was)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,9 @@ _STORIES_SINCE = "SELECT COUNT(*) FROM stories WHERE first_seen_at >= ?"
 _PENDING = "SELECT COUNT(*) FROM outbox WHERE status = 'pending'"
 _SENT_SINCE = "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND sent_at >= ?"
 _COUNTERS_SINCE = "SELECT name, SUM(count) FROM counters WHERE hour >= ? GROUP BY name"
+_INSTANCES = (
+    "SELECT id, host, pid, started_at, heartbeat_at, role FROM instances ORDER BY started_at, id"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +89,7 @@ class StatsStore:
                 row = await conn.fetchone(sql, params)
                 scalars.append(int(row[0]) if row else 0)
             counter_rows = await conn.fetchall(_COUNTERS_SINCE, (since_counters,))
+            instance_rows = await conn.fetchall(_INSTANCES)
         subscriptions, stories_today, pending, sent = scalars
         return Stats(
             chats_active=chats.get("active", 0),
@@ -98,6 +106,8 @@ class StatsStore:
             counters_hours=counters_hours,
             database_bytes=await self.db.size_bytes(),
             database_dialect=self.db.dialect,
+            instances=tuple(InstanceRow(*row) for row in instance_rows),
+            now_ms=now_ms,
         )
 
     async def exported_feeds(self, chat_id: int) -> list[ExportedFeed]:

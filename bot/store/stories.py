@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from bot.feeds.freshness import FeedRate
 from bot.models import Entry, NewStory, Recipient, Story
 from bot.store.db import Connection, Database
-from bot.store.feeds import RATE_COLUMNS, FeedUpdate, apply_success, feed_rate
+from bot.store.feeds import RATE_COLUMNS, FeedUpdate, Written, apply_success, feed_rate
 
 # SQLite allows 32,766 bound parameters per statement; 11 columns × 1,000 rows stays below.
 CHUNK = 1000
@@ -115,23 +115,27 @@ class CheckUnit:
         primed_at: int,
         newest_timestamp_id: int | None,
         rate: FeedRate,
-    ) -> bool:
-        """Write the feed row; True when the feed had been paused (it recovered). The rate
-        is written for a pushed body too: a hub's stories are the feed's publishing."""
-        recovered = await apply_success(self._conn, self.feed_id, update)
-        await self._conn.execute(
-            "UPDATE feeds SET primed_at = ?, newest_timestamp_id = ?, rate_stories = ?,"
-            " rate_watched_hours = ?, rate_at = ? WHERE id = ?",
-            (
-                primed_at,
-                newest_timestamp_id,
-                rate.stories,
-                rate.watched_hours,
-                rate.at_ms,
-                self.feed_id,
-            ),
-        )
-        return recovered
+    ) -> Written:
+        """Write the feed row, unless the check's lease passed to another instance
+        (bot/store/feeds.py): the new owner's state is then left as it is, while the
+        stories this unit inserted and the alerts it queues are kept (exactly once: the
+        seen set and the outbox refuse a second copy whichever check comes second). The
+        rate is written for a pushed body too: a hub's stories are the feed's publishing."""
+        written = await apply_success(self._conn, self.feed_id, update)
+        if written is not Written.NOT_OWNER:
+            await self._conn.execute(
+                "UPDATE feeds SET primed_at = ?, newest_timestamp_id = ?, rate_stories = ?,"
+                " rate_watched_hours = ?, rate_at = ? WHERE id = ?",
+                (
+                    primed_at,
+                    newest_timestamp_id,
+                    rate.stories,
+                    rate.watched_hours,
+                    rate.at_ms,
+                    self.feed_id,
+                ),
+            )
+        return written
 
     async def instant_recipients(self) -> list[Recipient]:
         """Active chats following the feed in instant mode, in subscription order."""

@@ -32,7 +32,7 @@ from bot.delivery.transport import AiohttpRequest
 from bot.i18n import COMMANDS
 from bot.listener import Listener
 from bot.runtime import Runtime, build_runtime
-from bot.store import DatabaseLostError, Store
+from bot.store import DatabaseLostError, DatabaseUnavailableError, Store
 from bot.telegram import chat_settings, files, handlers, operators
 from bot.telegram.command import Handler
 from bot.telegram.context import CONTEXT_TYPES, BotApplication
@@ -291,6 +291,9 @@ async def start(app: BotApplication, runtime: Runtime, listener: Listener | None
     gc.freeze()
     await register_commands(app.bot)
     await files.tell_interrupted_imports(app.bot, runtime.store)
+    # Registered before the first poll; dead instances' leases are handed back first.
+    await runtime.presence.start()
+    runtime.keyword_sync.start()
     await runtime.sender.start()
     await runtime.start_push()
     await app.start()
@@ -317,6 +320,11 @@ async def stop_in_order(app: BotApplication, runtime: Runtime, listener: Listene
         await listener.stop()
     grace = runtime.settings.delivery.shutdown_grace_seconds
     await runtime.poller.stop(grace)
+    # Its leases are handed back; a database that cannot be reached now leaves its row to
+    # be found dead by the next instance.
+    with contextlib.suppress(DatabaseLostError, DatabaseUnavailableError):
+        await runtime.presence.stop()
+    await runtime.keyword_sync.stop()
     # Deliveries it cannot record in a lost database are reported there already.
     with contextlib.suppress(DatabaseLostError):
         await runtime.sender.stop(grace)

@@ -9,8 +9,9 @@ import logging
 from telegram.ext import JobQueue
 
 from bot.clock import DAY_MS, HOUR_MS
-from bot.store import DatabaseLostError
+from bot.store import DatabaseLostError, DatabaseUnavailableError
 from bot.telegram.context import BotContext
+from bot.usecases.instances import HEARTBEAT_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def schedule_jobs(job_queue: JobQueue[BotContext]) -> None:
         housekeeping, interval=HOUSEKEEPING_SECONDS, first=60.0, name="housekeeping"
     )
     job_queue.run_repeating(database_check, interval=DATABASE_CHECK_SECONDS, name="database_check")
+    job_queue.run_repeating(heartbeat, interval=HEARTBEAT_SECONDS, name="heartbeat")
 
 
 async def poll_tick(context: BotContext) -> None:
@@ -48,6 +50,12 @@ async def poll_tick(context: BotContext) -> None:
 
 async def digest_tick(context: BotContext) -> None:
     await context.runtime.digests.fire_due()
+
+
+async def heartbeat(context: BotContext) -> None:
+    """This instance is alive (/stats shows when it last said so); dead ones are reaped."""
+    with contextlib.suppress(DatabaseUnavailableError):
+        await context.runtime.presence.beat()
 
 
 async def housekeeping(context: BotContext) -> None:
