@@ -195,6 +195,22 @@ class OutboxStore:
         row = await self.db.fetchone("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
         return int(row[0]) if row else 0
 
+    async def backlog(self) -> tuple[int, int | None]:
+        """Pending rows, and when the oldest of them was queued (None: none), for /metrics.
+
+        The oldest is the lowest pending id (ids grow as rows are queued): the count and the
+        minimum come from the partial index of pending rows alone, and one row is read for
+        its time, so a scrape stays cheap however many rows were sent.
+        """
+        row = await self.db.fetchone(
+            "SELECT p.n, (SELECT created_at FROM outbox WHERE id = p.first)"
+            " FROM (SELECT COUNT(*) AS n, MIN(id) AS first FROM outbox"
+            " WHERE status = 'pending') p"
+        )
+        if row is None:
+            return 0, None
+        return int(row[0]), None if row[1] is None else int(row[1])
+
     async def count(self, *, status: str, since_ms: int) -> int:
         row = await self.db.fetchone(
             "SELECT COUNT(*) FROM outbox WHERE status = ? AND COALESCE(sent_at, created_at) >= ?",
