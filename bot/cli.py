@@ -155,10 +155,14 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         return 0 if stop.is_set() else EXIT_USAGE
     from telegram.error import InvalidToken
 
+    from bot.listener import ListenError
     from bot.telegram.app import run
 
     try:
         await run(settings, store, stop=stop)
+    except ListenError as error:
+        print(f"news-notifier: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except DatabaseLostError:
         return EXIT_DATABASE_LOST  # logged at CRITICAL when it was found
     except InvalidToken as error:

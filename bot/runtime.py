@@ -23,6 +23,7 @@ from bot.feeds.fetch import Fetcher
 from bot.feeds.pipeline import FeedPipeline
 from bot.feeds.poller import Poller
 from bot.filters import KeywordIndex
+from bot.health import running_health
 from bot.metrics import Metrics
 from bot.routing import make_router
 from bot.store import Store
@@ -102,6 +103,11 @@ class Runtime(Ingestion):
     digests: DigestScheduler
     chats: Chats
     choices: ChatChoices  # /settings
+
+    async def health(self) -> tuple[bool, str]:
+        """Healthy and why, for the listener's /healthz (bot/health.py, running_health)."""
+        max_silence = self.settings.health.max_silence_seconds
+        return await running_health(self.store, self.clock.now_ms(), max_silence)
 
     async def count_too_fast(self, dropped: int) -> None:
         """Updates dropped because their chat sent faster than it can be answered (/stats)."""

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.errors import DatabaseLostError
+from bot.health import running_health
 from bot.store import FeedUpdate, Store
 from tests.paths import REPO
 
@@ -136,3 +138,33 @@ async def test_an_unreadable_folder_is_unhealthy_even_for_root(tmp_path: Path) -
     not_a_folder.write_text("a file where the folder should be")
     code, out = await healthcheck(not_a_folder / "bot.sqlite3")
     assert code == 1 and out.startswith("unhealthy:"), out
+
+
+# --- the running bot's /healthz verdict (bot/health.py, running_health) ---------------------
+
+
+async def test_the_running_bots_verdict_uses_the_same_rule_and_its_own_store(
+    store: Store,
+) -> None:
+    assert await running_health(store, now_ms(), 1800) == (
+        True,
+        "healthy: database answers; no feeds to check yet",
+    )
+    await add_feed(store, "https://a.test/feed", checked_ago_ms=40 * MINUTE_MS)
+    ok, text = await running_health(store, now_ms(), 1800)
+    assert not ok and text.startswith("unhealthy: no feed checked for 24"), text
+    assert (await running_health(store, now_ms(), 3600))[0] is True
+
+
+async def test_a_lost_or_silent_database_is_unhealthy(store: Store) -> None:
+    store.db.lost = DatabaseLostError("bot.sqlite3", "deleted")
+    try:
+        assert await running_health(store, now_ms(), 1800) == (
+            False,
+            "unhealthy: database lost (database bot.sqlite3: deleted)",
+        )
+    finally:
+        store.db.lost = None
+    await store.close()
+    ok, text = await running_health(store, now_ms(), 1800)
+    assert not ok and text.startswith("unhealthy: database does not answer ("), text
