@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 from telegram import Update
+from telegram.error import BadRequest
 
 from bot.metrics import Metrics
 from bot.telegram.context import BotApplication
@@ -57,6 +58,18 @@ def webhook_secret(bot_token: str) -> str:
     changes when the token is revoked, and cannot be turned back into the token.
     """
     return hmac.new(bot_token.encode(), _SECRET_LABEL, hashlib.sha256).hexdigest()
+
+
+class WebhookRefusedError(Exception):
+    """Telegram would not take the public URL as a webhook (not https, a port it does not
+    deliver to, a host it cannot resolve): str() is the one line to print."""
+
+    def __init__(self, url: str, answer: str) -> None:
+        super().__init__(
+            f"Telegram refused the webhook URL {url} ({answer}): set listener.webhook_url "
+            "(NEWS_NOTIFIER_WEBHOOK_URL) to the bot's public https URL on port 443, 80, 88 "
+            "or 8443, or empty for long polling"
+        )
 
 
 def webhook_path(url: str) -> str:
@@ -94,12 +107,15 @@ class Webhook:
         while no instance answered (a restart, a switch from polling), each owed its
         answer, and another instance may not have received them yet.
         """
-        await self.app.bot.set_webhook(
-            self.url,
-            secret_token=self._secret.decode(),
-            allowed_updates=self.allowed_updates,
-            drop_pending_updates=False,
-        )
+        try:
+            await self.app.bot.set_webhook(
+                self.url,
+                secret_token=self._secret.decode(),
+                allowed_updates=self.allowed_updates,
+                drop_pending_updates=False,
+            )
+        except BadRequest as error:
+            raise WebhookRefusedError(self.url, error.message) from error
         log.info("event=webhook_registered path=%s", self.path)
 
     async def _on_update(self, request: web.Request) -> web.Response:
