@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from telegram import Bot
 
-from bot.config import Settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.telegram.app import ALLOWED_UPDATES
 from bot.telegram.webhook import SECRET_HEADER, webhook_path, webhook_secret
 from tests.e2e.harness import bot_settings, running_bot
@@ -152,3 +152,15 @@ async def test_polling_mode_deletes_a_webhook_left_set_and_polls(
     polls = fake.requests_for("getUpdates")
     assert polls and polls[0].status == 200
     assert not [p for p in polls if "webhook is active" in (p.description or "")]
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/healthz/", "/websub", "/websub/abc"])
+def test_a_webhook_path_the_listener_serves_itself_is_refused(path: str) -> None:
+    environ = {"NEWS_NOTIFIER_WEBHOOK_URL": ORIGIN + path, "NEWS_NOTIFIER_LISTEN": "[::1]:80"}
+    with pytest.raises(ConfigError) as error:
+        load_settings(None, environ)
+    assert "which the listener serves itself" in str(error.value)
+    assert "\n" not in str(error.value)
+    for fine in ("", "/", "/telegram", "/metrics-telegram"):
+        environ["NEWS_NOTIFIER_WEBHOOK_URL"] = ORIGIN + fine
+        assert load_settings(None, environ).listener.webhook_url == ORIGIN + fine
