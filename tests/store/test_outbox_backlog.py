@@ -3,6 +3,8 @@ the oldest of them was queued; sent and abandoned rows are not the backlog."""
 
 from __future__ import annotations
 
+import pytest
+
 from bot.store import Store
 
 
@@ -23,3 +25,10 @@ async def test_backlog_counts_pending_rows_and_dates_the_oldest(store: Store) ->
     assert await store.outbox.backlog() == (2, 2_000)
     await store.outbox.give_up(second, status="failed", error="refused")
     assert await store.outbox.backlog() == (1, 3_000)
+
+
+async def test_backlog_counts_up_to_the_cap(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bot.store.outbox.BACKLOG_COUNT_CAP", 2)
+    for n in range(4):
+        await queue(store, f"row {n}", 1_000 * (n + 1))
+    assert await store.outbox.backlog() == (2, 1_000)
