@@ -48,12 +48,19 @@ async def running_health(store: Store, now_ms: int, max_silence_seconds: int) ->
 
 
 def judge(activity: CheckActivity, now_ms: int, max_silence_seconds: int) -> tuple[bool, str]:
-    """Healthy when the latest check is at most max_silence_seconds old, or nothing is due."""
+    """Unhealthy when a feed has been due for longer than max_silence_seconds: the poller
+    is stuck. A quiet spell with nothing due is fine: a feed a WebSub hub pushes is polled
+    hourly, a quiet one may be polled as rarely, and the bot is healthy meanwhile."""
     if not activity.feeds:
         return True, "healthy: database answers; no feeds to check yet"
+    overdue = (now_ms - (activity.first_due_ms or now_ms)) / 1000
     if activity.last_checked_ms is None:
-        return False, f"unhealthy: {activity.feeds} feeds, none checked yet"
+        if overdue > max_silence_seconds:
+            return False, f"unhealthy: {activity.feeds} feeds, none checked yet"
+        return True, f"healthy: {activity.feeds} feeds, none due yet"
     silence = (now_ms - activity.last_checked_ms) / 1000
-    if silence > max_silence_seconds:
-        return False, f"unhealthy: no feed checked for {silence:.0f} s"
+    if overdue > max_silence_seconds:
+        if silence > max_silence_seconds:
+            return False, f"unhealthy: no feed checked for {silence:.0f} s"
+        return False, f"unhealthy: a feed due {overdue:.0f} s ago is not checked yet"
     return True, f"healthy: {activity.feeds} feeds; last check {silence:.0f} s ago"

@@ -168,3 +168,30 @@ async def test_a_lost_or_silent_database_is_unhealthy(store: Store) -> None:
     await store.close()
     ok, text = await running_health(store, now_ms(), 1800)
     assert not ok and text.startswith("unhealthy: database does not answer ("), text
+
+
+async def checked_feed(store: Store, url: str, *, checked_ago_ms: int, due_in_ms: int) -> None:
+    await add_feed(store, url, checked_ago_ms=None)
+    feed = await store.feeds.by_url(url)
+    assert feed is not None
+    checked = now_ms() - checked_ago_ms
+    update = FeedUpdate(now_ms=checked, next_check_at=now_ms() + due_in_ms)
+    await store.feeds.record_success(feed.id, update)
+
+
+async def test_a_long_quiet_spell_with_nothing_due_is_healthy(store: Store) -> None:
+    """A feed its hub pushes is polled hourly: 50 minutes without a check, nothing due."""
+    await checked_feed(
+        store, "https://a.test/pushed", checked_ago_ms=50 * MINUTE_MS, due_in_ms=MINUTE_MS
+    )
+    ok, text = await running_health(store, now_ms(), 1800)
+    assert ok and text.startswith("healthy: 1 feeds; last check 30"), text
+
+
+async def test_a_feed_left_overdue_is_unhealthy_though_others_are_checked(store: Store) -> None:
+    await checked_feed(store, "https://a.test/fresh", checked_ago_ms=MINUTE_MS, due_in_ms=MINUTE_MS)
+    await checked_feed(
+        store, "https://a.test/stuck", checked_ago_ms=2 * MINUTE_MS, due_in_ms=-40 * MINUTE_MS
+    )
+    ok, text = await running_health(store, now_ms(), 1800)
+    assert not ok and text.startswith("unhealthy: a feed due 24"), text

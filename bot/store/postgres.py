@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from bot.errors import DatabaseLockedError, DatabaseUnavailableError
+from bot.errors import DatabaseLockedError, DatabaseRefusedError, DatabaseUnavailableError
 from bot.store.db import (
     Dialect,
     LossReport,
@@ -60,6 +60,14 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     OSError,
     TimeoutError,
+)
+# The server answered and said no: a setting is wrong (the database's name, the role, the
+# password, its rights). Opening says so in one line instead of retrying.
+REFUSALS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.InvalidCatalogNameError,
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InvalidPasswordError,
+    asyncpg.exceptions.InsufficientPrivilegeError,
 )
 # Said at most this often while the database cannot be reached.
 UNAVAILABLE_LOG_SECONDS = 30.0
@@ -160,6 +168,17 @@ class PostgresDatabase(LossReport):
         cls, url: str, *, exclusive: bool = True, read_only: bool = False
     ) -> PostgresDatabase:
         """Connect, take the one-instance lock, run the migrations not yet applied."""
+        try:
+            return await cls._open(url, exclusive=exclusive, read_only=read_only)
+        except REFUSALS as error:
+            raise DatabaseRefusedError(shown_location(url), str(error)) from None
+        except CONNECTION_ERRORS as error:
+            raise DatabaseUnavailableError(
+                shown_location(url), str(error) or type(error).__name__
+            ) from None
+
+    @classmethod
+    async def _open(cls, url: str, *, exclusive: bool, read_only: bool) -> PostgresDatabase:
         try:
             pool = await asyncpg.create_pool(
                 url,

@@ -302,7 +302,7 @@ async def start(
 ) -> None:
     """Everything before the first update is taken: the listener (first: an address in use
     stops the start before anything is sent), the command menus, the imports a kill cut
-    short told, the sender, then updates and the jobs."""
+    short told, the sender, WebSub's renewals, then updates and the jobs."""
     if listener is not None:
         await listener.start()
     # Long-lived start-up data (keyword index, caches) out of the collector's way.
@@ -310,6 +310,7 @@ async def start(
     await register_commands(app.bot)
     await files.tell_interrupted_imports(app.bot, runtime.store)
     await runtime.sender.start()
+    await runtime.start_push()
     await app.start()
     runtime.metrics.start()
     await take_updates(app, runtime, webhook)
@@ -334,13 +335,15 @@ async def take_updates(app: BotApplication, runtime: Runtime, webhook: Webhook |
 
 
 async def stop_in_order(app: BotApplication, runtime: Runtime, listener: Listener | None) -> None:
-    """Stop taking updates, then deliveries (a request being answered finishes: its stories
-    reach the outbox), stop starting feed checks, let checks and sends in flight finish
-    (each within the grace), record what was sent, stop the application."""
+    """Stop taking updates, stop asking hubs, stop taking deliveries (a request being
+    answered finishes: its stories reach the outbox), stop starting feed checks, let checks
+    and sends in flight finish (each within the grace), record what was sent, stop the
+    application."""
     log.info("event=stopping")
     assert app.updater is not None
     if app.updater.running:  # long polling (webhook mode stops with the listener)
         await app.updater.stop()
+    await runtime.stop_push()  # no more requests to hubs (a hub's verification would fail)
     if listener is not None:
         await listener.stop()
     grace = runtime.settings.delivery.shutdown_grace_seconds

@@ -28,7 +28,9 @@ def build_listener(
         address, max_body_bytes=settings.fetch.max_body_bytes, healthy=runtime.health
     )
     # One line per part that serves HTTP.
-    listener.add_routes(runtime.metrics.routes())
+    if runtime.websub is not None:
+        listener.add_routes(runtime.websub.routes())  # /websub/<token>: hubs' callbacks
+    listener.add_routes(runtime.metrics.routes())  # /metrics
     if webhook is not None:
-        listener.add_routes(webhook.routes())
+        listener.add_routes(webhook.routes())  # the public URL's path: Telegram's updates
     return listener
