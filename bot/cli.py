@@ -163,10 +163,11 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.listener import ListenError
     from bot.telegram.app import run
+    from bot.telegram.webhook import WebhookRefusedError
 
     try:
         await run(settings, store, stop=stop)
-    except ListenError as error:
+    except (ListenError, WebhookRefusedError) as error:
         print(f"news-notifier: {error}", file=sys.stderr)
         return EXIT_USAGE
     except DatabaseLostError:

@@ -55,6 +55,8 @@ POSTGRESQL_SCHEMES = ("postgresql", "postgres")
 URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 # The password of a URL's user:password@ (group 1), kept out of error lines.
 URL_PASSWORD = re.compile(URL_SCHEME.pattern + r"[^/@:]*:([^/@]*)@")
+# Paths the listener serves itself (bot/listener.py, bot/metrics.py, bot/feeds/websub.py).
+LISTENER_PATHS = ("/healthz", "/metrics", "/websub")
 # listener.listen: a host name or IPv4 address, or an IPv6 address in brackets, and a port.
 LISTEN_ADDRESS = re.compile(
     r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9_.-]+)):(?P<port>[0-9]{1,5})"
@@ -568,4 +570,13 @@ def _check_listener(listener: ListenerSettings) -> None:
             "setting listener.webhook_url (NEWS_NOTIFIER_WEBHOOK_URL) is set but "
             "listener.listen (NEWS_NOTIFIER_LISTEN) is empty; allowed: both set (the reverse "
             "proxy forwards the public URL to the listener), or neither"
+        )
+    # The listener serves Telegram's updates at the URL's path: it must not be one of the
+    # listener's own (WebSub callbacks live under /websub/, /metrics and /healthz at the root).
+    path = urlsplit(listener.webhook_url or "").path.rstrip("/")
+    if path in LISTENER_PATHS or path.startswith("/websub/"):
+        raise ConfigError(
+            f"setting listener.webhook_url (NEWS_NOTIFIER_WEBHOOK_URL) has the path {path}, "
+            "which the listener serves itself; allowed: a path of its own, such as "
+            "https://bot.example.com/telegram"
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from telegram import Bot
 
@@ -24,6 +25,7 @@ from bot.feeds.poller import Poller
 from bot.feeds.websub import WebSub, push_configured, push_off
 from bot.filters import KeywordIndex
 from bot.health import running_health
+from bot.metrics import Metrics
 from bot.routing import make_router
 from bot.store import Store
 from bot.usecases.chats import Chats
@@ -53,6 +55,7 @@ class Ingestion:
     pipeline: FeedPipeline
     subscriptions: Subscriptions
     keywords: KeywordFilters
+    metrics: Metrics  # this bot's own (bot/metrics.py), served at /metrics by the listener
 
     async def __aenter__(self) -> Ingestion:
         try:
@@ -74,7 +77,10 @@ def build_ingestion(settings: Settings, store: Store, clock: Clock | None = None
     executor = ThreadPoolExecutor(max_workers=PARSE_THREADS, thread_name_prefix="parse")
     fetcher = Fetcher(settings.fetch)
     index = KeywordIndex()
-    pipeline = FeedPipeline(store, fetcher, settings, clock, make_router(index), executor)
+    metrics = Metrics()
+    pipeline = FeedPipeline(
+        store, fetcher, settings, clock, make_router(index), executor, metrics=metrics
+    )
     return Ingestion(
         settings=settings,
         store=store,
@@ -85,6 +91,7 @@ def build_ingestion(settings: Settings, store: Store, clock: Clock | None = None
         pipeline=pipeline,
         subscriptions=Subscriptions(store, pipeline, clock),
         keywords=KeywordFilters(store, index, settings.keywords),
+        metrics=metrics,
     )
 
 
@@ -124,6 +131,14 @@ class Runtime(Ingestion):
         await self.store.outbox.bump_counter("too_fast", self.clock.now_ms(), by=dropped)
 
 
+async def outbox_backlog(store: Store, clock: Clock) -> tuple[int, float]:
+    """The outbox's pending rows and the age in seconds of the oldest (0: none), for
+    /metrics: how far behind the sender is."""
+    depth, oldest_ms = await store.outbox.backlog()
+    age = 0.0 if oldest_ms is None else max(0.0, (clock.now_ms() - oldest_ms) / 1000)
+    return depth, age
+
+
 def build_runtime(
     settings: Settings,
     store: Store,
@@ -143,7 +158,9 @@ def build_runtime(
         link_preview=settings.telegram.link_preview,
         default_zone=settings.digest.timezone,
         chats=chats,
+        metrics=ingestion.metrics,
     )
+    ingestion.metrics.read_outbox_with(partial(outbox_backlog, store, clock))
     # Whatever queues messages wakes the sender, rather than leave them to its next look.
     chats.on_queued = sender.wake
     ingestion.pipeline.on_queued = sender.wake

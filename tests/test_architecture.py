@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "bot.feeds.schedule",
             "bot.feeds.freshness",
             "bot.listener",
+            "bot.metrics",
             "bot.opml",
             "bot.delivery.format",
             "bot.delivery.outcome",

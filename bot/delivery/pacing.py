@@ -91,6 +91,8 @@ class PacedRateLimiter(BaseRateLimiter[int]):
     def __init__(self, pacer: Pacer, max_retries: int = 2) -> None:
         self.pacer = pacer
         self.max_retries = max_retries
+        # Told of every 429 (the app wires it to the metrics' flood waits of replies).
+        self.on_flood_wait: Callable[[], None] | None = None
 
     async def initialize(self) -> None:
         return None
@@ -121,6 +123,8 @@ class PacedRateLimiter(BaseRateLimiter[int]):
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as error:
+                if self.on_flood_wait is not None:
+                    self.on_flood_wait()
                 if attempt >= self.max_retries or not isinstance(chat_id, int):
                     raise
                 wait = _seconds(error.retry_after)

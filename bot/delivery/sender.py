@@ -48,6 +48,7 @@ from bot.config import DeliverySettings
 from bot.delivery.format import format_alert
 from bot.delivery.outcome import OutcomeUnknown
 from bot.delivery.pacing import Pacer
+from bot.metrics import Metrics
 from bot.store import OutboxItem, Store, StoryText
 from bot.text import CAPTION_LIMIT, MESSAGE_LIMIT, html_to_plain
 from bot.usecases.chats import Chats
@@ -141,6 +142,7 @@ class Sender:
         default_zone: str = "UTC",
         chats: Chats | None = None,
         seed: int | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.bot = bot
@@ -152,6 +154,7 @@ class Sender:
         # A chat that cannot be reached is paused, a migrated group moved, by their owner.
         self.chats = chats or Chats(store, clock)
         self.stats = SenderStats()
+        self.metrics = metrics or Metrics()
         self.rng = random.Random(seed)
 
         self._queues: dict[int, deque[OutboxItem]] = {}
@@ -419,29 +422,44 @@ class Sender:
         except asyncio.CancelledError:
             await self._cut_short(item)
             raise
-        except RetryAfter as error:
+        except TelegramError as error:
+            self.metrics.send_failed(error)
+            await self._failed(item, message, error, plain=plain, thread=thread)
+        else:
+            self.stats.sent += 1
+            self.stats.photos += bool(message.photo)
+            self.metrics.messages_sent.labels(item.kind).inc()
+            self._sent_ids.append(item.id)
+
+    async def _failed(
+        self,
+        item: OutboxItem,
+        message: _Message,
+        error: TelegramError,
+        *,
+        plain: bool,
+        thread: bool,
+    ) -> None:
+        """What a failed send means for its message: wait, move, pause, fall back, retry."""
+        if isinstance(error, RetryAfter):
             wait = _seconds(error.retry_after)
             self.stats.flood_waits += 1
             await self._count("flood_wait")
             log.warning("event=flood_wait chat=%d retry_after=%.0f", item.chat_id, wait)
             self._requeue(item, wait, count_attempt=False)
-        except ChatMigrated as error:
+        elif isinstance(error, ChatMigrated):
             await self._migrate(item, error.new_chat_id)
-        except Forbidden as error:
+        elif isinstance(error, Forbidden):
             await self._unreachable(item, str(error))
-        except BadRequest as error:
+        elif isinstance(error, BadRequest):
             if message.photo and _photo_refused(error):
                 await self._photo_refused(item, error, plain=plain, thread=thread)
             else:
                 await self._bad_request(item, error, plain=plain, thread=thread)
-        except OutcomeUnknown as error:
+        elif isinstance(error, OutcomeUnknown):
             await self._unanswered(item, error)
-        except TelegramError as error:  # not sent (NotSent), 5xx answers, others
+        else:  # not sent (NotSent), 5xx answers, others
             await self._transient(item, error)
-        else:
-            self.stats.sent += 1
-            self.stats.photos += bool(message.photo)
-            self._sent_ids.append(item.id)
 
     async def _photo_refused(
         self, item: OutboxItem, error: BadRequest, *, plain: bool, thread: bool

@@ -38,6 +38,7 @@ from bot.feeds.freshness import FeedRate
 from bot.feeds.parse import FeedDocument, parse_feed
 from bot.feeds.record import CheckReport, DedupeRules, NextCheck, record_check
 from bot.feeds.schedule import PollBudget, failure_delay, safety_net_delay, success_delay
+from bot.metrics import Metrics
 from bot.models import Entry
 from bot.routing import Router
 from bot.store import Feed, FeedUpdate, Store, Written
@@ -155,6 +156,7 @@ class FeedPipeline:
         on_health: FeedHealthListener | None = None,
         on_fetched: FetchedListener | None = None,
         seed: int | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.fetcher = fetcher
@@ -170,6 +172,7 @@ class FeedPipeline:
         self.rng = random.Random(seed)
         self.stats = CheckStats()
         self.budget = PollBudget()  # kept current by the poller (Poller.refresh_budget)
+        self.metrics = metrics or Metrics()
 
     # --- the two use cases ---------------------------------------------------------------
 
@@ -179,6 +182,7 @@ class FeedPipeline:
         Returns what the check found; None when it failed or the feed had not changed.
         """
         self.stats.checks += 1
+        self.metrics.feed_checks.inc()
         try:
             result = await self.fetcher.fetch(
                 feed.url, etag=feed.etag, last_modified=feed.last_modified, body_hash=feed.body_hash
@@ -450,9 +454,13 @@ class FeedPipeline:
             else {}
         )
         async with self.store.stories.check_unit(feed.id) as unit:
-            return await record_check(
+            report = await record_check(
                 unit, entries, summaries, update, self.rules, self.router, next_check
             )
+        # Counted once committed: polled, pushed and first checks of a typed address alike.
+        self.metrics.stories_found.inc(report.fresh)
+        self.metrics.alerts_queued.inc(report.queued)
+        return report
 
     async def record_failure(
         self, feed: Feed, failure: FeedFailure, retry_after: float | None = None
@@ -460,6 +468,7 @@ class FeedPipeline:
         """Record a failed check: back off, and pause the feed when it kept failing."""
         self.stats.failures += 1
         self.stats.by_error[failure.code] = self.stats.by_error.get(failure.code, 0) + 1
+        self.metrics.feed_failed(failure.kind)
         now = self.clock.now_ms()
         if failure.kind is FailureKind.GONE:
             await self.store.feeds.mark_gone(feed.id, now_ms=now, lease_owner=feed.lease_owner)

@@ -103,6 +103,10 @@ def _item(row: Sequence[Any]) -> OutboxItem:
     )
 
 
+# /metrics counts pending rows up to this many (OutboxStore.backlog).
+BACKLOG_COUNT_CAP = 100_000
+
+
 class OutboxStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -194,6 +198,27 @@ class OutboxStore:
     async def depth(self) -> int:
         row = await self.db.fetchone("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
         return int(row[0]) if row else 0
+
+    async def backlog(self) -> tuple[int, int | None]:
+        """Pending rows (at most BACKLOG_COUNT_CAP), and when the oldest of them was queued
+        (None: none), for /metrics.
+
+        Read from the partial index of pending rows alone, and one row for its time, so a
+        scrape does not grow with the rows already sent. Counting is cut at the cap: past
+        it a scrape would cost tens of milliseconds more per 100,000 rows (bench/README.md,
+        Metrics), and the sender holds no more than that in memory anyway. The oldest is the
+        lowest pending id (ids grow as rows are queued); past the cap, on SQLite (whose
+        index leads with not_before), the lowest among the rows counted.
+        """
+        row = await self.db.fetchone(
+            "SELECT p.n, (SELECT created_at FROM outbox WHERE id = p.first)"
+            " FROM (SELECT COUNT(*) AS n, MIN(id) AS first FROM (SELECT id FROM outbox"
+            " WHERE status = 'pending' LIMIT ?) capped) p",
+            (BACKLOG_COUNT_CAP,),
+        )
+        if row is None:
+            return 0, None
+        return int(row[0]), None if row[1] is None else int(row[1])
 
     async def count(self, *, status: str, since_ms: int) -> int:
         row = await self.db.fetchone(

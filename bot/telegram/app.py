@@ -39,6 +39,7 @@ from bot.telegram.context import CONTEXT_TYPES, BotApplication
 from bot.telegram.jobs import schedule_jobs
 from bot.telegram.listening import build_listener
 from bot.telegram.ordering import PerChatUpdateProcessor
+from bot.telegram.webhook import Webhook
 
 log = logging.getLogger(__name__)
 
@@ -234,11 +235,12 @@ async def run(
         return
     runtime = build_runtime(settings, store, sender_bot, pacer, clock)
     wire(app, runtime)
-    listener = build_listener(settings, runtime)
+    webhook = build_webhook(app, settings, runtime)
+    listener = build_listener(settings, runtime, webhook)
     # The runtime entered last: its keywords load once the bots are up (and the bots are
     # closed if loading fails); its fetcher and parse threads close first, after the stop.
     async with sender_bot, app, runtime, stopping(listener):
-        await start(app, runtime, listener)
+        await start(app, runtime, listener, webhook)
         log.info("event=started bot=@%s", app.bot.username)
         if ready:
             ready(runtime)
@@ -269,6 +271,17 @@ def wire(app: BotApplication, runtime: Runtime) -> None:
     # A chat sending faster than it can be answered: told to slow down, the drops counted.
     updates.refused = partial(handlers.too_fast, app)
     updates.count = runtime.count_too_fast
+    limiter = app.bot.rate_limiter
+    if isinstance(limiter, PacedRateLimiter):  # the replies' 429s, beside the sender's
+        limiter.on_flood_wait = runtime.metrics.flood_waits.labels("replies").inc
+
+
+def build_webhook(app: BotApplication, settings: Settings, runtime: Runtime) -> Webhook | None:
+    """Webhook mode's part when the public URL is set (it needs the listener: config)."""
+    url = settings.listener.webhook_url
+    if url is None:
+        return None
+    return Webhook(app, url, allowed_updates=ALLOWED_UPDATES, metrics=runtime.metrics)
 
 
 @contextlib.asynccontextmanager
@@ -281,7 +294,12 @@ async def stopping(listener: Listener | None) -> AsyncIterator[None]:
             await listener.stop()
 
 
-async def start(app: BotApplication, runtime: Runtime, listener: Listener | None) -> None:
+async def start(
+    app: BotApplication,
+    runtime: Runtime,
+    listener: Listener | None,
+    webhook: Webhook | None = None,
+) -> None:
     """Everything before the first update is taken: the listener (first: an address in use
     stops the start before anything is sent), the command menus, the imports a kill cut
     short told, the sender, WebSub's renewals, then updates and the jobs."""
@@ -297,14 +315,26 @@ async def start(app: BotApplication, runtime: Runtime, listener: Listener | None
     await runtime.sender.start()
     await runtime.start_push()
     await app.start()
-    assert app.updater is not None and app.job_queue is not None
+    runtime.metrics.start()
+    await take_updates(app, runtime, webhook)
+    assert app.job_queue is not None
+    schedule_jobs(app.job_queue)
+
+
+async def take_updates(app: BotApplication, runtime: Runtime, webhook: Webhook | None) -> None:
+    """Webhook mode: register the webhook (the listener serves it). Long polling otherwise:
+    python-telegram-bot deletes any webhook first (its bootstrap), so a bot switched back
+    from webhook mode gets its updates by getUpdates again, pending ones included."""
+    if webhook is not None:
+        await webhook.register()
+        return
+    assert app.updater is not None
     await app.updater.start_polling(
         allowed_updates=ALLOWED_UPDATES,
         timeout=runtime.settings.telegram.polling_timeout,
         drop_pending_updates=False,
         error_callback=log_polling_error,
     )
-    schedule_jobs(app.job_queue)
 
 
 async def stop_in_order(app: BotApplication, runtime: Runtime, listener: Listener | None) -> None:
@@ -314,7 +344,8 @@ async def stop_in_order(app: BotApplication, runtime: Runtime, listener: Listene
     application."""
     log.info("event=stopping")
     assert app.updater is not None
-    await app.updater.stop()
+    if app.updater.running:  # long polling (webhook mode stops with the listener)
+        await app.updater.stop()
     await runtime.stop_push()  # no more requests to hubs (a hub's verification would fail)
     if listener is not None:
         await listener.stop()
@@ -328,4 +359,5 @@ async def stop_in_order(app: BotApplication, runtime: Runtime, listener: Listene
     # Deliveries it cannot record in a lost database are reported there already.
     with contextlib.suppress(DatabaseLostError):
         await runtime.sender.stop(grace)
+    await runtime.metrics.stop()
     await app.stop()

@@ -11,11 +11,15 @@ from __future__ import annotations
 from bot.config import Settings
 from bot.listener import Listener
 from bot.runtime import Runtime
+from bot.telegram.webhook import Webhook
 
 
-def build_listener(settings: Settings, runtime: Runtime) -> Listener | None:
-    """The listener with /healthz (Runtime.health) and every part's routes; None when no
-    address is set (nothing listens, no port is taken)."""
+def build_listener(
+    settings: Settings, runtime: Runtime, webhook: Webhook | None = None
+) -> Listener | None:
+    """The listener with /healthz (Runtime.health) and every part's routes: /metrics, and
+    Telegram's webhook in webhook mode; None when no address is set (nothing listens, no
+    port is taken)."""
     address = settings.listener.listen
     if address is None:
         return None
@@ -23,7 +27,10 @@ def build_listener(settings: Settings, runtime: Runtime) -> Listener | None:
     listener = Listener(
         address, max_body_bytes=settings.fetch.max_body_bytes, healthy=runtime.health
     )
-    # One line per part that serves HTTP (Telegram's webhook and /metrics join here).
+    # One line per part that serves HTTP.
     if runtime.websub is not None:
         listener.add_routes(runtime.websub.routes())  # /websub/<token>: hubs' callbacks
+    listener.add_routes(runtime.metrics.routes())  # /metrics
+    if webhook is not None:
+        listener.add_routes(webhook.routes())  # the public URL's path: Telegram's updates
     return listener

@@ -44,8 +44,8 @@ def story(key: str, when: datetime) -> FeedItem:
 async def pushing_bot(
     tmp_path: Path, fake: FakeTelegram
 ) -> AsyncIterator[tuple[RunningBot, FakeHub]]:
-    """The bot with a public URL and its listener, and a hub reaching the listener as the
-    reverse proxy in front of a real bot would."""
+    """The bot with a public URL and its listener, and a hub (and Telegram: webhook mode)
+    reaching the listener as the reverse proxy in front of a real bot would."""
     port = free_port()
     settings = bot_settings(
         tmp_path,
@@ -54,6 +54,8 @@ async def pushing_bot(
         NEWS_NOTIFIER_LISTEN=f"127.0.0.1:{port}",
         NEWS_NOTIFIER_POLL_INTERVAL=POLL_INTERVAL,
     )
+    # A public URL is webhook mode too: Telegram delivers the updates through the same proxy.
+    fake.forward_webhooks(ORIGIN, f"http://127.0.0.1:{port}")
     async with (
         FakeHub(forward={ORIGIN: f"http://127.0.0.1:{port}"}) as hub,
         running_bot(settings, fake) as bot,

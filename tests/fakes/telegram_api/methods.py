@@ -23,7 +23,8 @@ from tests.fakes.telegram_api.errors import ApiError, JsonDict, bad_request
 from tests.fakes.telegram_api.floods import too_many_requests
 from tests.fakes.telegram_api.photos import fetch_photo, photo_dimensions
 from tests.fakes.telegram_api.spec import INTEGER_TEXT, UploadedFile
-from tests.fakes.telegram_api.state import DEFAULT_UPDATES, ChatState, FakeState, SentMessage
+from tests.fakes.telegram_api.state import DEFAULT_UPDATES, ChatState, SentMessage
+from tests.fakes.telegram_api.webhooks import Webhooks
 
 CALLBACK_ANSWER_LIMIT: Final = 200  # characters of an answerCallbackQuery notification
 CHAT_ACTIONS: Final = frozenset(
@@ -57,8 +58,8 @@ def no_effect(params: dict[str, Any]) -> bool:
     return True
 
 
-class BotMethods(FakeState):
-    """The Bot API methods, one handler each, run on the fake's state."""
+class BotMethods(Webhooks):
+    """The Bot API methods, one handler each, run on the fake's state (webhooks: webhooks.py)."""
 
     def _method_handlers(self) -> dict[str, Handler]:
         return {
@@ -146,25 +147,6 @@ class BotMethods(FakeState):
             self._updates = deque(kept)
         start = offset if offset is not None and offset > 0 else 0
         return [u for u in kept if u["update_id"] >= start][:limit]
-
-    def _delete_webhook(self, params: dict[str, Any]) -> bool:
-        self.webhook_url = ""
-        if params.get("drop_pending_updates"):
-            self._updates.clear()
-        return True
-
-    def _set_webhook(self, params: dict[str, Any]) -> bool:
-        self.webhook_url = params["url"]
-        if params.get("drop_pending_updates"):
-            self._updates.clear()
-        return True
-
-    def _get_webhook_info(self, params: dict[str, Any]) -> JsonDict:
-        return {
-            "url": self.webhook_url,
-            "has_custom_certificate": False,
-            "pending_update_count": len(self._updates),
-        }
 
     # ---- command lists ---------------------------------------------------------------------
 

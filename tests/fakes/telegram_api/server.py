@@ -75,6 +75,7 @@ class FakeTelegram(Controls, UserActions, BotMethods):
             strict_html_entities=strict_html_entities,
             record_requests=record_requests,
         )
+        self._init_webhooks()
         self._port = port
         self._runner: web.AppRunner | None = None
         self._handlers: dict[str, Handler] = self._method_handlers()
@@ -97,6 +98,7 @@ class FakeTelegram(Controls, UserActions, BotMethods):
     async def stop(self) -> None:
         self._closing = True
         self._updates_arrived.set()  # release long polls so shutdown does not wait for them
+        await self._stop_webhooks()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
