@@ -119,7 +119,8 @@ async def open_store_when_reachable(settings: Settings, stop: asyncio.Event) -> 
     line)."""
     for attempt in itertools.count(1):
         try:
-            return await Store.open(settings.database.path)
+            # Shared: other bots may run on the same PostgreSQL database (one leads).
+            return await Store.open(settings.database.path, shared=True)
         except DatabaseLockedError as error:
             print(f"news-notifier: {error}", file=sys.stderr)
             return None

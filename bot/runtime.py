@@ -15,6 +15,7 @@ from telegram import Bot
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.delivery.leadership import Leadership
 from bot.delivery.pacing import Pacer
 from bot.delivery.sender import Sender
 from bot.digests.scheduler import DigestScheduler
@@ -88,10 +89,12 @@ def build_ingestion(settings: Settings, store: Store, clock: Clock | None = None
 @dataclass
 class Runtime(Ingestion):
     """The ingestion half, and what runs beside it: the poller that calls it, the sender
-    and digests that drain and fill the outbox, the chats' life cycle."""
+    and digests that drain and fill the outbox, the chats' life cycle, and the leadership
+    that runs the sender on one bot of those sharing a database."""
 
     poller: Poller
     sender: Sender
+    leadership: Leadership
     digests: DigestScheduler
     chats: Chats
     choices: ChatChoices  # /settings
@@ -137,6 +140,7 @@ def build_runtime(
         **vars(ingestion),  # the ingestion half's parts, as built above
         poller=Poller(store, ingestion.pipeline, settings, clock),
         sender=sender,
+        leadership=Leadership(store.db, sender),
         digests=digests,
         chats=chats,
         choices=choices,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bot.errors import FeedFailure
 from bot.filters import Keyword
 from bot.store.db import Database, Row
+from bot.store.outbox import outbox_rows_coming
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +324,7 @@ class ChatStore:
         """Queue daily digests and move their chats' schedules on, in one transaction: a
         crash leaves either both (the outbox sends them later) or neither (made again)."""
         async with self.db.transaction() as conn:
+            await outbox_rows_coming(conn)
             await conn.executemany(
                 "INSERT INTO outbox (chat_id, thread_id, kind, text, not_before, created_at)"
                 " VALUES (?, ?, 'digest', ?, ?, ?)",

@@ -31,7 +31,7 @@ from bot.delivery.pacing import PacedRateLimiter, Pacer
 from bot.delivery.transport import AiohttpRequest
 from bot.i18n import COMMANDS
 from bot.runtime import Runtime, build_runtime
-from bot.store import DatabaseLostError, Store
+from bot.store import Store
 from bot.telegram import chat_settings, files, handlers, operators
 from bot.telegram.command import Handler
 from bot.telegram.context import CONTEXT_TYPES, BotApplication
@@ -267,33 +267,48 @@ def wire(app: BotApplication, runtime: Runtime) -> None:
 
 
 async def start(app: BotApplication, runtime: Runtime) -> None:
-    """Everything before the first update is taken: the command menus, the imports a kill
-    cut short told, the sender, then updates and the jobs."""
+    """Everything before the first update is taken: the command menus, the application,
+    the leadership (a leader: the imports a kill cut short told, the sender, then updates),
+    then the jobs."""
     # Long-lived start-up data (keyword index, caches) out of the collector's way.
     gc.freeze()
     await register_commands(app.bot)
-    await files.tell_interrupted_imports(app.bot, runtime.store)
-    await runtime.sender.start()
     await app.start()
-    assert app.updater is not None and app.job_queue is not None
-    await app.updater.start_polling(
-        allowed_updates=ALLOWED_UPDATES,
-        timeout=runtime.settings.telegram.polling_timeout,
-        drop_pending_updates=False,
-        error_callback=log_polling_error,
-    )
+    assert app.job_queue is not None
+    leadership = runtime.leadership
+    leadership.on_elected.append(partial(lead, app, runtime))
+    leadership.on_deposed.append(partial(stop_updates, app))
+    await leadership.start()
     schedule_jobs(app.job_queue)
 
 
-async def stop_in_order(app: BotApplication, runtime: Runtime) -> None:
-    """Stop taking updates, stop starting feed checks, let checks and sends in flight finish
-    (each within the grace), record what was sent, stop the application."""
-    log.info("event=stopping")
+async def lead(app: BotApplication, runtime: Runtime) -> None:
+    """What the leader does beside sending (it is the one bot that does): tell the imports a
+    kill cut short, and take updates (Telegram answers 409 to a second getUpdates)."""
+    await files.tell_interrupted_imports(app.bot, runtime.store)
     assert app.updater is not None
-    await app.updater.stop()
+    if not app.updater.running:
+        await app.updater.start_polling(
+            allowed_updates=ALLOWED_UPDATES,
+            timeout=runtime.settings.telegram.polling_timeout,
+            drop_pending_updates=False,
+            error_callback=log_polling_error,
+        )
+
+
+async def stop_updates(app: BotApplication) -> None:
+    """No more getUpdates from this bot (it no longer leads, or stops)."""
+    assert app.updater is not None
+    if app.updater.running:
+        await app.updater.stop()
+
+
+async def stop_in_order(app: BotApplication, runtime: Runtime) -> None:
+    """Stop taking updates and sending (sends in flight finish within the grace, what was
+    sent is recorded, the lead goes to a standby), stop starting feed checks and let those
+    in flight finish (within the grace), stop the application."""
+    log.info("event=stopping")
     grace = runtime.settings.delivery.shutdown_grace_seconds
+    await runtime.leadership.stop(grace)
     await runtime.poller.stop(grace)
-    # Deliveries it cannot record in a lost database are reported there already.
-    with contextlib.suppress(DatabaseLostError):
-        await runtime.sender.stop(grace)
     await app.stop()
