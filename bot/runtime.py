@@ -140,7 +140,10 @@ def build_runtime(
         **vars(ingestion),  # the ingestion half's parts, as built above
         poller=Poller(store, ingestion.pipeline, settings, clock),
         sender=sender,
-        leadership=Leadership(store.db, sender),
+        # With a webhook every bot answers commands (behind a load balancer).
+        leadership=Leadership(
+            store.db, sender, replies_everywhere=settings.listener.webhook_url is not None
+        ),
         digests=digests,
         chats=chats,
         choices=choices,

@@ -44,7 +44,30 @@ TRY_EVERY = 1.0  # seconds between a standby's tries for the lead (a leader's pi
 # off leader's lock can be taken by another (1 s to the ping, 2 s for its answer, this).
 DEPOSED_GRACE = 2.0
 
+# Command replies when every bot serves updates (webhook mode behind a load balancer): they
+# count against the same per-bot limits as alerts, so each standby paces its replies within
+# a fixed share of the overall rate and the leader sends within the rest (budget_share). A
+# share rather than replies through the leader: a standby answers at once, with no trip
+# through the database, and a command burst at one bot waits at most burst / (share × 30)
+# seconds (10 commands at 3 a second: 3.3 s). Replies and alerts to one chat are not paced
+# against each other across bots; Telegram's per-chat limit is 1 a second and a command's
+# reply is one message. The live bots are counted every BUDGET_EVERY seconds.
+STANDBY_REPLY_SHARE = 0.1
+LEADER_MIN_SHARE = 0.5  # alerts keep at least half of the rate, however many bots run
+BUDGET_EVERY = 5.0
+
 Role = Literal["leader", "standby"]
+
+
+def budget_share(instances: int, *, leading: bool, replies_everywhere: bool) -> float:
+    """This bot's share of the overall rate. In long-polling mode only the leader takes
+    updates, so its replies already share the sender's pacer: it keeps the whole rate."""
+    if not replies_everywhere or instances <= 1:
+        return 1.0
+    standby = min(STANDBY_REPLY_SHARE, (1.0 - LEADER_MIN_SHARE) / (instances - 1))
+    return 1.0 - (instances - 1) * standby if leading else standby
+
+
 Callback = Callable[[], Awaitable[None]]
 
 
@@ -62,9 +85,12 @@ class Leadership:
         *,
         try_every: float = TRY_EVERY,
         grace: float = DEPOSED_GRACE,
+        replies_everywhere: bool = False,
     ) -> None:
         self.db = db
         self.sender = sender
+        self.replies_everywhere = replies_everywhere  # webhook mode: every bot answers
+        self._budget_at = 0.0
         self.try_every = try_every
         self.grace = grace
         self.on_elected: list[Callback] = []
@@ -118,6 +144,7 @@ class Leadership:
             if self.db.lost is not None:
                 return  # the run loop stops on it (Database.on_lost)
             await self._campaign_safely()
+            await self._share_budget()
 
     async def _campaign_safely(self) -> None:
         try:
@@ -138,6 +165,22 @@ class Leadership:
             await self.sender.flush()  # raises while the database cannot be reached
         if await self.db.lead():
             await self._elect()
+
+    async def _share_budget(self) -> None:
+        """Every BUDGET_EVERY seconds in webhook mode: this bot's share of the rate, from the
+        number of bots running now."""
+        loop = asyncio.get_running_loop()
+        if not self.replies_everywhere or loop.time() - self._budget_at < BUDGET_EVERY:
+            return
+        self._budget_at = loop.time()
+        with contextlib.suppress(DatabaseUnavailableError, DatabaseLostError):
+            instances = await self.db.live_instances()
+            share = budget_share(
+                instances, leading=self._leading, replies_everywhere=self.replies_everywhere
+            )
+            if share != self.sender.pacer.share:
+                self.sender.pacer.take_share(share)
+                log.info("event=send_budget instances=%d share=%.2f", instances, share)
 
     def _lost_now(self) -> None:
         """The store saw the lock's connection close: no new send from now on."""
