@@ -126,7 +126,8 @@ async def one_kill(
     fake.user_command(fake.chat(asker), users[asker], "help")
     await leader.process.wait()
     others = [b for b in bots if b is not leader]
-    elected = await until(lambda: any(LEADER in b.output() for b in others), 60, "a new leader")
+    await until(lambda: any(LEADER in b.output() for b in others), 60, "a new leader")
+    elected = time.time() - killed
 
     def later() -> list[float]:
         return [m.sent_at - killed for m in fake.sent[sent_before:] if m.sent_at > killed + SETTLE]
