@@ -73,7 +73,8 @@ class Database(Protocol):
 
     async def check(self) -> None:
         """Raise DatabaseLostError when the storage is no longer this bot's to write (the
-        SQLite file deleted or replaced; another instance holding a PostgreSQL database)."""
+        SQLite file deleted or replaced; on PostgreSQL, a command that must be alone took the
+        database while this bot's connection to it was lost)."""
         ...
 
     async def size_bytes(self) -> int: ...
