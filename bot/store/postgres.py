@@ -363,13 +363,25 @@ class PostgresDatabase:
             )
             if not taken:
                 return False
-            await holder.execute(LEADER_IDLE_TIMEOUT, timeout=HOLDER_PING_TIMEOUT)
+            await self._end_if_frozen(holder)
             await holder.add_listener(OUTBOX_CHANNEL, self._outbox_notified)
         except CONNECTION_ERRORS as error:
             self._drop_holder(error)
             return False
         self.leading = True
         return True
+
+    async def _end_if_frozen(self, holder: asyncpg.Connection) -> None:
+        """Let the server end the leader's session when its pings stop (a frozen process);
+        PostgreSQL before 14 has no idle_session_timeout: said once, led without it."""
+        try:
+            await holder.execute(LEADER_IDLE_TIMEOUT, timeout=HOLDER_PING_TIMEOUT)
+        except asyncpg.exceptions.UndefinedObjectError:
+            log.warning(
+                "event=idle_session_timeout_missing database=%s action=%r",
+                self.location,
+                "a frozen leader keeps its lock (PostgreSQL 14 or newer ends its session)",
+            )
 
     async def still_leading(self) -> bool:
         """Ping the holder (within HOLDER_PING_TIMEOUT); False once the lock may be gone.
