@@ -125,7 +125,8 @@ async def open_store_when_reachable(settings: Settings, stop: asyncio.Event) -> 
     refuses the bot (a wrong name, role or password): each said in one line."""
     for attempt in itertools.count(1):
         try:
-            return await Store.open(settings.database.path)
+            # Shared: other bots may run on the same PostgreSQL database (one leads).
+            return await Store.open(settings.database.path, shared=True)
         except (DatabaseLockedError, DatabaseRefusedError) as error:
             print(f"news-notifier: {error}", file=sys.stderr)
             return None

@@ -8,6 +8,7 @@ as the running bot, not with a copy of its wiring.
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -16,6 +17,7 @@ from telegram import Bot
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.delivery.leadership import Leadership
 from bot.delivery.pacing import Pacer
 from bot.delivery.sender import Sender
 from bot.digests.scheduler import DigestScheduler
@@ -25,9 +27,9 @@ from bot.feeds.poller import Poller
 from bot.feeds.websub import WebSub, push_configured, push_off
 from bot.filters import KeywordIndex
 from bot.health import running_health
-from bot.metrics import Metrics
+from bot.metrics import Metrics, Role
 from bot.routing import make_router
-from bot.store import Store
+from bot.store import DatabaseLostError, DatabaseUnavailableError, Store
 from bot.usecases.chats import Chats
 from bot.usecases.choices import ChatChoices
 from bot.usecases.instances import InstancePresence
@@ -98,10 +100,12 @@ def build_ingestion(settings: Settings, store: Store, clock: Clock | None = None
 @dataclass
 class Runtime(Ingestion):
     """The ingestion half, and what runs beside it: the poller that calls it, the sender
-    and digests that drain and fill the outbox, the chats' life cycle."""
+    and digests that drain and fill the outbox, the chats' life cycle, and the leadership
+    that runs the sender on one bot of those sharing a database."""
 
     poller: Poller
     sender: Sender
+    leadership: Leadership
     digests: DigestScheduler
     chats: Chats
     choices: ChatChoices  # /settings
@@ -125,6 +129,13 @@ class Runtime(Ingestion):
         """Healthy and why, for the listener's /healthz (bot/health.py, running_health)."""
         max_silence = self.settings.health.max_silence_seconds
         return await running_health(self.store, self.clock.now_ms(), max_silence)
+
+    async def take_role(self, role: Role) -> None:
+        """This instance leads now, or stands by: said by /metrics and in the instances
+        table (/stats). A database that cannot be reached leaves the row to the heartbeat."""
+        self.metrics.set_role(role)
+        with contextlib.suppress(DatabaseUnavailableError, DatabaseLostError):
+            await self.presence.set_role(role.value)
 
     async def count_too_fast(self, dropped: int) -> None:
         """Updates dropped because their chat sent faster than it can be answered (/stats)."""
@@ -181,6 +192,10 @@ def build_runtime(
         **vars(ingestion),  # the ingestion half's parts, as built above
         poller=Poller(store, ingestion.pipeline, settings, clock, instance_id=presence.id),
         sender=sender,
+        # With a webhook every bot answers commands (behind a load balancer).
+        leadership=Leadership(
+            store.db, sender, replies_everywhere=settings.listener.webhook_url is not None
+        ),
         digests=digests,
         chats=chats,
         choices=choices,

@@ -30,11 +30,19 @@ _SENDING_PREFIXES = ("send", "copymessage", "forwardmessage")
 
 class Pacer:
     def __init__(self, settings: DeliverySettings) -> None:
+        self.global_per_second = settings.global_per_second
         self.global_gap = 1.0 / settings.global_per_second
+        self.share = 1.0
         self.private_gap = 1.0 / settings.chat_per_second
         self.group_gap = max(self.private_gap, 60.0 / settings.group_per_minute)
         self.next_global = 0.0
         self._next_chat: dict[int, float] = {}
+
+    def take_share(self, share: float) -> None:
+        """Use `share` (0 < share <= 1) of the bot's overall rate: the rest belongs to other
+        bots sending for the same token (bot/delivery/leadership.py, budget_share)."""
+        self.share = share
+        self.global_gap = 1.0 / (self.global_per_second * share)
 
     def gap(self, chat_id: int) -> float:
         """Groups, supergroups and channels have negative ids; users' chats positive."""

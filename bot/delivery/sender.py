@@ -30,6 +30,7 @@ follows the rule above, like any send.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 import random
@@ -49,7 +50,7 @@ from bot.delivery.format import format_alert
 from bot.delivery.outcome import OutcomeUnknown
 from bot.delivery.pacing import Pacer
 from bot.metrics import Metrics
-from bot.store import OutboxItem, Store, StoryText
+from bot.store import DatabaseUnavailableError, OutboxItem, Store, StoryText
 from bot.text import CAPTION_LIMIT, MESSAGE_LIMIT, html_to_plain
 from bot.usecases.chats import Chats
 
@@ -176,12 +177,33 @@ class Sender:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
+        # The last load stopped at MAX_QUEUED: more rows wait, read on every second.
+        self._backlog = False
 
     # --- life cycle -----------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start sending: the whole outbox is read afresh (a leader elected again may have
+        missed rows, and what it held in memory was another leader's to send meanwhile)."""
+        self._queues.clear()
+        self._heap.clear()
+        self._scheduled.clear()
+        self._busy.clear()
+        self._loaded_max_id = 0
+        self._backlog = False
+        self._stopping = False
+        self._new_rows.set()
         self._loop_task = asyncio.create_task(self._run(), name="sender")
         self._flush_task = asyncio.create_task(self._flush_loop(), name="sender-flush")
+
+    def halt(self) -> None:
+        """Start no more sends, now (the leadership is gone); stop() then winds it down."""
+        self._stopping = True
+        self._changed.set()
+
+    @property
+    def running(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done()
 
     def wake(self) -> None:
         """New rows are in the outbox: look now rather than at the next periodic refill."""
@@ -227,12 +249,12 @@ class Sender:
         self._last_refill = 0.0
         while not self._stopping:
             now = loop.time()
-            # New rows are loaded at most every REFILL_GAP: a busy poller wakes the sender
-            # after every check, and each load waits behind the checks' writes.
-            # A backlog past MAX_QUEUED is read on by the refill every second, which loads
-            # up to the room left: far more than a second of sending takes.
+            # New rows: loaded when their writer says so (in-process, or a NOTIFY from any
+            # bot on PostgreSQL), at most every REFILL_GAP: a busy poller wakes the sender
+            # after every check, and each load waits behind the checks' writes. A backlog
+            # past MAX_QUEUED is read on every second, up to the room left.
             since = now - self._last_refill
-            if (self._new_rows.is_set() and since >= REFILL_GAP) or since > 1.0:
+            if (self._new_rows.is_set() and since >= REFILL_GAP) or (self._backlog and since > 1):
                 self._new_rows.clear()
                 try:
                     await self._refill()
@@ -308,6 +330,7 @@ class Sender:
         loop = asyncio.get_running_loop()
         # Rows are loaded in id order, so the ones left in the outbox are the newest.
         room = MAX_QUEUED - self.queued  # a pass over every queue: once per refill
+        self._backlog = room <= 0
         while room > 0:
             limit = min(REFILL_BATCH, room)
             items = await self.store.outbox.pending_after(self._loaded_max_id, limit)
@@ -328,6 +351,7 @@ class Sender:
             room -= len(items)
             if len(items) < limit:
                 return
+            self._backlog = room <= 0
 
     # --- one message ----------------------------------------------------------------
 
@@ -545,12 +569,15 @@ class Sender:
         self.stats.unanswered += 1
         await self._count("unanswered")
         log.warning("event=send_cut_short outbox=%d chat=%d", item.id, item.chat_id)
-        await self.store.outbox.retry_later(
-            item.id,
-            not_before=self.clock.now_ms(),
-            error="stopped while waiting for Telegram's answer",
-            unanswered=True,
-        )
+        # A database that cannot be reached (the leadership went with it) keeps the row as
+        # it was: the next leader sends it once more, within the in-flight rule.
+        with contextlib.suppress(DatabaseUnavailableError):
+            await self.store.outbox.retry_later(
+                item.id,
+                not_before=self.clock.now_ms(),
+                error="stopped while waiting for Telegram's answer",
+                unanswered=True,
+            )
 
     async def _assume_delivered(self, item: OutboxItem, unanswered: int, reason: str) -> None:
         """Stop sending a message whose sends went out unanswered `unanswered` times."""
@@ -629,6 +656,15 @@ class Sender:
                 await self._flush()
             except Exception:
                 log.exception("event=mark_sent_failed")
+
+    async def flush(self) -> None:
+        """Record what was sent and not yet marked (kept while the database was away)."""
+        await self._flush()
+
+    @property
+    def unrecorded(self) -> int:
+        """Messages sent whose "sent" marks are not written yet."""
+        return len(self._sent_ids)
 
     async def _flush(self) -> None:
         # One flush at a time: a flush that finds nothing left to write must still wait for

@@ -77,11 +77,20 @@ class Store:
         self.keyword_changes = KeywordChanges(db)
 
     @classmethod
-    async def open(cls, location: str, *, exclusive: bool = True, read_only: bool = False) -> Store:
+    async def open(
+        cls,
+        location: str,
+        *,
+        exclusive: bool = True,
+        shared: bool = False,
+        read_only: bool = False,
+    ) -> Store:
         """The store on the database at `location`: a SQLite file path or a postgresql://
-        URL. exclusive=False skips the one-instance lock; read_only opens without migrating,
-        for a reader beside a running bot (healthcheck, export-opml)."""
-        return cls(await open_database(location, exclusive=exclusive, read_only=read_only))
+        URL. exclusive=False skips the instance lock; shared: one of several running bots
+        (PostgreSQL; SQLite stays one bot's); read_only opens without migrating, for a
+        reader beside a running bot (healthcheck, export-opml)."""
+        db = await open_database(location, exclusive=exclusive, shared=shared, read_only=read_only)
+        return cls(db)
 
     async def close(self) -> None:
         await self.db.close()

@@ -9,6 +9,7 @@ from bot.errors import FeedFailure
 from bot.filters import Keyword
 from bot.store.changes import tell_keywords_changed
 from bot.store.db import Database, Row
+from bot.store.outbox import outbox_rows_coming
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +353,7 @@ class ChatStore:
                     (d.due_ms, d.scheduled_ms, d.next_due_ms, d.chat_id, d.last_ms),
                 )
             ]
+            await outbox_rows_coming(conn)
             await conn.executemany(
                 "INSERT INTO outbox (chat_id, thread_id, kind, text, not_before, created_at)"
                 " VALUES (?, ?, 'digest', ?, ?, ?)",

@@ -32,6 +32,9 @@ Dialect = Literal["sqlite", "postgresql"]
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
+# PostgreSQL: the NOTIFY channel of new outbox rows; its payload is the schema they are in
+# (a channel is per database, and schemas share one in the tests).
+OUTBOX_CHANNEL = "news_notifier_outbox"
 
 log = logging.getLogger("bot.store")
 
@@ -73,12 +76,36 @@ class Database(Protocol):
 
     async def check(self) -> None:
         """Raise DatabaseLostError when the storage is no longer this bot's to write (the
-        SQLite file deleted or replaced; another instance holding a PostgreSQL database)."""
+        SQLite file deleted or replaced; on PostgreSQL, a command that must be alone took the
+        database while this bot's connection to it was lost)."""
         ...
 
     async def size_bytes(self) -> int: ...
 
     async def close(self) -> None: ...
+
+    # Leadership (bot/delivery/leadership.py): one bot per database sends and takes updates.
+    # SQLite runs one bot per file, which is always the leader; PostgreSQL elects one of
+    # several with an advisory lock.
+    leading: bool
+    on_leadership_lost: Callable[[], None] | None  # told at once when the lock went
+    on_outbox_rows: Callable[[], None] | None  # the leader told of rows another bot wrote
+
+    async def lead(self) -> bool:
+        """Try to become the leader now (a leader: still one); True when leading."""
+        ...
+
+    async def still_leading(self) -> bool:
+        """Whether the leader's lock is still held (a short check on its connection)."""
+        ...
+
+    async def resign(self) -> None:
+        """Let the leader's lock go, for a standby to take."""
+        ...
+
+    async def live_instances(self) -> int:
+        """How many bots run on this database now (1 on SQLite)."""
+        ...
 
 
 class LossReport:

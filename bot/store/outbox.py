@@ -8,7 +8,33 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.clock import HOUR_MS
-from bot.store.db import Database
+from bot.store.db import OUTBOX_CHANNEL, Connection, Database
+
+# The lock and the notice of outbox_rows_coming, in one round trip; keyed by the schema in
+# SQL, so that nothing above needs to know it.
+_ROWS_COMING = (
+    "SELECT pg_advisory_xact_lock(hashtextextended('news-notifier outbox ' || current_schema(),"
+    f" 0)), pg_notify('{OUTBOX_CHANNEL}', current_schema())"
+)
+
+
+async def outbox_rows_coming(conn: Connection) -> None:
+    """Every transaction that writes outbox rows calls this just before it writes them.
+
+    On PostgreSQL, where several bots write and one sends (the leader):
+    - NOTIFY: the leader LISTENs (bot/store/postgres.py) and its sender wakes at the commit,
+      which delivers the notice (a rollback drops it), whichever bot wrote the rows;
+    - one transaction lock for every writer of outbox rows, held to its commit, so that they
+      commit in the order of their ids: the sender reads only rows above the last id it
+      loaded, which would skip a row whose transaction took its id first and committed
+      last. It is taken at the last writes of each transaction (the digests' schedule
+      update after it touches chat rows no other writer of outbox rows locks), so it cannot
+      take part in a deadlock, and is held for the few milliseconds of the inserts.
+    SQLite writes one transaction at a time, in one process whose writers wake the sender
+    themselves.
+    """
+    if conn.dialect == "postgresql":
+        await conn.fetchone(_ROWS_COMING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +215,7 @@ class OutboxStore:
     ) -> None:
         """Queue ready-made messages (digest parts, notices) in order."""
         async with self.db.transaction() as conn:
+            await outbox_rows_coming(conn)
             await conn.executemany(
                 "INSERT INTO outbox (chat_id, thread_id, kind, text, not_before, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",

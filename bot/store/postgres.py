@@ -7,9 +7,16 @@ statement cache), a pool, and the password from the URL, PGPASSWORD or a passwor
 
 - The store writes `?` parameters; they become `$1, $2, …` here, translated once per
   distinct statement (cached).
-- One instance per database, as on SQLite: a session advisory lock, held on a connection
-  of its own outside the pool (the pool's connections come and go). The key is the schema's,
-  so test schemas in one database do not collide.
+- Several `news-notifier run` processes may share one database (unlike SQLite). Each holds
+  the schema's "present" advisory lock in shared mode on a connection of its own outside the
+  pool (the holder; the pool's connections come and go); a command that must be alone
+  (import-opml, migrate-db) takes it exclusively, so it is refused while any bot runs, and a
+  bot is refused while such a command runs. The keys are the schema's, so test schemas in
+  one database do not collide.
+- Leadership: exactly one of the bots sends (Telegram's limits belong to the bot token) and
+  takes updates. The leader holds a second, exclusive advisory lock on its holder and LISTENs
+  there for new outbox rows (bot/store/outbox.py NOTIFYs); the others try for the lock every
+  second (bot/delivery/leadership.py). The lock lives and dies with the holder's session.
 - Every connection has a statement timeout, so a stuck query cannot hold a check for ever.
 - A connection that drops (PostgreSQL restarted, a network cut) fails what it was doing with
   DatabaseUnavailableError: the transaction is gone, so nothing of it was kept, and the
@@ -25,13 +32,15 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import asyncpg
 
 from bot.errors import DatabaseLockedError, DatabaseRefusedError, DatabaseUnavailableError
 from bot.store.db import (
+    OUTBOX_CHANNEL,
     Dialect,
     LossReport,
     Params,
@@ -71,6 +80,26 @@ REFUSALS: tuple[type[BaseException], ...] = (
 )
 # Said at most this often while the database cannot be reached.
 UNAVAILABLE_LOG_SECONDS = 30.0
+# The holder's liveness, both ways. The leader pings it every second
+# (bot/delivery/leadership.py) and takes an answer missing for HOLDER_PING_TIMEOUT as lost:
+# it stops sending within 1 + 2 = 3 s of a cut. The server drops a session whose host went
+# silent (power off, network cut) after its TCP keepalives: 5 s idle + 3 probes 1 s apart =
+# 8 s, and a leader whose process is alive but frozen (no ping for 10 s) by
+# idle_session_timeout; either way the lock goes with the session and a standby takes over
+# at its next try, a second later: within about 9 s (11 s for a frozen leader). A process
+# that is killed closes its socket, so its lock is free at once. 3 s < 8 s: a leader cut
+# off stops before anyone else can take its lock. (idle_session_timeout needs
+# PostgreSQL 14.)
+HOLDER_PING_TIMEOUT = 2.0
+HOLDER_SETTINGS = {
+    "tcp_keepalives_idle": "5",
+    "tcp_keepalives_interval": "1",
+    "tcp_keepalives_count": "3",
+}
+# Set by the leader once it holds the lock (a standby's holder may idle through a slow
+# start-up; a frozen standby costs nothing).
+LEADER_IDLE_TIMEOUT = "SET idle_session_timeout = 10000"
+Mode = Literal["exclusive", "shared"]
 
 _LITERAL = re.compile(r"('(?:[^']|'')*')")
 
@@ -102,6 +131,19 @@ def lock_key(schema: str) -> int:
     """The advisory lock of one bot's data: a signed 64-bit key from its schema's name."""
     digest = hashlib.blake2b(f"news-notifier:{schema}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def leader_key(schema: str) -> int:
+    """The leader's advisory lock in one schema."""
+    return lock_key(f"{schema}:leader")
+
+
+# The sessions holding one advisory lock (a 64-bit key is kept as classid, objid).
+_HOLDERS = (
+    "FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND ((l.classid::bigint << 32) | l.objid::bigint) = $1"
+)
 
 
 async def _rollback_if_open(conn: asyncpg.Connection) -> None:
@@ -158,18 +200,28 @@ class PostgresDatabase(LossReport):
         self.url = url
         LossReport.__init__(self, shown_location(url))
         self._pool = pool
-        self._holder = holder  # the connection that holds the one-instance lock
-        self._key: int | None = None
+        self._holder = holder  # holds the present lock (and the leader's, when leading)
+        self._mode: Mode = "exclusive"
+        self._key: int | None = None  # the present lock; None: opened without it
+        self._leader_key = 0
+        self._schema = ""
+        self.leading = False
+        # Told when the leader's lock went with its connection (said at once, not at the
+        # next ping: the sender must stop before anyone else may take the lock).
+        self.on_leadership_lost: Callable[[], None] | None = None
+        self.on_outbox_rows: Callable[[], None] | None = None  # a NOTIFY, to the leader
+        self._closing = False
         self._unavailable_since: float | None = None
         self._last_said = 0.0
 
     @classmethod
     async def open(
-        cls, url: str, *, exclusive: bool = True, read_only: bool = False
+        cls, url: str, *, exclusive: bool = True, shared: bool = False, read_only: bool = False
     ) -> PostgresDatabase:
-        """Connect, take the one-instance lock, run the migrations not yet applied."""
+        """Connect, take the present lock (shared: one of several running bots; else alone),
+        run the migrations not yet applied."""
         try:
-            return await cls._open(url, exclusive=exclusive, read_only=read_only)
+            return await cls._open(url, exclusive=exclusive, shared=shared, read_only=read_only)
         except REFUSALS as error:
             raise DatabaseRefusedError(shown_location(url), str(error)) from None
         except CONNECTION_ERRORS as error:
@@ -178,7 +230,9 @@ class PostgresDatabase(LossReport):
             ) from None
 
     @classmethod
-    async def _open(cls, url: str, *, exclusive: bool, read_only: bool) -> PostgresDatabase:
+    async def _open(
+        cls, url: str, *, exclusive: bool, shared: bool, read_only: bool
+    ) -> PostgresDatabase:
         try:
             pool = await asyncpg.create_pool(
                 url,
@@ -198,6 +252,7 @@ class PostgresDatabase(LossReport):
         db = cls(url, pool, None)
         try:
             if exclusive:
+                db._mode = "shared" if shared else "exclusive"
                 await db._take_lock()
             if not read_only:
                 await db._migrate()
@@ -207,14 +262,13 @@ class PostgresDatabase(LossReport):
         return db
 
     async def _take_lock(self) -> None:
-        holder = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
-        schema = await holder.fetchval("SELECT current_schema()")
-        key = lock_key(str(schema))
-        if not await holder.fetchval("SELECT pg_try_advisory_lock($1)", key):
+        holder = await self._connect_holder()
+        self._schema = str(await holder.fetchval("SELECT current_schema()"))
+        key = lock_key(self._schema)
+        if not await self._take_present(holder, key):
             owner = await holder.fetchval(
-                "SELECT application_name || ' pid ' || pid FROM pg_locks l"
-                " JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory'"
-                " AND l.granted AND ((l.classid::bigint << 32) | l.objid::bigint) = $1",
+                "SELECT string_agg(application_name || ' pid ' || pid, ', ') FROM pg_stat_activity"
+                f" WHERE pid IN (SELECT l.pid {_HOLDERS})",
                 key,
             )
             await holder.close()
@@ -223,7 +277,18 @@ class PostgresDatabase(LossReport):
                 f"({owner or 'another process'}); stop it first, or give this one its own "
                 "NEWS_NOTIFIER_DATABASE"
             )
-        self._holder, self._key = holder, key
+        self._holder, self._key, self._leader_key = holder, key, leader_key(self._schema)
+
+    async def _connect_holder(self) -> asyncpg.Connection:
+        holder = await asyncpg.connect(
+            self.url, timeout=CONNECT_TIMEOUT, server_settings=HOLDER_SETTINGS
+        )
+        holder.add_termination_listener(self._holder_closed)
+        return holder
+
+    async def _take_present(self, holder: asyncpg.Connection, key: int) -> bool:
+        take = "pg_try_advisory_lock_shared" if self._mode == "shared" else "pg_try_advisory_lock"
+        return bool(await holder.fetchval(f"SELECT {take}($1)", key, timeout=CONNECT_TIMEOUT))
 
     async def _migrate(self) -> None:
         async with self.transaction() as conn:
@@ -304,35 +369,142 @@ class PostgresDatabase(LossReport):
             self._last_said = 0.0
 
     async def check(self) -> None:
-        """The one-instance lock is still held: its connection may have dropped with a
-        restart of PostgreSQL, which releases the lock. Take it again; when another
-        instance took it meanwhile, this one must stop (DatabaseLostError)."""
+        """Raise DatabaseLostError once the database is no longer this bot's. The holder's
+        connection is watched by the leadership loop (lead, still_leading), which takes the
+        present lock again after a restart of PostgreSQL."""
+        self.raise_if_lost()
+
+    # --- leadership ---------------------------------------------------------------------
+
+    async def lead(self) -> bool:
+        """Try to become the leader, now: True when this bot holds the leader's lock.
+
+        A holder whose connection dropped is replaced first (its present lock taken again:
+        `event=database_lock_taken_again`). A bot opened without the present lock is alone.
+        """
         self.raise_if_lost()
         if self._key is None:
+            self.leading = True
+            return True
+        if self.leading:
+            return await self.still_leading()
+        try:
+            holder = await self._live_holder()
+            taken = await holder.fetchval(
+                "SELECT pg_try_advisory_lock($1)", self._leader_key, timeout=HOLDER_PING_TIMEOUT
+            )
+            if not taken:
+                return False
+            await self._end_if_frozen(holder)
+            await holder.add_listener(OUTBOX_CHANNEL, self._outbox_notified)
+        except CONNECTION_ERRORS as error:
+            self._drop_holder(error)
+            return False
+        self.leading = True
+        return True
+
+    async def _end_if_frozen(self, holder: asyncpg.Connection) -> None:
+        """Let the server end the leader's session when its pings stop (a frozen process);
+        PostgreSQL before 14 has no idle_session_timeout: said once, led without it."""
+        try:
+            await holder.execute(LEADER_IDLE_TIMEOUT, timeout=HOLDER_PING_TIMEOUT)
+        except asyncpg.exceptions.UndefinedObjectError:
+            log.warning(
+                "event=idle_session_timeout_missing database=%s action=%r",
+                self.location,
+                "a frozen leader keeps its lock (PostgreSQL 14 or newer ends its session)",
+            )
+
+    async def still_leading(self) -> bool:
+        """Ping the holder (within HOLDER_PING_TIMEOUT); False once the lock may be gone.
+        The ping also keeps the leader's idle_session_timeout from ending its session."""
+        holder = self._holder
+        if self._key is None:
+            return self.leading
+        if holder is None or holder.is_closed():
+            self.leading = False
+            return False
+        try:
+            await holder.fetchval("SELECT 1", timeout=HOLDER_PING_TIMEOUT)
+        except CONNECTION_ERRORS as error:
+            self._drop_holder(error)
+            return False
+        return self.leading
+
+    async def resign(self) -> None:
+        """Let the leader's lock go (a clean stop): a standby takes over at its next try."""
+        if not self.leading or self._key is None:
+            self.leading = False
             return
+        self.leading = False
+        holder = self._holder
+        if holder is None or holder.is_closed():
+            return
+        try:
+            await holder.remove_listener(OUTBOX_CHANNEL, self._outbox_notified)
+            await holder.fetchval(
+                "SELECT pg_advisory_unlock($1)", self._leader_key, timeout=HOLDER_PING_TIMEOUT
+            )
+        except CONNECTION_ERRORS as error:
+            self._drop_holder(error)  # the lock goes with the connection
+
+    async def live_instances(self) -> int:
+        """How many bots run on this database now: the sessions holding its present lock."""
+        if self._key is None:
+            return 1
+        row = await self.fetchone(f"SELECT COUNT(DISTINCT l.pid) {_HOLDERS}", (self._key,))
+        return max(1, int(row[0])) if row else 1
+
+    async def _live_holder(self) -> asyncpg.Connection:
+        """The holder, connected again (and its present lock taken again) if it dropped."""
         holder = self._holder
         if holder is not None and not holder.is_closed():
-            with contextlib.suppress(*CONNECTION_ERRORS):
-                await holder.fetchval("SELECT 1")
-                return
-        with contextlib.suppress(*CONNECTION_ERRORS):
-            if holder is not None:
-                holder.terminate()
-            self._holder = None
-            holder = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
-            if await holder.fetchval("SELECT pg_try_advisory_lock($1)", self._key):
-                self._holder = holder
-                log.info("event=database_lock_taken_again database=%s", self.location)
-                return
-            await holder.close()
+            return holder
+        assert self._key is not None
+        holder = await self._connect_holder()
+        if not await self._take_present(holder, self._key):
+            holder.terminate()
             raise self.lose("another news-notifier took the database while this one lost it")
+        self._holder = holder
+        log.info("event=database_lock_taken_again database=%s", self.location)
+        return holder
+
+    def _drop_holder(self, error: BaseException) -> None:
+        """The holder failed: close it for good (its locks go with it) and say so once."""
+        holder, self._holder = self._holder, None
+        was_leading, self.leading = self.leading, False
+        if holder is not None:
+            holder.terminate()
+        self._unavailable(error)
+        if was_leading and self.on_leadership_lost:
+            self.on_leadership_lost()
+
+    def _holder_closed(self, holder: asyncpg.Connection) -> None:
+        """asyncpg's termination listener: the holder's connection closed (PostgreSQL
+        restarted, the socket reset). Said at once, before any ping would notice."""
+        if holder is not self._holder or self._closing:
+            return
+        self._holder = None
+        if self.leading:
+            self.leading = False
+            log.warning("event=leadership_lost database=%s reason=%r", self.location, "closed")
+            if self.on_leadership_lost:
+                self.on_leadership_lost()
+
+    def _outbox_notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        """NOTIFY on the outbox channel: new rows in some schema (payload); ours wake the
+        sender."""
+        if payload == self._schema and self.on_outbox_rows:
+            self.on_outbox_rows()
 
     async def size_bytes(self) -> int:
         row = await self.fetchone("SELECT pg_database_size(current_database())")
         return int(row[0]) if row else 0
 
     async def close(self) -> None:
-        """Close the pool and the lock's connection (which releases the lock)."""
+        """Close the pool and the holder's connection (which releases its locks)."""
+        self._closing = True
+        self.leading = False
         holder, self._holder = self._holder, None
         try:
             await self._pool.close()

@@ -23,7 +23,7 @@ import fcntl
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO
@@ -81,14 +81,19 @@ class SqliteDatabase(LossReport):
         self._lock = asyncio.Lock()
         self._closed = False
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of a writable file
+        # One bot per file (the process lock): it is the leader, for as long as it runs.
+        self.leading = False
+        self.on_leadership_lost: Callable[[], None] | None = None
+        self.on_outbox_rows: Callable[[], None] | None = None  # never: rows wake in-process
 
     @classmethod
     async def open(
-        cls, path: str, *, exclusive: bool = True, read_only: bool = False
+        cls, path: str, *, exclusive: bool = True, shared: bool = False, read_only: bool = False
     ) -> SqliteDatabase:
         """Open (creating the file and its folder), take the process lock, run migrations.
 
         exclusive=False skips the process lock (the healthcheck reads beside a running bot).
+        shared (one of several bots) is the same as exclusive here: SQLite is one bot's file.
         """
         lock_file = None
         if path != ":memory:":
@@ -173,6 +178,21 @@ class SqliteDatabase(LossReport):
             yield self._wrapped
 
     # --- a database file that went away -------------------------------------------------
+
+    async def lead(self) -> bool:
+        """The one bot on this file leads (the process lock keeps any other out)."""
+        self.raise_if_lost()
+        self.leading = True
+        return True
+
+    async def still_leading(self) -> bool:
+        return self.leading and self.lost is None
+
+    async def resign(self) -> None:
+        self.leading = False
+
+    async def live_instances(self) -> int:
+        return 1
 
     async def check(self) -> None:
         """Raise DatabaseLostError when the file was deleted or replaced, or its folder can

@@ -18,6 +18,7 @@ from bot.feeds.freshness import FeedRate
 from bot.models import Entry, NewStory, Recipient, Story
 from bot.store.db import Connection, Database
 from bot.store.feeds import RATE_COLUMNS, FeedUpdate, Written, apply_success, feed_rate
+from bot.store.outbox import outbox_rows_coming
 
 # SQLite allows 32,766 bound parameters per statement; 11 columns × 1,000 rows stays below.
 CHUNK = 1000
@@ -173,6 +174,9 @@ class CheckUnit:
 
     async def enqueue_alerts(self, alerts: Sequence[QueuedAlert], now_ms: int) -> None:
         """One outbox row per alert (a chat never gets the same story twice: ON CONFLICT)."""
+        if not alerts:
+            return
+        await outbox_rows_coming(self._conn)
         await self._conn.executemany(
             "INSERT INTO outbox (chat_id, thread_id, kind, story_id, keyword, not_before,"
             " created_at) VALUES (?, ?, 'alert', ?, ?, ?, ?) ON CONFLICT DO NOTHING",

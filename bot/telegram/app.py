@@ -31,6 +31,7 @@ from bot.delivery.pacing import PacedRateLimiter, Pacer
 from bot.delivery.transport import AiohttpRequest
 from bot.i18n import COMMANDS
 from bot.listener import Listener
+from bot.metrics import Role
 from bot.runtime import Runtime, build_runtime
 from bot.store import DatabaseLostError, DatabaseUnavailableError, Store
 from bot.telegram import chat_settings, files, handlers, operators
@@ -301,63 +302,74 @@ async def start(
     webhook: Webhook | None = None,
 ) -> None:
     """Everything before the first update is taken: the listener (first: an address in use
-    stops the start before anything is sent), the command menus, the imports a kill cut
-    short told, the sender, WebSub's renewals, then updates and the jobs."""
+    stops the start before anything is sent), the command menus, this instance's row, the
+    keyword sync, WebSub's renewals, the application, the leadership (a leader: the imports
+    a kill cut short told, the sender, then updates by long polling), then the jobs. In
+    webhook mode every instance serves the updates its listener is given."""
     if listener is not None:
         await listener.start()
     # Long-lived start-up data (keyword index, caches) out of the collector's way.
     gc.freeze()
     await register_commands(app.bot)
-    await files.tell_interrupted_imports(app.bot, runtime.store)
     # Registered before the first poll; dead instances' leases are handed back first.
     await runtime.presence.start()
     runtime.keyword_sync.start()
-    await runtime.sender.start()
     await runtime.start_push()
+    if webhook is not None:  # a URL Telegram refuses stops the start here, in one line
+        await webhook.register()
     await app.start()
     runtime.metrics.start()
-    await take_updates(app, runtime, webhook)
     assert app.job_queue is not None
+    leadership = runtime.leadership
+    await runtime.take_role(Role.STANDBY)  # until elected (SQLite's one bot: at once)
+    leadership.on_elected.append(partial(runtime.take_role, Role.LEADER))
+    leadership.on_elected.append(partial(lead, app, runtime, polling=webhook is None))
+    leadership.on_deposed.append(partial(runtime.take_role, Role.STANDBY))
+    leadership.on_deposed.append(partial(stop_updates, app))
+    await leadership.start()
     schedule_jobs(app.job_queue)
 
 
-async def take_updates(app: BotApplication, runtime: Runtime, webhook: Webhook | None) -> None:
-    """Webhook mode: register the webhook (the listener serves it). Long polling otherwise:
-    python-telegram-bot deletes any webhook first (its bootstrap), so a bot switched back
-    from webhook mode gets its updates by getUpdates again, pending ones included."""
-    if webhook is not None:
-        await webhook.register()
-        return
+async def lead(app: BotApplication, runtime: Runtime, *, polling: bool) -> None:
+    """What the leader does beside sending (it is the one bot that does): tell the imports a
+    kill cut short, and take updates by long polling (Telegram answers 409 to a second
+    getUpdates; in webhook mode Telegram posts them to every instance's listener)."""
+    await files.tell_interrupted_imports(app.bot, runtime.store)
     assert app.updater is not None
-    await app.updater.start_polling(
-        allowed_updates=ALLOWED_UPDATES,
-        timeout=runtime.settings.telegram.polling_timeout,
-        drop_pending_updates=False,
-        error_callback=log_polling_error,
-    )
+    if polling and not app.updater.running:
+        await app.updater.start_polling(
+            allowed_updates=ALLOWED_UPDATES,
+            timeout=runtime.settings.telegram.polling_timeout,
+            drop_pending_updates=False,
+            error_callback=log_polling_error,
+        )
+
+
+async def stop_updates(app: BotApplication) -> None:
+    """No more getUpdates from this bot (it no longer leads, or stops)."""
+    assert app.updater is not None
+    if app.updater.running:
+        await app.updater.stop()
 
 
 async def stop_in_order(app: BotApplication, runtime: Runtime, listener: Listener | None) -> None:
     """Stop taking updates, stop asking hubs, stop taking deliveries (a request being
-    answered finishes: its stories reach the outbox), stop starting feed checks, let checks
-    and sends in flight finish (each within the grace), record what was sent, stop the
-    application."""
+    answered finishes: its stories reach the outbox), stop sending (sends in flight finish
+    within the grace, what was sent is recorded, the lead goes to a standby), stop starting
+    feed checks and let those in flight finish (within the grace), hand back this instance's
+    leases, stop the application."""
     log.info("event=stopping")
-    assert app.updater is not None
-    if app.updater.running:  # long polling (webhook mode stops with the listener)
-        await app.updater.stop()
+    await stop_updates(app)
     await runtime.stop_push()  # no more requests to hubs (a hub's verification would fail)
     if listener is not None:
         await listener.stop()
     grace = runtime.settings.delivery.shutdown_grace_seconds
+    await runtime.leadership.stop(grace)
     await runtime.poller.stop(grace)
     # Its leases are handed back; a database that cannot be reached now leaves its row to
     # be found dead by the next instance.
     with contextlib.suppress(DatabaseLostError, DatabaseUnavailableError):
         await runtime.presence.stop()
     await runtime.keyword_sync.stop()
-    # Deliveries it cannot record in a lost database are reported there already.
-    with contextlib.suppress(DatabaseLostError):
-        await runtime.sender.stop(grace)
     await runtime.metrics.stop()
     await app.stop()

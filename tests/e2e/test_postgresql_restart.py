@@ -93,3 +93,49 @@ async def test_postgresql_restarted_mid_fan_out_every_chat_gets_the_story(
         # recorded when the connection dropped.
         assert duplicates <= MAX_IN_FLIGHT + 2 * math.ceil(RATE * FLUSH_SECONDS), duplicates
         assert await outbox_statuses(server.url) == {"sent": len(CHATS)}
+
+
+async def test_postgresql_restarted_under_two_instances_one_leads_again(
+    tmp_path: Path, server: PrivatePostgres, feed_server: FeedServer
+) -> None:
+    """Two bots, the leader in the middle of a fan-out when PostgreSQL restarts: both lose
+    their locks; the leader stops sending at once; one of the two leads again (never both),
+    and every chat gets the story, duplicates within the in-flight rule."""
+    limits = FloodLimits(global_per_second=RATE, global_burst=30)
+    async with FakeTelegram(limits=limits) as fake:
+        for chat_id in CHATS:
+            fake.private_chat(fake.add_user(chat_id, f"User {chat_id}"))
+        fake.delay(0.03, methods=["sendMessage"])
+        children = Children(tmp_path, fake, settings(RATE))
+        await prepare(server.url, feed_server.url(FEED))
+        bots = [await children.start(server.url, name) for name in ("run-1", "run-2")]
+        try:
+            for bot in bots:
+                await fake.wait_for(bot.logged("started"), 60, "a start")
+            publish_story(feed_server)
+            await fake.wait_for(lambda: len(fake.sent) >= 0.3 * len(CHATS), 30, "30% sent")
+            await asyncio.to_thread(server.restart)
+            assert chats_reached(fake) < len(CHATS), "restarted too late to test anything"
+            await fake.wait_for(
+                lambda: chats_reached(fake) == len(CHATS), 60, "every chat to get the story"
+            )
+            await asyncio.sleep(2 * FLUSH_SECONDS + 1.0)
+            for bot in bots:
+                assert bot.process.returncode is None, bot.output()[-3000:]
+                bot.process.send_signal(signal.SIGTERM)
+            for bot in bots:
+                assert await bot.exit_code(20) == 0, bot.output()[-3000:]
+        finally:
+            await children.kill_all()
+
+    outputs = [bot.output() for bot in bots]
+    for output in outputs:
+        assert "Traceback" not in output, output[-3000:]
+    # Leadership before and after the restart: the one that led lost it and stood by.
+    assert sum("event=leadership_lost" in output for output in outputs) == 1, outputs
+    assert sum(o.count("event=leadership role=leader") for o in outputs) == 2, outputs
+    per_chat = Counter(m.chat_id for m in fake.sent)
+    assert set(per_chat) == set(CHATS)
+    duplicates = sum(per_chat.values()) - len(CHATS)
+    assert duplicates <= MAX_IN_FLIGHT + 2 * math.ceil(RATE * FLUSH_SECONDS), duplicates
+    assert await outbox_statuses(server.url) == {"sent": len(CHATS)}

@@ -213,6 +213,9 @@ class FakeTelegram(Controls, UserActions, BotMethods):
     # ---- HTTP ------------------------------------------------------------------------------
 
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
+        # Read now: a long poll is answered after its client may have gone (killed).
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        port = peer[1] if peer else 0
         if request.match_info["token"] != self.token:
             return _json_response(ApiError(401, "Unauthorized").payload(), 401)
         method = self.spec.method(request.match_info["method"])
@@ -246,11 +249,11 @@ class FakeTelegram(Controls, UserActions, BotMethods):
             if asyncio.iscoroutine(result):
                 result = await result
         except ApiError as error:
-            self._record(name, params, error.status, error.description)
+            self._record(name, params, error.status, error.description, port)
             if fault is not None:  # drop_after: the call took effect, the answer is lost
                 return _drop(request)
             return _json_response(error.payload(), error.status)
-        self._record(name, params, 200, None)
+        self._record(name, params, 200, None, port)
         if fault is not None:
             return _drop(request)
         return _json_response({"ok": True, "result": result}, 200)
@@ -273,9 +276,16 @@ class FakeTelegram(Controls, UserActions, BotMethods):
                 return fault
         return None
 
-    def _record(self, method: str, params: dict[str, Any], status: int, error: str | None) -> None:
+    def _record(
+        self,
+        method: str,
+        params: dict[str, Any],
+        status: int,
+        error: str | None,
+        port: int = 0,
+    ) -> None:
         if self.record_requests:
-            self.requests.append(RecordedRequest(method, params, time.time(), status, error))
+            self.requests.append(RecordedRequest(method, params, time.time(), status, error, port))
         if self._waiters:
             self._notify()
 

@@ -108,6 +108,8 @@ class RecordedRequest:
     time: float  # time.time()
     status: int  # 0: the connection was dropped before the call was read
     description: str | None  # the error description, None on success
+    # The client's port: which process made the call, when several share one fake.
+    peer_port: int = 0
 
 
 @dataclass(slots=True)
