@@ -2,8 +2,9 @@
 Bot API, the local feed host and the fake hub (tests/fakes/websub_hub.py): a feed announcing
 the hub, a chat subscribes, the bot subscribes at the hub on its own, the hub pushes a new
 story and the chat gets the alert once, long before a poll could have found it; a forged
-delivery is refused and counted; the hub is told when the last chat leaves (one unsubscribes,
-the other blocks the bot). Without a public URL nothing of WebSub runs."""
+delivery is refused and counted; the lease is renewed before it ends; the hub is told when
+the last chat leaves (one unsubscribes, the other blocks the bot). Without a public URL
+nothing of WebSub runs."""
 
 from __future__ import annotations
 
@@ -107,6 +108,41 @@ async def test_a_story_pushed_by_the_hub_reaches_the_chat_once_before_any_poll(
         assert len(fake.messages(chat.id)) == 2
         counters = await bot.store.outbox.counters(bot.runtime.clock.now_ms())
         assert counters[BAD_SIGNATURE_COUNTER] == 1
+
+
+async def test_the_bot_renews_its_lease_and_pushes_go_on_past_the_first_one(
+    tmp_path: Path,
+    fake: FakeTelegram,
+    feed_server: FeedServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hub grants 3 s (a real one grants days): the bot renews at a tenth left, the hub
+    verifies the renewal, and a story pushed after the first lease ended still arrives."""
+    monkeypatch.setattr("bot.feeds.websub.RUN_EVERY_SECONDS", 0.2)  # looks for due renewals
+    now = datetime.now(UTC)
+    url = feed_server.url("/f.xml")
+    alice = fake.add_user(1001, "Alice")
+    chat = fake.private_chat(alice)
+    async with pushing_bot(tmp_path, fake) as (_bot, hub):
+        hub.max_lease_seconds = 3
+        old = story("old", now - timedelta(hours=2))
+        feed_server.publish("/f.xml", [old], links=[("hub", hub.url), ("self", url)])
+        fake.user_command(chat, alice, "subscribe", url)
+        await fake.wait_for_messages(chat.id, 1, timeout=10)
+        async with asyncio.timeout(10):
+            await hub.verified()
+        await asyncio.sleep(4.5)  # past the first lease
+        await hub.settled()
+        assert [r.mode for r in hub.requests][:2] == ["subscribe", "subscribe"]
+        assert len({r.callback for r in hub.requests}) == 1  # the same subscription, renewed
+        assert all(v.confirmed for v in hub.verifications) and len(hub.verifications) >= 2
+
+        feed_server.publish(
+            "/f.xml", [story("late", now), old], links=[("hub", hub.url), ("self", url)]
+        )
+        assert await hub.publish(url) == [202]
+        [_, alert] = await fake.wait_for_messages(chat.id, 2, timeout=10)
+        assert alert.text.startswith("Story late")
 
 
 async def test_the_hub_is_told_when_the_last_chat_leaves_or_blocks_the_bot(
