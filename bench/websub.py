@@ -55,7 +55,7 @@ from typing import Any
 
 # Run as a script from anywhere: the project is not installed into the venv.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import answer_commands, machine_with_versions, start_child
+from bench.common import Verdicts, answer_commands, machine_with_versions, start_child
 from bot.config import Settings, load_settings
 from bot.feeds.pipeline import FeedPipeline
 from bot.runtime import Runtime
@@ -66,6 +66,7 @@ from tests.fakes.telegram_api import FakeTelegram, FakeTelegramProcess
 from tests.fakes.websub_hub import FakeHub
 
 ORIGIN = "https://bot.bench"
+GOAL_P50_SECONDS = 2.0  # issue 16: publish -> first alert, p50
 LEAD = (
     "<p>The city council voted on Tuesday to extend the night bus network to the northern "
     "districts, after a year of complaints from shift workers. The new lines start in "
@@ -368,6 +369,7 @@ async def measure(
     command: tuple[Any, ...],
     followers: list[int],
     within: float,
+    verdicts: Verdicts,
 ) -> None:
     cpu_before = time.process_time()
     wall_before = time.monotonic()
@@ -386,9 +388,27 @@ async def measure(
         f"alerts sent so far {sent:,} of {owed:,} owed; "
         f"bot CPU during the publishes {cpu:.1f} s"
     )
+    verdicts.check(
+        f"{name}: every publish answered 2xx by the bot (via the hub)",
+        all(200 <= status < 300 for status in statuses),
+        f"statuses {statuses}",
+    )
+    verdicts.check(
+        f"{name}: every story's first alert reached Telegram within {within:g} s",
+        len(to_first) == len(results),
+        f"{len(to_first)} of {len(results)}",
+    )
+    if name == "steady" and to_first:  # the goal is the ordinary day's; a burst is paced
+        p50 = statistics.median(to_first)
+        verdicts.check(
+            f"goal: publish -> first alert p50 < {GOAL_P50_SECONDS:g} s",
+            p50 < GOAL_P50_SECONDS,
+            f"{p50 * 1000:.0f} ms",
+        )
 
 
-async def bench(args: argparse.Namespace) -> None:
+async def bench(args: argparse.Namespace) -> int:
+    verdicts = Verdicts()
     print(machine_with_versions("aiohttp", "feedparser", "python-telegram-bot"))
     chats = range(1, args.chats + 1)
     with (
@@ -402,16 +422,17 @@ async def bench(args: argparse.Namespace) -> None:
         async with running(settings) as (store, runtime):
             followers = await setup(args, store, runtime, publisher)
             steady = ("steady", args.steady, args.gap, args.seed)
-            await measure("steady", publisher, fake, steady, followers, args.wait)
+            await measure("steady", publisher, fake, steady, followers, args.wait, verdicts)
             if args.burst:
                 profile = cProfile.Profile() if args.profile else None
                 if profile:
                     profile.enable()
                 burst = ("burst", args.burst)
-                await measure("burst", publisher, fake, burst, followers, args.wait)
+                await measure("burst", publisher, fake, burst, followers, args.wait, verdicts)
                 if profile:
                     profile.disable()
                     pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
+    return verdicts.exit_code()
 
 
 async def setup(
@@ -438,7 +459,7 @@ async def setup(
     return [by_feed.get(feed_id, 0) for feed_id in feed_ids]
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--chats", type=int, default=10000)
@@ -451,8 +472,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--profile", action="store_true", help="cProfile of the bot in the burst")
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(bench(parser.parse_args()))
+    return asyncio.run(bench(parser.parse_args()))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
