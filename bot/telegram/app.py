@@ -235,8 +235,9 @@ async def run(
     runtime = build_runtime(settings, store, sender_bot, pacer, clock)
     wire(app, runtime)
     listener = build_listener(settings, runtime)
-    # The runtime entered last: its keywords load once the bots are up (and the bots are
-    # closed if loading fails); its fetcher and parse threads close first, after the stop.
+    # The runtime entered after the bots: its keywords load once the bots are up (and the
+    # bots are closed if loading fails); its fetcher and parse threads close before them.
+    # The listener is stopped first of all, even when the start fails half-way.
     async with sender_bot, app, runtime, stopping(listener):
         await start(app, runtime, listener)
         log.info("event=started bot=@%s", app.bot.username)
