@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
@@ -43,7 +44,9 @@ class ListenError(Exception):
         self.address = address
         self.error = error
         host = f"[{address.host}]" if ":" in address.host else address.host
-        reason = error.strerror or str(error)
+        # asyncio words it "error while attempting to bind on address …: …": the errno's
+        # own text is the reason, the address is said already.
+        reason = os.strerror(error.errno) if error.errno else str(error)
         super().__init__(
             f"cannot listen on {host}:{address.port} ({reason}): set listener.listen "
             "(NEWS_NOTIFIER_LISTEN) to a free host:port of this machine, or empty for no listener"

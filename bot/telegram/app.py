@@ -238,8 +238,9 @@ async def run(
     wire(app, runtime)
     webhook = build_webhook(app, settings, runtime)
     listener = build_listener(settings, runtime, webhook)
-    # The runtime entered last: its keywords load once the bots are up (and the bots are
-    # closed if loading fails); its fetcher and parse threads close first, after the stop.
+    # The runtime entered after the bots: its keywords load once the bots are up (and the
+    # bots are closed if loading fails); its fetcher and parse threads close before them.
+    # The listener is stopped first of all, even when the start fails half-way.
     async with sender_bot, app, runtime, stopping(listener):
         await start(app, runtime, listener, webhook)
         log.info("event=started bot=@%s", app.bot.username)

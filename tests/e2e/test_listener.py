@@ -75,9 +75,9 @@ async def test_an_address_in_use_exits_2_with_one_line_before_taking_updates(
         async with FakeTelegram() as fake, children_of(tmp_path, fake, QUIET) as children:
             children.env["NEWS_NOTIFIER_LISTEN"] = f"127.0.0.1:{port}"
             child = await children.start(databases.new(), "run")
-            assert await child.exit_code(30) == 2, child.output()
+            assert await child.exit_code(60) == 2, child.output()
             assert fake.requests_for("getUpdates") == []
             assert fake.requests_for("setMyCommands") == []
     [line] = child.output().strip().splitlines()
     assert line.startswith(f"news-notifier: cannot listen on 127.0.0.1:{port} ("), line
-    assert "NEWS_NOTIFIER_LISTEN" in line, line
+    assert "(Address already in use)" in line and "NEWS_NOTIFIER_LISTEN" in line, line

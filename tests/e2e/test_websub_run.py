@@ -2,8 +2,9 @@
 Bot API, the local feed host and the fake hub (tests/fakes/websub_hub.py): a feed announcing
 the hub, a chat subscribes, the bot subscribes at the hub on its own, the hub pushes a new
 story and the chat gets the alert once, long before a poll could have found it; a forged
-delivery is refused and counted; the hub is told when the last chat leaves (one unsubscribes,
-the other blocks the bot). Without a public URL nothing of WebSub runs."""
+delivery is refused and counted; the lease is renewed before it ends; the hub is told when
+the last chat leaves (one unsubscribes, the other blocks the bot). Without a public URL
+nothing of WebSub runs."""
 
 from __future__ import annotations
 
@@ -75,11 +76,11 @@ async def test_a_story_pushed_by_the_hub_reaches_the_chat_once_before_any_poll(
     async with pushing_bot(tmp_path, fake) as (bot, hub):
         feed_server.publish("/f.xml", [old], links=[("hub", hub.url), ("self", url)])
         fake.user_command(chat, alice, "subscribe", url)
-        [reply] = await fake.wait_for_messages(chat.id, 1, timeout=10)
+        [reply] = await fake.wait_for_messages(chat.id, 1, timeout=30)
         assert "Subscribed" in reply.text, reply.text
 
         # The bot subscribes at the hub by itself, and answers its verification of intent.
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(30):
             await hub.verified()
             await hub.settled()
         [asked] = hub.requests
@@ -95,7 +96,7 @@ async def test_a_story_pushed_by_the_hub_reaches_the_chat_once_before_any_poll(
             "/f.xml", [story("new", now), old], links=[("hub", hub.url), ("self", url)]
         )
         assert await hub.publish(url) == [202]
-        [_, alert] = await fake.wait_for_messages(chat.id, 2, timeout=10)
+        [_, alert] = await fake.wait_for_messages(chat.id, 2, timeout=30)
         assert alert.text.startswith("Story new")
         # Fetched twice: by /subscribe and by the hub. The bot did not poll it.
         assert feed_server.hits("/f.xml") == 2
@@ -109,6 +110,41 @@ async def test_a_story_pushed_by_the_hub_reaches_the_chat_once_before_any_poll(
         assert len(fake.messages(chat.id)) == 2
         counters = await bot.store.outbox.counters(bot.runtime.clock.now_ms())
         assert counters[BAD_SIGNATURE_COUNTER] == 1
+
+
+async def test_the_bot_renews_its_lease_and_pushes_go_on_past_the_first_one(
+    tmp_path: Path,
+    fake: FakeTelegram,
+    feed_server: FeedServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hub grants 3 s (a real one grants days): the bot renews at a tenth left, the hub
+    verifies the renewal, and a story pushed after the first lease ended still arrives."""
+    monkeypatch.setattr("bot.feeds.websub.RUN_EVERY_SECONDS", 0.2)  # looks for due renewals
+    now = datetime.now(UTC)
+    url = feed_server.url("/f.xml")
+    alice = fake.add_user(1001, "Alice")
+    chat = fake.private_chat(alice)
+    async with pushing_bot(tmp_path, fake) as (_bot, hub):
+        hub.max_lease_seconds = 3
+        old = story("old", now - timedelta(hours=2))
+        feed_server.publish("/f.xml", [old], links=[("hub", hub.url), ("self", url)])
+        fake.user_command(chat, alice, "subscribe", url)
+        await fake.wait_for_messages(chat.id, 1, timeout=30)
+        async with asyncio.timeout(30):
+            await hub.verified()
+        await asyncio.sleep(4.5)  # past the first lease
+        await hub.settled()
+        assert [r.mode for r in hub.requests][:2] == ["subscribe", "subscribe"]
+        assert len({r.callback for r in hub.requests}) == 1  # the same subscription, renewed
+        assert all(v.confirmed for v in hub.verifications) and len(hub.verifications) >= 2
+
+        feed_server.publish(
+            "/f.xml", [story("late", now), old], links=[("hub", hub.url), ("self", url)]
+        )
+        assert await hub.publish(url) == [202]
+        [_, alert] = await fake.wait_for_messages(chat.id, 2, timeout=30)
+        assert alert.text.startswith("Story late")
 
 
 async def test_the_hub_is_told_when_the_last_chat_leaves_or_blocks_the_bot(
@@ -128,20 +164,20 @@ async def test_the_hub_is_told_when_the_last_chat_leaves_or_blocks_the_bot(
         feed_server.publish("/f.xml", [old], links=[("hub", hub.url), ("self", url)])
         for chat, user in ((alice_chat, alice), (bob_chat, bob)):
             fake.user_command(chat, user, "subscribe", url)
-            await fake.wait_for_messages(chat.id, 1, timeout=10)
-        async with asyncio.timeout(10):
+            await fake.wait_for_messages(chat.id, 1, timeout=30)
+        async with asyncio.timeout(30):
             await hub.verified()
             await hub.settled()
         assert len(hub.subscriptions) == 1
         await asyncio.sleep(1.2)  # past the grace
 
         fake.user_command(alice_chat, alice, "unsubscribe", url)
-        await fake.wait_for_messages(alice_chat.id, 2, timeout=10)
+        await fake.wait_for_messages(alice_chat.id, 2, timeout=30)
         await asyncio.sleep(1)
         assert [r.mode for r in hub.requests] == ["subscribe"]  # Bob still follows it
 
         fake.block(bob_chat.id)  # the update pauses Bob's chat
-        assert await until(lambda: len(hub.verifications) == 2, 10), hub.requests
+        assert await until(lambda: len(hub.verifications) == 2, 30), hub.requests
         await hub.settled()
         assert [r.mode for r in hub.requests] == ["subscribe", "unsubscribe"]
         assert hub.verifications[-1].confirmed and hub.subscriptions == {}
@@ -161,7 +197,7 @@ async def test_without_a_public_url_nothing_of_websub_runs(
     async with FakeHub() as hub, running_bot(settings, fake) as bot:
         feed_server.publish("/f.xml", [], links=[("hub", hub.url), ("self", url)])
         fake.user_command(chat, alice, "subscribe", url)
-        await fake.wait_for_messages(chat.id, 1, timeout=10)
+        await fake.wait_for_messages(chat.id, 1, timeout=30)
         assert bot.runtime.websub is None and bot.runtime.pipeline.on_fetched is None
         assert (await get(f"http://127.0.0.1:{port}/websub/anything"))[0] == 404
         await asyncio.sleep(0.5)

@@ -5,11 +5,12 @@ Recommendation, written from the spec, independent of the bot's code).
   hub.secret, hub.lease_seconds), answered 202 (or `refuse_with`), then verified of intent:
   a GET to the callback with a fresh challenge, which must come back as the body of a 2xx.
   A verified subscribe holds (topic, callback) with its secret and the lease granted
-  (the one asked, capped at `max_lease_seconds`); a verified unsubscribe drops it.
+  (the one asked, capped at `max_lease_seconds`) until the lease ends, unless a renewal
+  (the same request again, verified) starts it again; a verified unsubscribe drops it.
 - Content distribution: `publish(topic)` fetches the topic (or takes the body given) and
-  POSTs it to every subscription of the topic, signed with X-Hub-Signature (HMAC of the
-  body with the subscription's secret, `method`); `deliver` sends any body with any
-  signature (a forger, a broken hub).
+  POSTs it to every subscription of the topic whose lease has not ended, signed with
+  X-Hub-Signature (HMAC of the body with the subscription's secret, `method`); `deliver`
+  sends any body with any signature (a forger, a broken hub).
 - `deny` sends a denial (§5.2).
 
 Callbacks name the bot's public origin; `forward` maps it to where the bot listens, as the
@@ -27,6 +28,7 @@ import hashlib
 import hmac
 import secrets
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -59,6 +61,11 @@ class Verification:
 class HeldSubscription:
     secret: str | None
     lease_seconds: int
+    expires_at: float  # time.monotonic(): past it the hub delivers nothing (§5.3, lease)
+
+    @property
+    def live(self) -> bool:
+        return time.monotonic() < self.expires_at
 
 
 @dataclass
@@ -180,8 +187,9 @@ class FakeHub:
         self._verified.set()
         if confirmed and topic is None:
             key = (asked.topic, asked.callback)
-            if asked.mode == "subscribe":
-                self.subscriptions[key] = HeldSubscription(asked.secret, lease)
+            if asked.mode == "subscribe":  # a renewal starts the lease again
+                expires_at = time.monotonic() + lease
+                self.subscriptions[key] = HeldSubscription(asked.secret, lease, expires_at)
             else:
                 self.subscriptions.pop(key, None)
         return result
@@ -209,7 +217,7 @@ class FakeHub:
             async with self._session.get(topic) as response:
                 body = await response.read()
                 content_type = content_type or response.headers.get("Content-Type")
-        held = [(cb, sub) for (t, cb), sub in self.subscriptions.items() if t == topic]
+        held = [(cb, sub) for (t, cb), sub in self.subscriptions.items() if t == topic and sub.live]
         return list(
             await asyncio.gather(
                 *(
