@@ -183,3 +183,17 @@ async def test_postgresql_schema_takes_what_sqlite_takes(scratch: asyncpg.Connec
         True,
     )
     assert await scratch.fetchval("SELECT exclude FROM keywords") is True
+
+
+async def test_outbox_texts_are_stored_uncompressed(scratch: asyncpg.Connection) -> None:
+    """Digest parts are written by the ten thousand, sent once and purged: PostgreSQL's
+    compression of them cost more server CPU than anything else in a digest (migration
+    0011)."""
+    for _, _, sql in migrations("postgresql"):
+        for statement in statements(sql):
+            await scratch.execute(statement)
+    storage = await scratch.fetchval(
+        "SELECT attstorage FROM pg_attribute"
+        " WHERE attrelid = 'outbox'::regclass AND attname = 'text'"
+    )
+    assert storage == b"e"  # EXTERNAL: out of line, never compressed

@@ -15,7 +15,7 @@ CREATE INDEX feeds_leased ON feeds (lease_owner) WHERE lease_owner IS NOT NULL;
 CREATE TABLE instances (
     id            TEXT    PRIMARY KEY,
     host          TEXT    NOT NULL,
-    pid           INTEGER NOT NULL,
+    pid           BIGINT  NOT NULL,
     started_at    BIGINT  NOT NULL,
     heartbeat_at  BIGINT  NOT NULL,
     role          TEXT    NOT NULL DEFAULT ''

@@ -1,0 +1,3 @@
+-- 0011: PostgreSQL stores outbox texts uncompressed from here on (its migration 0011 says
+-- why). SQLite never compresses a value: nothing to change. Kept so that both backends
+-- number their migrations alike (tests/store/test_db.py checks that they do).
