@@ -301,30 +301,32 @@ async def start(
     webhook: Webhook | None = None,
 ) -> None:
     """Everything before the first update is taken: the listener (first: an address in use
-    stops the start before anything is sent), the command menus, the imports a kill cut
-    short told, the sender, WebSub's renewals, then updates and the jobs."""
+    stops the start before anything is sent), the command menus, the webhook in webhook
+    mode (a URL Telegram refuses stops the start before anything runs), the imports a kill
+    cut short told, the sender, WebSub's renewals, then long polling and the jobs."""
     if listener is not None:
         await listener.start()
     # Long-lived start-up data (keyword index, caches) out of the collector's way.
     gc.freeze()
     await register_commands(app.bot)
+    if webhook is not None:
+        # Updates may come at once: they wait in the application's queue until it starts.
+        await webhook.register()
     await files.tell_interrupted_imports(app.bot, runtime.store)
     await runtime.sender.start()
     await runtime.start_push()
     await app.start()
     runtime.metrics.start()
-    await take_updates(app, runtime, webhook)
+    if webhook is None:
+        await start_polling(app, runtime)
     assert app.job_queue is not None
     schedule_jobs(app.job_queue)
 
 
-async def take_updates(app: BotApplication, runtime: Runtime, webhook: Webhook | None) -> None:
-    """Webhook mode: register the webhook (the listener serves it). Long polling otherwise:
-    python-telegram-bot deletes any webhook first (its bootstrap), so a bot switched back
-    from webhook mode gets its updates by getUpdates again, pending ones included."""
-    if webhook is not None:
-        await webhook.register()
-        return
+async def start_polling(app: BotApplication, runtime: Runtime) -> None:
+    """Long polling. python-telegram-bot deletes any webhook first (its bootstrap), so a bot
+    switched back from webhook mode gets its updates by getUpdates again, pending ones
+    included."""
     assert app.updater is not None
     await app.updater.start_polling(
         allowed_updates=ALLOWED_UPDATES,
