@@ -334,7 +334,10 @@ async def start(
 async def lead(app: BotApplication, runtime: Runtime, *, polling: bool) -> None:
     """What the leader does beside sending (it is the one bot that does): tell the imports a
     kill cut short, and take updates by long polling (Telegram answers 409 to a second
-    getUpdates; in webhook mode Telegram posts them to every instance's listener)."""
+    getUpdates; in webhook mode Telegram posts them to every instance's listener).
+    python-telegram-bot deletes any webhook before polling (its bootstrap), so a bot
+    switched back from webhook mode gets its updates by getUpdates again, pending ones
+    included."""
     await files.tell_interrupted_imports(app.bot, runtime.store)
     assert app.updater is not None
     if polling and not app.updater.running:

@@ -17,7 +17,12 @@ from telegram import Bot
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.telegram.app import ALLOWED_UPDATES
-from bot.telegram.webhook import SECRET_HEADER, webhook_path, webhook_secret
+from bot.telegram.webhook import (
+    SECRET_HEADER,
+    WebhookRefusedError,
+    webhook_path,
+    webhook_secret,
+)
 from tests.e2e.harness import bot_settings, running_bot
 from tests.fakes.telegram_api import FakeTelegram
 
@@ -164,3 +169,21 @@ def test_a_webhook_path_the_listener_serves_itself_is_refused(path: str) -> None
     for fine in ("", "/", "/telegram", "/metrics-telegram"):
         environ["NEWS_NOTIFIER_WEBHOOK_URL"] = ORIGIN + fine
         assert load_settings(None, environ).listener.webhook_url == ORIGIN + fine
+
+
+async def test_a_url_telegram_refuses_stops_the_start_with_its_reason(
+    tmp_path: Path, fake: FakeTelegram
+) -> None:
+    settings = bot_settings(
+        tmp_path,
+        fake,
+        NEWS_NOTIFIER_WEBHOOK_URL="https://bot.example:8080/telegram",
+        NEWS_NOTIFIER_LISTEN=f"127.0.0.1:{free_port()}",
+    )
+    with pytest.raises(WebhookRefusedError) as refused:
+        async with running_bot(settings, fake):
+            pass
+    line = str(refused.value)
+    assert "only on ports 80, 88, 443 or 8443" in line, line
+    assert "NEWS_NOTIFIER_WEBHOOK_URL" in line and "\n" not in line
+    assert fake.requests_for("getUpdates") == [] and fake.webhook_url == ""
