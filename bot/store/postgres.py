@@ -25,13 +25,20 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 
 import asyncpg
 
-from bot.errors import DatabaseLockedError, DatabaseLostError, DatabaseUnavailableError
-from bot.store.db import Dialect, Params, Row, apply_migrations, shown_location
+from bot.errors import DatabaseLockedError, DatabaseRefusedError, DatabaseUnavailableError
+from bot.store.db import (
+    Dialect,
+    LossReport,
+    Params,
+    Row,
+    apply_migrations,
+    shown_location,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +53,21 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
+    # A connection whose protocol was left mid-operation when PostgreSQL went away under
+    # it ("cannot switch to state …; another operation is in progress"): unusable, not a
+    # bug of the statement. Seen in a restart under load; the connection is dropped.
+    asyncpg.exceptions._base.InternalClientError,
     ConnectionError,
     OSError,
     TimeoutError,
+)
+# The server answered and said no: a setting is wrong (the database's name, the role, the
+# password, its rights). Opening says so in one line instead of retrying.
+REFUSALS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.InvalidCatalogNameError,
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InvalidPasswordError,
+    asyncpg.exceptions.InsufficientPrivilegeError,
 )
 # Said at most this often while the database cannot be reached.
 UNAVAILABLE_LOG_SECONDS = 30.0
@@ -130,19 +149,17 @@ class PostgresConnection:
         return _rowcount(status)
 
 
-class PostgresDatabase:
+class PostgresDatabase(LossReport):
     """Open with `await PostgresDatabase.open(url)`; always `await db.close()`."""
 
     dialect: Dialect = "postgresql"
 
     def __init__(self, url: str, pool: asyncpg.Pool, holder: asyncpg.Connection | None) -> None:
         self.url = url
-        self.location = shown_location(url)
+        LossReport.__init__(self, shown_location(url))
         self._pool = pool
         self._holder = holder  # the connection that holds the one-instance lock
         self._key: int | None = None
-        self.lost: DatabaseLostError | None = None
-        self.on_lost: Callable[[DatabaseLostError], None] | None = None
         self._unavailable_since: float | None = None
         self._last_said = 0.0
 
@@ -151,6 +168,17 @@ class PostgresDatabase:
         cls, url: str, *, exclusive: bool = True, read_only: bool = False
     ) -> PostgresDatabase:
         """Connect, take the one-instance lock, run the migrations not yet applied."""
+        try:
+            return await cls._open(url, exclusive=exclusive, read_only=read_only)
+        except REFUSALS as error:
+            raise DatabaseRefusedError(shown_location(url), str(error)) from None
+        except CONNECTION_ERRORS as error:
+            raise DatabaseUnavailableError(
+                shown_location(url), str(error) or type(error).__name__
+            ) from None
+
+    @classmethod
+    async def _open(cls, url: str, *, exclusive: bool, read_only: bool) -> PostgresDatabase:
         try:
             pool = await asyncpg.create_pool(
                 url,
@@ -207,14 +235,14 @@ class PostgresDatabase:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresConnection]:
         """One transaction on a pooled connection: COMMIT at the end, ROLLBACK on any error."""
-        self._raise_if_lost()
+        self.raise_if_lost()
         async with self._connection() as conn, conn.transaction():
             yield PostgresConnection(conn)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[PostgresConnection]:
         """Reads that see one consistent state (a read-only REPEATABLE READ transaction)."""
-        self._raise_if_lost()
+        self.raise_if_lost()
         async with (
             self._connection() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
@@ -225,7 +253,11 @@ class PostgresDatabase:
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         try:
             async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
-                yield conn
+                try:
+                    yield conn
+                except CONNECTION_ERRORS:
+                    conn.terminate()  # the pool replaces it rather than lend it again
+                    raise
         except CONNECTION_ERRORS as error:
             raise self._unavailable(error) from error
         else:
@@ -240,7 +272,7 @@ class PostgresDatabase:
             return await PostgresConnection(conn).fetchone(sql, params)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        self._raise_if_lost()
+        self.raise_if_lost()
         async with self._connection() as conn:
             return await PostgresConnection(conn).execute(sql, params)
 
@@ -275,7 +307,7 @@ class PostgresDatabase:
         """The one-instance lock is still held: its connection may have dropped with a
         restart of PostgreSQL, which releases the lock. Take it again; when another
         instance took it meanwhile, this one must stop (DatabaseLostError)."""
-        self._raise_if_lost()
+        self.raise_if_lost()
         if self._key is None:
             return
         holder = self._holder
@@ -293,24 +325,7 @@ class PostgresDatabase:
                 log.info("event=database_lock_taken_again database=%s", self.location)
                 return
             await holder.close()
-            raise self._lose("another news-notifier took the database while this one lost it")
-
-    def _raise_if_lost(self) -> None:
-        if self.lost is not None:
-            raise DatabaseLostError(self.lost.path, self.lost.problem)
-
-    def _lose(self, problem: str) -> DatabaseLostError:
-        if self.lost is None:
-            self.lost = DatabaseLostError(self.location, problem)
-            log.critical(
-                "event=database_lost database=%s problem=%r action=%r",
-                self.location,
-                problem,
-                "stopping: nothing more can be stored",
-            )
-            if self.on_lost:
-                self.on_lost(self.lost)
-        return self.lost
+            raise self.lose("another news-notifier took the database while this one lost it")
 
     async def size_bytes(self) -> int:
         row = await self.fetchone("SELECT pg_database_size(current_database())")
