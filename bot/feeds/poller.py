@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from urllib.parse import urlsplit
 
 from bot.clock import Clock
@@ -36,10 +38,15 @@ log = logging.getLogger(__name__)
 # in a stall (a hung event loop, a suspended VM); such a check writes nothing over the
 # feed's new owner (bot/store/feeds.py).
 CHECK_AFTER_FETCH_SECONDS = 60.0
-# A claimed feed may wait this long for its slots (hosts and overall bounds) before its
-# check starts, on top of the check's own length; a check that waited longer renews its
-# lease as it starts.
+# A claimed feed may wait for its slots (hosts and overall bounds) before its check starts:
+# its lease covers that wait too, at least QUEUE_SECONDS, more when this instance's recent
+# rate says the claim will take longer to work through (a 10,000-feed backlog on a loaded
+# machine), at most MAX_QUEUE_SECONDS; a check that waited longer still renews its lease as
+# it starts. (A killed instance's leases do not wait for this: the next instance's
+# heartbeat finds it dead and hands them back, bot/store/instances.py.)
 QUEUE_SECONDS = 60.0
+MAX_QUEUE_SECONDS = 900.0
+RATE_WINDOW_SECONDS = 60.0  # the checks finished in this window give the rate
 
 
 def lease_ms(settings: Settings) -> int:
@@ -70,6 +77,8 @@ class Poller:
         # Feeds whose check holds its slots and runs; the rest of _in_flight still waits.
         self._running: set[int] = set()
         self._stopping = False
+        # When recent checks finished (monotonic seconds): this instance's rate.
+        self._finished: deque[float] = deque(maxlen=settings.poll.concurrency * 64)
 
     async def tick(self) -> int:
         """Claim due feeds and start their checks. Returns how many were started."""
@@ -83,7 +92,7 @@ class Poller:
         room = self.settings.poll.concurrency * 16 - len(self._in_flight)
         if room <= 0:
             return 0
-        lease_until = now + self.lease_ms + int(QUEUE_SECONDS * 1000)
+        lease_until = now + self.lease_ms + int(self._queue_seconds(room) * 1000)
         due = await self.store.feeds.claim_due(
             self.instance_id, now_ms=now, lease_until=lease_until, limit=room
         )
@@ -104,6 +113,17 @@ class Poller:
             task.add_done_callback(lambda _t, fid=feed.id: self._in_flight.pop(fid, None))
             started += 1
         return started
+
+    def _queue_seconds(self, claiming: int) -> float:
+        """How long the last of `claiming` more feeds may wait for its slots, at the rate
+        this instance has been checking (QUEUE_SECONDS while it has no rate yet)."""
+        now = time.monotonic()
+        recent = [t for t in self._finished if now - t <= RATE_WINDOW_SECONDS]
+        if len(recent) < 2:
+            return QUEUE_SECONDS
+        rate = len(recent) / max(now - recent[0], 1.0)
+        wait = (len(self._in_flight) + claiming) / rate
+        return min(max(QUEUE_SECONDS, 2 * wait), MAX_QUEUE_SECONDS)
 
     async def run_cycle(self) -> None:
         """Check every due feed once and wait for all of them (benchmarks, tools)."""
@@ -168,11 +188,10 @@ class Poller:
         async with per_host, self._all:
             if self._stopping:  # stop() came while this check waited: start nothing
                 return
-            if not await self._lease_holds(feed, lease_until):
-                return
             self._running.add(feed.id)
             try:
-                await self.pipeline.check(feed)
+                if await self._lease_holds(feed, lease_until):
+                    await self.pipeline.check(feed)
             except asyncio.CancelledError:
                 raise
             except DatabaseUnavailableError:
@@ -185,6 +204,7 @@ class Poller:
                 await self.pipeline.record_failure(feed, FeedFailure(FailureKind.INTERNAL))
             finally:
                 self._running.discard(feed.id)
+                self._finished.append(time.monotonic())
 
     async def _lease_holds(self, feed: Feed, lease_until: int) -> bool:
         """Before a check that waited long for its slots starts: renew its lease, so the
