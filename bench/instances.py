@@ -44,7 +44,7 @@ from typing import Any
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import machine_with_versions
+from bench.common import Verdicts, machine_with_versions
 from bench.poll import FeedHostProcess, HostPlan, bench_settings, subscribe_all
 from bot.clock import SystemClock
 from bot.feeds.fetch import Fetcher
@@ -75,7 +75,7 @@ def poller_main(connection: Connection, url: str, name: str, concurrency: int | 
 
 
 async def _poller(connection: Connection, url: str, name: str, concurrency: int | None) -> None:
-    settings = bench_settings(Path("/nonexistent"), concurrency, None)
+    settings = bench_settings(url, concurrency, None)
     # Checked once per run: a feed's next check comes an hour later.
     hour = dataclasses.replace(settings.poll, interval=3600, min_interval=3600, max_interval=3600)
     settings = dataclasses.replace(settings, poll=hour)
@@ -224,6 +224,30 @@ async def _sql(statement: str) -> None:
 # --- report ------------------------------------------------------------------------------------
 
 
+def judge(args: Any, runs: Sequence[Run]) -> int:
+    """The correctness the leases promise, per run; the speed figures are reported, not
+    judged: on a shared 2-core machine more processes need not mean more checks."""
+    verdicts = Verdicts()
+    for run in runs:
+        name = f"{run.pollers} poller(s)"
+        verdicts.check(f"check: {name}: no feed fetched twice", run.twice == 0, f"{run.twice}")
+        verdicts.check(
+            f"check: {name}: every feed fetched once",
+            run.requests == args.feeds,
+            f"{run.requests} requests for {args.feeds} feeds",
+        )
+        checks = sum(r.checks for r in run.pollers_results)
+        verdicts.check(f"check: {name}: every feed checked once", checks == args.feeds, f"{checks}")
+        # A backlog larger than what one instance claims at once (concurrency × 16) must be
+        # shared; a smaller one may all go to the first instance that ticks.
+        if run.pollers > 1 and args.feeds > (args.concurrency or 64) * 16:
+            shares = [r.checks for r in run.pollers_results]
+            verdicts.check(
+                f"check: {name}: every instance took a share", min(shares) > 0, f"{shares}"
+            )
+    return verdicts.exit_code()
+
+
 def report(args: Any, priming: float, runs: Sequence[Run]) -> None:
     print(
         f"machine: {machine_with_versions('aiohttp', 'asyncpg')}; load average "
@@ -271,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     priming, runs = measure(args)
     report(args, priming, runs)
-    return 0
+    return judge(args, runs)
 
 
 if __name__ == "__main__":
