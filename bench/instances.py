@@ -45,7 +45,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import Verdicts, machine_with_versions
-from bench.poll import FeedHostProcess, HostPlan, bench_settings, subscribe_all
+from bench.poll import FeedHostProcess, HostPlan, bench_settings
 from bot.clock import SystemClock
 from bot.feeds.fetch import Fetcher
 from bot.feeds.pipeline import FeedPipeline
@@ -145,8 +145,23 @@ class Run:
 
 
 async def prepare(url: str, host: FeedHostProcess) -> None:
-    async with await Store.open(url, exclusive=False) as store:
-        await subscribe_all(store, host.urls, SystemClock().now_ms())
+    """One feed row per URL, each followed by a private chat of its own: written in bulk
+    (three statements), not one subscribe at a time (10,000 × 3 round trips)."""
+    now = SystemClock().now_ms()
+    async with await Store.open(url, exclusive=False) as store, store.db.transaction() as conn:
+        await conn.executemany(
+            "INSERT INTO feeds (id, url, next_check_at, created_at) VALUES (?, ?, ?, ?)",
+            [(n, u, now, now) for n, u in enumerate(host.urls, 1)],
+        )
+        await conn.executemany(
+            "INSERT INTO chats (id, kind, title, language, created_at)"
+            " VALUES (?, 'private', '', 'en', ?)",
+            [(n, now) for n in range(1, len(host.urls) + 1)],
+        )
+        await conn.executemany(
+            "INSERT INTO subscriptions (chat_id, feed_id, created_at) VALUES (?, ?, ?)",
+            [(n, n, now) for n in range(1, len(host.urls) + 1)],
+        )
 
 
 async def make_due(url: str) -> None:
