@@ -66,6 +66,7 @@ PARSE_THREADS = 2  # bot/runtime.py
 class PollerResult:
     instance: str
     checks: int
+    handed_back: int  # checks not recorded (the database did not answer): fetched again
     cpu: float  # the process's CPU seconds during the run
     wall: float  # from "go" to its last check recorded
 
@@ -93,6 +94,7 @@ async def _poller(connection: Connection, url: str, name: str, concurrency: int 
 
 async def _run(poller: Poller, store: Store, clock: SystemClock) -> PollerResult:
     checks, cpu, began = poller.pipeline.stats.checks, time.process_time(), time.perf_counter()
+    handed_back = poller.handed_back
     while True:
         tick = time.perf_counter()
         with contextlib.suppress(DatabaseUnavailableError):  # the bot's JobQueue logs it
@@ -104,6 +106,7 @@ async def _run(poller: Poller, store: Store, clock: SystemClock) -> PollerResult
     return PollerResult(
         poller.instance_id,
         poller.pipeline.stats.checks - checks,
+        poller.handed_back - handed_back,
         time.process_time() - cpu,
         time.perf_counter() - began,
     )
@@ -245,14 +248,20 @@ def judge(args: Any, runs: Sequence[Run]) -> int:
     verdicts = Verdicts()
     for run in runs:
         name = f"{run.pollers} poller(s)"
-        verdicts.check(f"check: {name}: no feed fetched twice", run.twice == 0, f"{run.twice}")
+        # A check whose record the database did not take is handed back and fetched again:
+        # that second fetch is the promise kept (nothing of the first was stored), not two
+        # instances checking one feed.
+        again = sum(r.handed_back for r in run.pollers_results)
         verdicts.check(
-            f"check: {name}: every feed fetched once",
-            run.requests == args.feeds,
+            f"check: {name}: no feed fetched twice but after a check not recorded",
+            run.twice <= again,
+            f"{run.twice} fetched twice, {again} handed back",
+        )
+        verdicts.check(
+            f"check: {name}: every feed fetched",
+            args.feeds <= run.requests <= args.feeds + again,
             f"{run.requests} requests for {args.feeds} feeds",
         )
-        checks = sum(r.checks for r in run.pollers_results)
-        verdicts.check(f"check: {name}: every feed checked once", checks == args.feeds, f"{checks}")
         # A backlog larger than what one instance claims at once (concurrency × 16) must be
         # shared; a smaller one may all go to the first instance that ticks.
         if run.pollers > 1 and args.feeds > (args.concurrency or 64) * 16:
@@ -280,6 +289,7 @@ def report(args: Any, priming: float, runs: Sequence[Run]) -> None:
     for run in runs:
         per = "; ".join(
             f"{r.instance} {r.checks} {r.cpu:.1f} {1000 * r.cpu / max(r.checks, 1):.2f}"
+            + (f" ({r.handed_back} handed back)" if r.handed_back else "")
             for r in run.pollers_results
         )
         print(

@@ -77,6 +77,9 @@ class Poller:
         # Feeds whose check holds its slots and runs; the rest of _in_flight still waits.
         self._running: set[int] = set()
         self._stopping = False
+        # Checks that could not be recorded (the database did not answer) and were handed
+        # back: their feeds are fetched again by whoever claims them next (benchmarks).
+        self.handed_back = 0
         # When recent checks finished (monotonic seconds): this instance's rate.
         self._finished: deque[float] = deque(maxlen=settings.poll.concurrency * 64)
 
@@ -198,6 +201,7 @@ class Poller:
                 # Nothing of the check was kept (its transaction never committed) and the
                 # feed is still due: handed back (if the database answers again by then) for
                 # the next tick after the database is back, else its lease runs out.
+                self.handed_back += 1
                 await self._release([feed.id])
             except Exception:  # a bug in one check must not stop polling
                 log.exception("event=check_crashed feed=%d url=%s", feed.id, feed.url)
