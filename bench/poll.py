@@ -147,6 +147,9 @@ class FeedHost:
             "cpu": time.process_time(),
         }
 
+    def hits(self) -> list[int]:
+        return [self._server(feed).hits(_path(feed)) for feed in range(self.plan.feeds)]
+
     def _serve(self, feed: int) -> None:
         document = rss_document(self.items[feed], title=f"Feed {feed}")
         etag = f'"feed{feed}-v{self.versions[feed]}"'
@@ -189,6 +192,8 @@ async def _serve(connection: Connection, plan: HostPlan) -> None:
                 connection.send("ok")
             elif command == "stats":
                 connection.send(host.stats())
+            elif command == "hits":  # requests per feed since the last reset
+                connection.send(host.hits())
             else:  # "stop", or the parent went away
                 break
     finally:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from urllib.parse import urlsplit
 
 from bot.clock import Clock
@@ -40,10 +42,15 @@ log = logging.getLogger(__name__)
 # in a stall (a hung event loop, a suspended VM); such a check writes nothing over the
 # feed's new owner (bot/store/feeds.py).
 CHECK_AFTER_FETCH_SECONDS = 60.0
-# A claimed feed may wait this long for its slots (hosts and overall bounds) before its
-# check starts, on top of the check's own length; a check that waited longer renews its
-# lease as it starts.
+# A claimed feed may wait for its slots (hosts and overall bounds) before its check starts:
+# its lease covers that wait too, at least QUEUE_SECONDS, more when this instance's recent
+# rate says the claim will take longer to work through (a 10,000-feed backlog on a loaded
+# machine), at most MAX_QUEUE_SECONDS; a check that waited longer still renews its lease as
+# it starts. (A killed instance's leases do not wait for this: the next instance's
+# heartbeat finds it dead and hands them back, bot/store/instances.py.)
 QUEUE_SECONDS = 60.0
+MAX_QUEUE_SECONDS = 900.0
+RATE_WINDOW_SECONDS = 60.0  # the checks finished in this window give the rate
 
 
 def lease_ms(settings: Settings) -> int:
@@ -74,6 +81,11 @@ class Poller:
         # Feeds whose check holds its slots and runs; the rest of _in_flight still waits.
         self._running: set[int] = set()
         self._stopping = False
+        # Checks that could not be recorded (the database did not answer) and were handed
+        # back: their feeds are fetched again by whoever claims them next (benchmarks).
+        self.handed_back = 0
+        # When recent checks finished (monotonic seconds): this instance's rate.
+        self._finished: deque[float] = deque(maxlen=settings.poll.concurrency * 64)
 
     async def tick(self) -> int:
         """Claim due feeds and start their checks. Returns how many were started."""
@@ -89,7 +101,7 @@ class Poller:
         room = self.settings.poll.concurrency * 16 - len(self._in_flight)
         if room <= 0:
             return 0
-        lease_until = now + self.lease_ms + int(QUEUE_SECONDS * 1000)
+        lease_until = now + self.lease_ms + int(self._queue_seconds(room) * 1000)
         due = await self.store.feeds.claim_due(
             self.instance_id, now_ms=now, lease_until=lease_until, limit=room
         )
@@ -129,6 +141,16 @@ class Poller:
         )
         log.debug("event=poll_budget feeds=%d factor=%.4g", len(rates), budget.factor)
         return budget.factor
+    def _queue_seconds(self, claiming: int) -> float:
+        """How long the last of `claiming` more feeds may wait for its slots, at the rate
+        this instance has been checking (QUEUE_SECONDS while it has no rate yet)."""
+        now = time.monotonic()
+        recent = [t for t in self._finished if now - t <= RATE_WINDOW_SECONDS]
+        if len(recent) < 2:
+            return QUEUE_SECONDS
+        rate = len(recent) / max(now - recent[0], 1.0)
+        wait = (len(self._in_flight) + claiming) / rate
+        return min(max(QUEUE_SECONDS, 2 * wait), MAX_QUEUE_SECONDS)
 
     async def run_cycle(self) -> None:
         """Check every due feed once and wait for all of them (benchmarks, tools)."""
@@ -193,23 +215,24 @@ class Poller:
         async with per_host, self._all:
             if self._stopping:  # stop() came while this check waited: start nothing
                 return
-            if not await self._lease_holds(feed, lease_until):
-                return
             self._running.add(feed.id)
             try:
-                await self.pipeline.check(feed)
+                if await self._lease_holds(feed, lease_until):
+                    await self.pipeline.check(feed)
             except asyncio.CancelledError:
                 raise
             except DatabaseUnavailableError:
                 # Nothing of the check was kept (its transaction never committed) and the
                 # feed is still due: handed back (if the database answers again by then) for
                 # the next tick after the database is back, else its lease runs out.
+                self.handed_back += 1
                 await self._release([feed.id])
             except Exception:  # a bug in one check must not stop polling
                 log.exception("event=check_crashed feed=%d url=%s", feed.id, feed.url)
                 await self.pipeline.record_failure(feed, FeedFailure(FailureKind.INTERNAL))
             finally:
                 self._running.discard(feed.id)
+                self._finished.append(time.monotonic())
 
     async def _lease_holds(self, feed: Feed, lease_until: int) -> bool:
         """Before a check that waited long for its slots starts: renew its lease, so the

@@ -303,8 +303,9 @@ async def start(
     webhook: Webhook | None = None,
 ) -> None:
     """Everything before the first update is taken: the listener (first: an address in use
-    stops the start before anything is sent), the command menus, this instance's row, the
-    keyword sync, WebSub's renewals, the application, the leadership (a leader: the imports
+    stops the start before anything is sent), the command menus, the webhook (a URL Telegram
+    refuses stops the start before anything runs), this instance's row, the keyword sync,
+    WebSub's renewals, the application, the leadership (a leader: the imports
     a kill cut short told, the sender, then updates by long polling), then the jobs. In
     webhook mode every instance serves the updates its listener is given."""
     if listener is not None:
@@ -312,12 +313,12 @@ async def start(
     # Long-lived start-up data (keyword index, caches) out of the collector's way.
     gc.freeze()
     await register_commands(app.bot)
+    if webhook is not None:  # a URL Telegram refuses stops the start here, in one line
+        await webhook.register()
     # Registered before the first poll; dead instances' leases are handed back first.
     await runtime.presence.start()
     runtime.keyword_sync.start()
     await runtime.start_push()
-    if webhook is not None:  # a URL Telegram refuses stops the start here, in one line
-        await webhook.register()
     await app.start()
     runtime.metrics.start()
     assert app.job_queue is not None

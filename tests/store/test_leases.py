@@ -250,8 +250,12 @@ async def test_two_pollers_claiming_at_once_never_check_one_feed_twice(
 ) -> None:
     """Two instances (two stores, two instance ids) tick at the same instants over 120 feeds
     on one host that holds each answer a little: every feed is fetched exactly once per
-    cycle, never by both at the same time, and both instances get a share."""
-    settings = replace(settings, poll=replace(settings.poll, per_host_concurrency=64))
+    cycle, never by both at the same time, and both instances get a share of a backlog
+    larger than one claim."""
+    # 4 checks at once: an instance claims at most 4 × 16 = 64 feeds a tick, fewer than
+    # the 120 due, so the second instance must get the rest (a backlog smaller than one
+    # claim may all go to whoever ticks first).
+    settings = replace(settings, poll=replace(settings.poll, concurrency=4, per_host_concurrency=4))
     server.delay = 0.05
     count = 120
     await add_feeds(store, server, count, clock.now_ms())
