@@ -796,7 +796,7 @@ def _text_size(html: str) -> int:
         tree = LexborHTMLParser(text, is_fragment=True)
         tree.strip_tags(list(_NON_TEXT_TAGS))
         text = tree.text(deep=True, separator="")
-    return sum(len(word) for word in text.split())
+    return len("".join(text.split()))
 
 
 def pick_body(contents: Sequence[str], description: str | None) -> str:

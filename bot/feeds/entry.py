@@ -199,6 +199,11 @@ _IMAGE_NAME = re.compile(r"\.(?:jpe?g|png|gif|webp|avif|bmp)$", re.IGNORECASE)
 _NOT_IMAGE_NAME = re.compile(
     r"\.(?:mp4|m4v|mov|webm|mkv|avi|mp3|m4a|aac|ogg|oga|opus|wav|flac|m3u8|pdf)$", re.IGNORECASE
 )
+# Whitespace anywhere in an address (the same characters as str.isspace): not a URL.
+_SPACE = re.compile(r"\s")
+# "<img" in any ASCII case (what "<img" in html.lower() finds, without copying the HTML).
+_IMG_TAG = re.compile(r"<img", re.IGNORECASE | re.ASCII)
+_ESCAPED_IMG_TAG = re.compile(r"&lt;img", re.IGNORECASE | re.ASCII)
 PIXEL_MAX = 2  # a declared width or height this small: a tracking pixel
 ICON_BELOW = 50  # every declared dimension under this: an icon, an emoji, an avatar
 MAX_IMAGE_URL = 2048
@@ -278,9 +283,8 @@ def _enclosures(raw: Mapping[str, Any], base_url: str) -> Iterator[_Picture]:
 
 def _lead_images(lead_html: str, base_url: str) -> Iterator[_Picture]:
     """The <img>s of the lead HTML in document order (also in a body escaped twice)."""
-    folded = lead_html.lower()
-    if "<img" not in folded:
-        if "&lt;img" not in folded:
+    if _IMG_TAG.search(lead_html) is None:
+        if _ESCAPED_IMG_TAG.search(lead_html) is None:
             return
         lead_html = html.unescape(lead_html)
     tree = LexborHTMLParser(lead_html[:65_536])
@@ -316,7 +320,7 @@ def _absolute(url: Any, base_url: str) -> str:
         return ""
     if scheme not in ("http", "https") or len(absolute) > MAX_IMAGE_URL:
         return ""
-    if any(char.isspace() for char in absolute):
+    if _SPACE.search(absolute) is not None:
         return ""
     return quote_bidi_controls(absolute)
 
