@@ -324,10 +324,12 @@ async def start(
     assert app.job_queue is not None
     leadership = runtime.leadership
     await runtime.take_role(Role.STANDBY)  # until elected (SQLite's one bot: at once)
-    leadership.on_elected.append(partial(runtime.take_role, Role.LEADER))
+    # Updates first, the role's row after: a deposed leader (its database connection gone)
+    # stops getUpdates at once, not after a write that may wait for the database.
     leadership.on_elected.append(partial(lead, app, runtime, polling=webhook is None))
-    leadership.on_deposed.append(partial(runtime.take_role, Role.STANDBY))
+    leadership.on_elected.append(partial(runtime.take_role, Role.LEADER))
     leadership.on_deposed.append(partial(stop_updates, app))
+    leadership.on_deposed.append(partial(runtime.take_role, Role.STANDBY))
     await leadership.start()
     schedule_jobs(app.job_queue)
 
