@@ -26,9 +26,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check bot tests bench
 	$(BIN)/ruff format --check bot tests bench
 
+# Every bench exits 1 when a goal or a correctness check it prints fails (bench/common.py,
+# Verdicts): all of them run, then the target fails if any did.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
-	for b in ingest poll match fanout digest; do $(BIN)/python bench/$$b.py || exit 1; done
+	failed=""; for b in ingest poll match fanout digest; do \
+		$(BIN)/python -m bench.$$b || failed="$$failed $$b"; done; \
+	if [ -n "$$failed" ]; then echo "benches that failed a goal or a check:$$failed"; exit 1; fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -109,3 +109,156 @@ def receive(connection: Any) -> str:
         return connection.recv()
     except (EOFError, OSError):
         return "stop"
+
+
+# --------------------------------------------------------------------------------------------
+# Verdicts: a bench's goals and correctness checks decide its exit status
+
+
+class Verdicts:
+    """The goals and correctness checks one bench run judged. Each `check` prints one line
+    (PASS or FAIL, the name, the figure behind it); `exit_code()` prints the tally and is 1
+    when any failed, so `make bench` and CI stop on a missed goal or a wrong result, not
+    only on a crash."""
+
+    def __init__(self) -> None:
+        self.failed: list[str] = []
+        self.passed = 0
+
+    def check(self, name: str, ok: bool, detail: str = "") -> bool:
+        print(f"[{'PASS' if ok else 'FAIL'}] {name}" + (f": {detail}" if detail else ""))
+        if ok:
+            self.passed += 1
+        else:
+            self.failed.append(name)
+        return ok
+
+    def exit_code(self) -> int:
+        total = self.passed + len(self.failed)
+        if self.failed:
+            print(f"verdicts: {len(self.failed)} of {total} FAILED: " + "; ".join(self.failed))
+            return 1
+        print(f"verdicts: all {total} passed")
+        return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Where a bench's database lives: --database (a SQLite file path or a postgresql:// URL)
+
+DATABASE_HELP = (
+    "a SQLite file path, or a postgresql:// URL: the bench then works in a scratch schema of "
+    "that database it creates and drops (default: a temporary SQLite file)"
+)
+
+
+def is_postgresql(location: str | None) -> bool:
+    return bool(location) and str(location).startswith(("postgresql://", "postgres://"))
+
+
+def backend_name(location: str | None) -> str:
+    return "PostgreSQL" if is_postgresql(location) else "SQLite"
+
+
+def _with_search_path(url: str, schema: str) -> str:
+    """The URL of one schema; its connections carry the schema's name as application_name
+    (asyncpg passes unknown URL parameters on as server settings), so that
+    `postgresql_server_cpu` can find the server processes that worked for them."""
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}search_path={schema}&application_name={schema}"
+
+
+def postgresql_server_cpu(url: str) -> float:
+    """CPU seconds (user + system) the PostgreSQL server processes now connected with this
+    schema's application_name have spent: the server's share of a bench's work, which the
+    bench's own process_time() does not see. Read from /proc (the server runs here); a
+    connection closed meanwhile takes its seconds with it, so read it while the pool is open."""
+    from urllib.parse import parse_qs, urlsplit
+
+    name = parse_qs(urlsplit(url).query).get("application_name", [""])[0]
+    if not name:
+        return 0.0
+    pids: list[int] = []
+
+    async def find() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(url.split("?", 1)[0], timeout=10)
+        try:
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = $1", name
+            )
+            pids.extend(int(row["pid"]) for row in rows)
+        finally:
+            await conn.close()
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, find()).result()
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / ticks
+
+
+def _run_postgresql(url: str, sql: str) -> None:
+    """One statement on `url`, from sync code or inside a running loop alike (a thread of
+    its own runs a loop of its own)."""
+    import asyncpg  # a dependency of the package; imported only for PostgreSQL runs
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, run()).result()
+
+
+class ScratchDatabases:
+    """Fresh, empty databases for one bench run on the backend `--database` names: files in
+    a temporary folder (or the one file given), or new schemas of the PostgreSQL database
+    given, each dropped by `drop()` (the bot's one-instance lock is per schema, and the
+    schema reaches a child process through the URL alone)."""
+
+    def __init__(self, location: str | None, folder: str) -> None:
+        self.location = location
+        self.folder = folder
+        self._schemas: list[str] = []
+        self._files = 0
+
+    @property
+    def postgresql(self) -> bool:
+        return is_postgresql(self.location)
+
+    def new(self, name: str = "bench") -> str:
+        if self.postgresql:
+            assert self.location is not None
+            schema = f"bench_{name}_{os.getpid()}_{len(self._schemas)}"
+            _run_postgresql(self.location, f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            _run_postgresql(self.location, f"CREATE SCHEMA {schema}")
+            self._schemas.append(schema)
+            return _with_search_path(self.location, schema)
+        self._files += 1
+        if self.location and self._files == 1:
+            return self.location
+        return os.path.join(self.folder, f"{name}-{self._files}.sqlite3")
+
+    def drop(self) -> None:
+        while self._schemas:
+            assert self.location is not None
+            _run_postgresql(self.location, f"DROP SCHEMA IF EXISTS {self._schemas.pop()} CASCADE")
+
+    def __enter__(self) -> ScratchDatabases:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.drop()

@@ -26,7 +26,9 @@ before
     urlencoded forms instead of JSON (form_bodies), then also building a telegram.Message
     from every answer (MessageParsingBot), as Bot.send_message does.
 pacer
-    As a, today's Pacer against CatchUpPacer (a proposed change, below), `--rounds` times.
+    As a, today's Pacer against NaivePacer, `--rounds` times: a baseline written here, the
+    Pacer before its catch-up change (each next slot planned from the moment a message
+    starts, so every late wake-up is lost for good).
 profile
     One aiohttp run of b under cProfile: where the event loop's time goes.
 
@@ -59,7 +61,7 @@ import telegram
 from telegram.request import BaseRequest, HTTPXRequest
 
 import bot.delivery.transport as transport_module
-from bench.common import answer_commands, machine, start_child
+from bench.common import Verdicts, answer_commands, machine, start_child
 from bot.clock import SystemClock
 from bot.config import DeliverySettings, load_settings
 from bot.delivery.pacing import Pacer
@@ -117,7 +119,8 @@ def httpx_transport(pool: int) -> BaseRequest:
 
 
 # --------------------------------------------------------------------------------------------
-# The Sender as it was before two changes that landed (part "before"), and a proposal (pacer)
+# The Sender as it was before two changes that landed (part "before"), and the Pacer as it
+# was before its catch-up change (part "pacer")
 
 
 class MessageParsingBot:
@@ -157,21 +160,16 @@ def form_bodies(enabled: bool) -> Any:
         transport_module._encode_body = _json_body
 
 
-class CatchUpPacer(Pacer):
-    """P4: a message that starts late does not push every later message back.
-
-    Pacer.book plans the next global slot from `now`, so each wake-up's lateness (timer
-    granularity, a busy or starved event loop) is lost for good and the rate settles below
-    30/s. Here a message late by less than one gap plans the next slot from the slot it
-    missed: the long-run rate stays at the limit (each message still starts at or after its
-    own slot on one fixed grid), and a 1 s window holds at most one start more than 30.
-    """
+class NaivePacer(Pacer):
+    """A baseline, not the bot's code: the Pacer before its catch-up change (P4, landed in
+    bot/delivery/pacing.py). It plans the next global slot from the moment a message starts,
+    so each wake-up's lateness (timer granularity, a busy or starved event loop) is lost for
+    good and the rate settles below 30/s. Today's Pacer plans from the slot a message
+    missed when it is late by less than a gap."""
 
     def book(self, chat_id: int, now: float) -> None:
-        planned = self.next_global
         super().book(chat_id, now)
-        if 0 < now - planned < self.global_gap:
-            self.next_global = planned + self.global_gap
+        self.next_global = now + self.global_gap
 
 
 @dataclass(frozen=True)
@@ -254,13 +252,14 @@ async def seed_store(store: Store, chat_ids: Collection[int]) -> int:
     """Write what record_check leaves after the story arrived; returns the story id."""
     now_ms = int(time.time() * 1000)
     async with store.db.transaction() as conn:
-        cursor = await conn.execute(
+        row = await conn.fetchone(
             "INSERT INTO feeds (url, title, next_check_at, primed_at, created_at)"
             " VALUES (?, ?, ?, ?, ?) RETURNING id",
             (FEED_URL, FEED_TITLE, now_ms, now_ms, now_ms),
         )
-        (feed_id,) = await cursor.fetchone()  # type: ignore[misc]
-        cursor = await conn.execute(
+        assert row is not None
+        feed_id = row[0]
+        row = await conn.fetchone(
             "INSERT INTO stories (feed_id, identity, timestamp_id, title, link, summary,"
             " first_seen_at, last_present_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
@@ -274,7 +273,8 @@ async def seed_store(store: Store, chat_ids: Collection[int]) -> int:
                 now_ms,
             ),
         )
-        (story_id,) = await cursor.fetchone()  # type: ignore[misc]
+        assert row is not None
+        story_id = row[0]
         await conn.executemany(
             "INSERT INTO chats (id, kind, title, language, created_at)"
             " VALUES (?, 'private', '', 'zh', ?)",
@@ -563,16 +563,19 @@ async def run_lifted(
 # Running it all
 
 
-def print_check(check: Check) -> None:
-    verdict = "OK" if check.ok else "FAILED: " + "; ".join(check.problems)
-    print(
-        f"  check: {check.accepted} accepted by the fake, {check.unique_chats} distinct chats, "
-        f"{check.marked_sent} rows marked sent, {check.pending} pending, {check.other} other "
-        f"-> {verdict}"
+def print_check(check: Check, verdicts: Verdicts, label: str) -> None:
+    verdicts.check(
+        f"check: {label}: none twice, exactly the accepted marked sent",
+        check.ok,
+        f"{check.accepted} accepted by the fake, {check.unique_chats} distinct chats, "
+        f"{check.marked_sent} rows marked sent, {check.pending} pending, {check.other} other"
+        + ("" if check.ok else "; " + "; ".join(check.problems)),
     )
 
 
-def limited(n: int, seconds: float, defaults: DeliverySettings, machine_text: str) -> Any:
+def limited(
+    n: int, seconds: float, defaults: DeliverySettings, machine_text: str, verdicts: Verdicts
+) -> Any:
     print(
         f"(a) Telegram's limits on: fake FloodLimits() defaults, Sender DeliverySettings defaults "
         f"(global_per_second={defaults.global_per_second:g}, "
@@ -583,32 +586,37 @@ def limited(n: int, seconds: float, defaults: DeliverySettings, machine_text: st
         result = asyncio.run(run_limited(fake, defaults, seconds, n))
     goal = 0.95 * defaults.global_per_second
     print(
-        f"  {result.in_window} messages accepted in {seconds:g} s: {result.rate:.2f}/s "
-        f"(goal >= {goal:.1f}/s: {'met' if result.rate >= goal else 'MISSED'}); "
+        f"  {result.in_window} messages accepted in {seconds:g} s: {result.rate:.2f}/s; "
         f"steady {result.steady_rate:.2f}/s first to last; first message after "
         f"{result.first_latency_ms:.0f} ms; {result.after_stop} more finished during stop()"
     )
     print(
-        f"  429 answers: {result.retry_after} (goal 0: "
-        f"{'met' if result.retry_after == 0 else 'MISSED'}); Sender flood waits: "
+        f"  429 answers: {result.retry_after}; Sender flood waits: "
         f"{result.flood_waits}; bot CPU {result.cpu_ms_per_message:.2f} ms/msg; "
         f"load {result.load:.1f}"
     )
     print(f"  per 1 s bin: {' '.join(str(b) for b in result.bins)}")
-    print_check(result.check)
+    verdicts.check(f"goal: (a) >= {goal:.1f}/s", result.rate >= goal, f"{result.rate:.2f}/s")
+    verdicts.check("goal: (a) no 429", result.retry_after == 0, f"{result.retry_after} x 429")
+    print_check(result.check, verdicts, "(a)")
     plot(result, defaults.global_per_second, n, machine_text, result.load)
     print(f"  plot: {', '.join(str(p.relative_to(BENCH_DIR.parent)) for p in PNG_NAMES)}")
     return result
 
 
-def pacers(n: int, seconds: float, rounds: int, defaults: DeliverySettings) -> list[Any]:
-    """Part a with today's Pacer and with CatchUpPacer (P4), alternating."""
+def pacers(
+    n: int, seconds: float, rounds: int, defaults: DeliverySettings, verdicts: Verdicts
+) -> list[Any]:
+    """Part a with today's Pacer and with NaivePacer (the baseline), alternating."""
     print()
-    print(f"(pacer) part a with today's Pacer and with CatchUpPacer (P4), {seconds:g} s each")
+    print(
+        f"(pacer) part a with today's Pacer and with NaivePacer (a baseline written in the"
+        f" bench: the Pacer before its catch-up change), {seconds:g} s each"
+    )
     options = {"limits": FloodLimits(), "record_requests": False}
     results = []
     for round_number in range(rounds):
-        order = (Pacer, CatchUpPacer) if round_number % 2 == 0 else (CatchUpPacer, Pacer)
+        order = (Pacer, NaivePacer) if round_number % 2 == 0 else (NaivePacer, Pacer)
         for pacer in order:
             with RecordingFake(private_chats=range(1, n + 1), **options) as fake:
                 result = asyncio.run(run_limited(fake, defaults, seconds, n, pacer))
@@ -617,8 +625,14 @@ def pacers(n: int, seconds: float, rounds: int, defaults: DeliverySettings) -> l
                 f"{seconds:g} s (steady {result.steady_rate:.2f}/s), {result.retry_after} x 429, "
                 f"most in one 1 s bin {max(result.bins)}, load {result.load:.1f}"
             )
-            print_check(result.check)
+            label = f"(pacer) round {round_number + 1} {pacer.__name__}"
+            verdicts.check(f"goal: {label} no 429", result.retry_after == 0)
+            print_check(result.check, verdicts, label)
             results.append({"pacer": pacer.__name__, **asdict(result)})
+    for pacer in (Pacer, NaivePacer):
+        rates = [r["rate"] for r in results if r["pacer"] == pacer.__name__]
+        span = f"{min(rates):.2f}-{max(rates):.2f}/s"
+        print(f"  {pacer.__name__:<12} rate over {len(rates)} runs: {span}")
     return results
 
 
@@ -650,6 +664,7 @@ def compare(
     rounds: int,
     defaults: DeliverySettings,
     use_drain: bool,
+    verdicts: Verdicts,
 ) -> list[LiftedResult]:
     """Every variant once per round (order reversed every other round); best round each."""
     settings = lifted_settings(defaults)
@@ -672,7 +687,7 @@ def compare(
                 f"{result.wall_seconds:.2f} s  {result.refills} outbox reads  "
                 f"load {result.load:.1f}"
             )
-            print_check(result.check)
+            print_check(result.check, verdicts, f"round {round_number + 1} {variant.name}")
             results.append(result)
     best = {
         v.name: max((r for r in results if r.variant == v.name), key=lambda r: r.per_second)
@@ -691,14 +706,23 @@ def compare(
     return results
 
 
-def lifted(n: int, rounds: int, defaults: DeliverySettings, use_drain: bool) -> list[LiftedResult]:
-    results = compare("(b) limits lifted", (AIOHTTP, HTTPX), n, rounds, defaults, use_drain)
+def lifted(
+    n: int, rounds: int, defaults: DeliverySettings, use_drain: bool, verdicts: Verdicts
+) -> list[LiftedResult]:
+    results = compare(
+        "(b) limits lifted", (AIOHTTP, HTTPX), n, rounds, defaults, use_drain, verdicts
+    )
     ours = max((r for r in results if r.variant == AIOHTTP.name), key=lambda r: r.per_second)
     theirs = max((r for r in results if r.variant == HTTPX.name), key=lambda r: r.per_second)
     print(
         f"  aiohttp: {ours.per_second / theirs.per_second:.1f}x the messages per second of "
         f"httpx, {theirs.cpu_ms_per_message / ours.cpu_ms_per_message:.1f}x less CPU per "
-        f"message; goal >= 1000/s: {'met' if ours.per_second >= 1000 else 'MISSED'}"
+        "message"
+    )
+    verdicts.check(
+        "goal: (b) aiohttp >= 1000 msg/s (fastest round)",
+        ours.per_second >= 1000,
+        f"{ours.per_second:.0f} msg/s",
     )
     return results
 
@@ -754,7 +778,7 @@ def breakdown(stats: pstats.Stats) -> dict[str, float]:
     return dict(areas.most_common())
 
 
-def profile(n: int, defaults: DeliverySettings, top: int = 25) -> None:
+def profile(n: int, defaults: DeliverySettings, verdicts: Verdicts, top: int = 25) -> None:
     print()
     print("(profile) b under cProfile, aiohttp; event-loop thread only, times inflated ~3x")
     profiler = cProfile.Profile()
@@ -764,6 +788,7 @@ def profile(n: int, defaults: DeliverySettings, top: int = 25) -> None:
         f"({result.loop_cpu_ms_per_message:.3f} on the event loop's thread), "
         f"{result.refills} outbox reads"
     )
+    print_check(result.check, verdicts, "(profile)")
     path = JSON_PATH.with_name("fanout.prof")
     profiler.dump_stats(path)
     stats = pstats.Stats(profiler)
@@ -787,7 +812,7 @@ def profile(n: int, defaults: DeliverySettings, top: int = 25) -> None:
 PARTS = ("a", "b", "before", "pacer", "profile")
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chats", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of part a")
@@ -823,24 +848,27 @@ def main() -> None:
             for r in results
         ]
 
+    verdicts = Verdicts()
     if "a" in parts:
-        record["a"] = asdict(limited(args.chats, args.seconds, defaults, machine_text))
+        record["a"] = asdict(limited(args.chats, args.seconds, defaults, machine_text, verdicts))
     if "b" in parts:
-        record["b"] = rows(lifted(args.chats, args.rounds, defaults, args.use_drain))
+        record["b"] = rows(lifted(args.chats, args.rounds, defaults, args.use_drain, verdicts))
     if "before" in parts:
         title = "(before) the Sender before and after the changes of 2026-11-26"
+        variants = before_and_now()
         record["before"] = rows(
-            compare(title, before_and_now(), args.chats, args.rounds, defaults, args.use_drain)
+            compare(title, variants, args.chats, args.rounds, defaults, args.use_drain, verdicts)
         )
     if "pacer" in parts:
-        record["pacer"] = pacers(args.chats, args.seconds, args.rounds, defaults)
+        record["pacer"] = pacers(args.chats, args.seconds, args.rounds, defaults, verdicts)
     path = JSON_PATH if parts == ["a", "b"] else JSON_PATH.with_stem(f"fanout-{'-'.join(parts)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1, ensure_ascii=False))
     print(f"\nfigures: {path.relative_to(BENCH_DIR.parent)}")
     if "profile" in parts:
-        profile(args.chats, defaults)
+        profile(args.chats, defaults, verdicts)
+    return verdicts.exit_code()
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

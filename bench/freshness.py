@@ -55,7 +55,7 @@ import feedparser
 
 # Run as a script from anywhere: the project is not installed into the venv.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import machine_with_versions
+from bench.common import Verdicts, machine_with_versions
 from bot.config import Settings, load_settings
 from bot.feeds import freshness
 
@@ -263,8 +263,8 @@ def report(
     details: AdaptiveDetails,
     feeds: Sequence[SimFeed],
     settings: Settings,
-) -> bool:
-    """Print the figures; True when the goal is met."""
+) -> Verdicts:
+    """Print the figures; the goal's verdicts."""
     both = (fixed, adaptive)
     ordered = [run.all_delays() for run in both]
     requests = [sum(run.requests) for run in both]
@@ -318,13 +318,19 @@ def report(
 
     ratio = percentile(ordered[0], 0.5) / percentile(ordered[1], 0.5)
     spent = requests[1] / requests[0]
-    met = ratio >= GOAL_RATIO and spent <= 1 + REQUEST_SLACK
-    print(
-        f"\ngoal adaptive median delay <= fixed / {GOAL_RATIO:g} with requests <= fixed"
-        f" x {1 + REQUEST_SLACK:g} (fixed / adaptive median {ratio:.2f}, requests"
-        f" adaptive / fixed {spent:.4f}): {'met' if met else 'NOT met'}"
+    print()
+    verdicts = Verdicts()
+    verdicts.check(
+        f"goal: adaptive median delay <= fixed / {GOAL_RATIO:g}",
+        ratio >= GOAL_RATIO,
+        f"fixed / adaptive median {ratio:.2f}",
     )
-    return met
+    verdicts.check(
+        f"goal: adaptive requests <= fixed x {1 + REQUEST_SLACK:g}",
+        spent <= 1 + REQUEST_SLACK,
+        f"adaptive / fixed {spent:.4f}",
+    )
+    return verdicts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -371,9 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     fixed = run_fixed(feeds, settings, args.seed)
     adaptive, details = run_adaptive(feeds, settings, args.seed, warm_up, args.refresh_minutes * 60)
-    met = report(fixed, adaptive, details, feeds, settings)
+    verdicts = report(fixed, adaptive, details, feeds, settings)
     print(f"wall time {time.perf_counter() - began:.0f} s")
-    return 0 if met else 1
+    return verdicts.exit_code()
 
 
 if __name__ == "__main__":

@@ -38,11 +38,13 @@ import feedparser
 
 # Run as a script from anywhere: the project is not installed into the venv.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import machine_with_versions
+from bench.common import Verdicts, machine_with_versions
 from bot.filters import Keyword, KeywordFilter, KeywordIndex, normalize
 from tests.paths import SHARED
 
 FEEDS = SHARED / "feeds/real-world"
+GOAL_ALERTED_US = 1000.0  # match() + alerts() per story, mean
+GOAL_SPEEDUP = 50.0  # alerts() against the loop over every chat
 SUMMARY_CHARS = 300  # config/default.toml [summary] max_chars
 SUMMARY_CHARS_CJK = 150  # ... max_chars_cjk
 CJK_SHARE = 0.4  # of stories, and of chats that follow mostly Chinese keywords
@@ -470,7 +472,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
-    return 0 if wrong == 0 else 1
+    verdicts = Verdicts()
+    alerted = micros(timings["alerted"])
+    verdicts.check(
+        f"goal: match() + alerts() < {GOAL_ALERTED_US:.0f} µs a story (mean)",
+        alerted < GOAL_ALERTED_US,
+        f"{alerted:.0f} µs",
+    )
+    verdicts.check(
+        f"goal: alerts() >= {GOAL_SPEEDUP:.0f}x faster than the loop",
+        figures["speedup_alerted"] >= GOAL_SPEEDUP,
+        f"{figures['speedup_alerted']:.0f}x",
+    )
+    verdicts.check(
+        "check: the index's verdicts equal the loop's",
+        wrong == 0,
+        f"{wrong} of {len(subset) * len(chats):,} differ",
+    )
+    return verdicts.exit_code()
 
 
 def print_table(f: dict[str, float | int | str]) -> None:

@@ -29,9 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from telegram import Bot
 
-from bench.common import maxrss_mib
+from bench.common import Verdicts, maxrss_mib
 from bot.clock import FakeClock
-from bot.delivery.sender import Sender
+from bot.delivery.sender import MAX_QUEUED, Sender
 from bot.store import Store
 from tests.conftest import make_settings
 
@@ -89,7 +89,7 @@ async def fill(store: Store, parts: int, alerts: int, chats: int, chars: int) ->
         )
 
 
-async def main_async(args: argparse.Namespace) -> None:
+async def main_async(args: argparse.Namespace, verdicts: Verdicts) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-outbox-") as folder:
         settings = make_settings(Path(folder))
         store = await Store.open(settings.database.path)
@@ -116,18 +116,26 @@ async def main_async(args: argparse.Namespace) -> None:
                 f" peak during it {(peak - before) / 2**20:.1f} MiB;"
                 f" ru_maxrss {maxrss_mib():.0f} MiB"
             )
+            expected = min(args.parts + args.alerts, MAX_QUEUED)
+            verdicts.check(
+                f"check: the refill holds every row up to the cap ({MAX_QUEUED:,})",
+                sender.queued == expected,
+                f"{sender.queued:,} queued, expected {expected:,}",
+            )
         finally:
             await store.close()
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--parts", type=int, default=39_375)
     parser.add_argument("--chars", type=int, default=6_344)
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--chats", type=int, default=10_000)
-    asyncio.run(main_async(parser.parse_args()))
+    verdicts = Verdicts()
+    asyncio.run(main_async(parser.parse_args(), verdicts))
+    return verdicts.exit_code()
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

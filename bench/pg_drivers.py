@@ -80,6 +80,7 @@ from typing import Any, Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import Verdicts
 from bot.models import Entry
 from bot.store import Store
 from bot.store.db import migrations, statements
@@ -1971,10 +1972,13 @@ async def parent(args: argparse.Namespace) -> int:
     report["failures"] = list(failures)
     write_json(args.json, report)
     print(f"results: {args.json}")
-    if failures:
-        print(f"{len(failures)} correctness checks FAILED:", *failures, sep="\n  ")
-        return 1
-    return 0
+    verdicts = Verdicts()
+    verdicts.check(
+        "check: every variant gives the rows bot.store gives on SQLite",
+        not failures,
+        "; ".join(failures) if failures else "",
+    )
+    return verdicts.exit_code()
 
 
 def write_json(path: str, report: dict[str, Any]) -> None:

@@ -51,7 +51,15 @@ from typing import Any
 
 # Run as a script from anywhere: the project is not installed into the venv.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import machine_with_versions
+from bench.common import (
+    DATABASE_HELP,
+    ScratchDatabases,
+    Verdicts,
+    backend_name,
+    is_postgresql,
+    machine_with_versions,
+    postgresql_server_cpu,
+)
 from bot.clock import FakeClock
 from bot.config import Settings, load_settings
 from bot.feeds.fetch import Fetcher
@@ -227,11 +235,11 @@ class FeedHostProcess:
 # --- the bot side ---------------------------------------------------------------------------
 
 
-def bench_settings(folder: Path, concurrency: int | None, per_host: int | None) -> Settings:
+def bench_settings(location: str, concurrency: int | None, per_host: int | None) -> Settings:
     settings = load_settings(
         None,
         {
-            "NEWS_NOTIFIER_DATABASE": str(folder / "bench.sqlite3"),
+            "NEWS_NOTIFIER_DATABASE": location,
             "NEWS_NOTIFIER_POLL_INTERVAL": "1",
             "NEWS_NOTIFIER_ALLOW_PRIVATE_NETWORKS": "1",
         },
@@ -314,6 +322,7 @@ class Cycle:
     ticks: int
     server: dict[str, float]
     bot: CheckStats
+    database_cpu: float = 0.0  # PostgreSQL's server processes during the cycle
 
 
 def stats_since(before: CheckStats, after: CheckStats) -> CheckStats:
@@ -333,10 +342,11 @@ async def measure(args: argparse.Namespace) -> tuple[Settings, float, CheckStats
     rng = random.Random(args.seed)
     with (
         tempfile.TemporaryDirectory(prefix="bench-poll-") as tmp,
+        ScratchDatabases(args.database, tmp) as databases,
         FeedHostProcess(plan) as host,
         ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="parse") as executor,
     ):
-        settings = bench_settings(Path(tmp), args.concurrency, args.per_host)
+        settings = bench_settings(databases.new("poll"), args.concurrency, args.per_host)
         async with (
             await Store.open(settings.database.path) as store,
             Fetcher(settings.fetch) as fetcher,
@@ -375,6 +385,8 @@ async def one_cycle(
     host.call("reset")
     server_cpu = host.call("stats")["cpu"]
     before = dataclasses.replace(poller.pipeline.stats)
+    location = poller.settings.database.path
+    database_cpu = postgresql_server_cpu(location) if is_postgresql(location) else 0.0
     profiler = cProfile.Profile() if profile else None
     wall, cpu = time.perf_counter(), time.process_time()
     if profiler:
@@ -383,11 +395,14 @@ async def one_cycle(
     if profiler:
         profiler.disable()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if is_postgresql(location):
+        database_cpu = postgresql_server_cpu(location) - database_cpu
     server = host.call("stats")
     server["cpu"] -= server_cpu
     if profiler:
         print_profile(profiler, args.top)
-    return Cycle(wall, cpu, ticks, server, stats_since(before, poller.pipeline.stats))
+    bot = stats_since(before, poller.pipeline.stats)
+    return Cycle(wall, cpu, ticks, server, bot, database_cpu)
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -408,6 +423,7 @@ def print_cycles(cycles: Sequence[Cycle]) -> None:
     print(
         f"{'cycle':>6}{'wall s':>8}{'cpu s':>7}{'ticks':>6}{'checks':>8}{'304s':>6}"
         f"{'bodies':>7}{'changed':>8}{'failed':>7}{'new':>6}{'queued':>7}{'host cpu':>9}"
+        f"{'db cpu':>7}"
     )
     for number, c in enumerate(cycles, 1):
         changed = c.bot.checks - c.bot.not_modified - c.bot.failures
@@ -415,6 +431,7 @@ def print_cycles(cycles: Sequence[Cycle]) -> None:
             f"{number:>6}{c.wall:>8.2f}{c.cpu:>7.2f}{c.ticks:>6}{c.bot.checks:>8}"
             f"{c.server['not_modified']:>6.0f}{c.server['bodies']:>7.0f}{changed:>8}"
             f"{c.bot.failures:>7}{c.bot.new_stories:>6}{c.bot.queued:>7}{c.server['cpu']:>9.2f}"
+            f"{c.database_cpu:>7.2f}"
         )
     walls = [c.wall for c in cycles]
     cpus = [c.cpu for c in cycles]
@@ -437,6 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile the last cycle")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--seed", type=int, default=20250226)
+    parser.add_argument("--database", help=DATABASE_HELP)
     args = parser.parse_args(argv)
     if not 1 <= args.hosts <= 250:
         parser.error("--hosts must be between 1 and 250 (127.0.0.2 … 127.0.0.251)")
@@ -450,14 +468,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"new stories; concurrency {poll.concurrency}, per host {poll.per_host_concurrency}, "
         f"{PARSE_THREADS} parse threads; "
         f"{'1-s ticks (as the bot)' if args.ticks else 'run_cycle until none due'}; "
-        f"outbox backlog {args.backlog:,} sent alerts"
+        f"outbox backlog {args.backlog:,} sent alerts; store on {backend_name(args.database)}"
     )
     print(f"priming cycle: {priming:.1f} s for {primed.checks:,} checks ({primed.failures} failed)")
     print_cycles(cycles)
+    per_check = statistics.median((c.cpu + c.database_cpu) / max(1, c.bot.checks) for c in cycles)
+    print(
+        f"CPU per feed check (median cycle): {per_check * 1000:.2f} ms"
+        + (" (this process + PostgreSQL's)" if is_postgresql(args.database) else "")
+    )
+    return judge(args, primed, cycles).exit_code()
+
+
+def judge(args: argparse.Namespace, primed: CheckStats, cycles: Sequence[Cycle]) -> Verdicts:
+    """The goal, and what every cycle must have done: each feed checked once, none failed,
+    a body for each changed feed and a 304 for the rest, each new story queued once for
+    the feed's one chat."""
+    verdicts = Verdicts()
     median = statistics.median(c.wall for c in cycles)
-    verdict = "met" if median < GOAL_SECONDS else "NOT met"
-    print(f"goal full cycle < {GOAL_SECONDS:.0f} s (median wall {median:.2f} s): {verdict}")
-    return 0
+    verdicts.check(
+        f"goal: full cycle < {GOAL_SECONDS:.0f} s", median < GOAL_SECONDS, f"median {median:.2f} s"
+    )
+    verdicts.check(
+        "check: priming checked every feed, none failed",
+        primed.checks == args.feeds and primed.failures == 0,
+        f"{primed.checks:,} checks, {primed.failures} failed",
+    )
+    new = args.changed * args.new_items
+    for number, c in enumerate(cycles, 1):
+        verdicts.check(
+            f"check: cycle {number} checked each feed once, none failed",
+            c.bot.checks == args.feeds and c.bot.failures == 0,
+            f"{c.bot.checks:,} checks of {args.feeds:,} feeds, {c.bot.failures} failed",
+        )
+        verdicts.check(
+            f"check: cycle {number} 304s and bodies",
+            c.server["not_modified"] == args.feeds - args.changed
+            and c.server["bodies"] == args.changed,
+            f"{c.server['not_modified']:.0f} 304s, {c.server['bodies']:.0f} bodies",
+        )
+        verdicts.check(
+            f"check: cycle {number} new stories each queued once",
+            c.bot.new_stories == new and c.bot.queued == new,
+            f"{c.bot.new_stories} new, {c.bot.queued} queued, expected {new}",
+        )
+    return verdicts
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bench.common import Verdicts
 from bench.scale import (
     BotProcess,
     bot_environment,
@@ -874,7 +875,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report(result)
         plot(result, args.png)
         print(f"memory plot: {args.png}")
-        return 0
+        return judge(result).exit_code()
     if args.feeds < 2 * POPULAR_FEEDS or args.chats < 16:
         parser.error(f"--feeds at least {2 * POPULAR_FEEDS}, --chats at least 16")
 
@@ -887,7 +888,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"memory plot: {args.png}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=str))
-    return 0
+    return judge(result).exit_code()
+
+
+def judge(r: dict[str, object]) -> Verdicts:
+    """What a soak must show: every story owed delivered, none twice beyond the answers the
+    bench made Telegram lose, no flood-wait violated, a clean stop (and drain)."""
+    verdicts = Verdicts()
+    verdicts.check(
+        "check: owed = expected = delivered",
+        bool(r.get("equal")),
+        f"owed {r.get('owed_outbox_rows')}, expected {r.get('owed_expected')}, "
+        f"delivered {r.get('delivered')}",
+    )
+    duplicates = int(str(r.get("duplicates") or 0))
+    bound = int(str(r.get("duplicate_bound_answer_lost_drops") or 0))
+    verdicts.check(
+        "check: duplicates within the in-flight bound",
+        duplicates <= bound,
+        f"{duplicates} duplicates, {bound} answers lost on purpose",
+    )
+    verdicts.check(
+        "check: no flood wait violated",
+        not r.get("flood_wait_violations"),
+        f"{r.get('flood_wait_violations')} unforced 429s",
+    )
+    verdicts.check("check: SIGTERM exit 0", r.get("exit_code") == 0, f"exit {r.get('exit_code')}")
+    drain = r.get("drain")
+    if isinstance(drain, dict) and drain.get("needed"):
+        verdicts.check(
+            "check: the drain run completed",
+            bool(drain.get("completed")) and drain.get("exit_code") == 0,
+            f"completed {drain.get('completed')}, exit {drain.get('exit_code')}",
+        )
+    return verdicts
 
 
 if __name__ == "__main__":

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, TextIO
 from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
 from bot.errors import FeedError, UserError
-from bot.store import DatabaseLockedError, DatabaseLostError, DatabaseUnavailableError, Store
+from bot.store import (
+    DatabaseLockedError,
+    DatabaseLostError,
+    DatabaseRefusedError,
+    DatabaseUnavailableError,
+    Store,
+)
 from bot.store.db import is_postgresql, missing, shown_location
 from bot.text import html_to_plain
 
@@ -103,7 +109,7 @@ async def open_store(settings: Settings, *, hint: str = "") -> Store | None:
     or when its database server cannot be reached."""
     try:
         return await Store.open(settings.database.path)
-    except (DatabaseLockedError, DatabaseUnavailableError) as error:
+    except (DatabaseLockedError, DatabaseRefusedError, DatabaseUnavailableError) as error:
         print(f"news-notifier: {error}{hint}", file=sys.stderr)
         return None
 
@@ -115,13 +121,13 @@ DATABASE_BACKOFF = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 async def open_store_when_reachable(settings: Settings, stop: asyncio.Event) -> Store | None:
     """The bot's store, trying again while its server cannot be reached (one log line per
-    attempt); None when `stop` came first or another bot holds the database (said in one
-    line)."""
+    attempt); None when `stop` came first, another bot holds the database or its server
+    refuses the bot (a wrong name, role or password): each said in one line."""
     for attempt in itertools.count(1):
         try:
             # Shared: other bots may run on the same PostgreSQL database (one leads).
             return await Store.open(settings.database.path, shared=True)
-        except DatabaseLockedError as error:
+        except (DatabaseLockedError, DatabaseRefusedError) as error:
             print(f"news-notifier: {error}", file=sys.stderr)
             return None
         except DatabaseUnavailableError as error:
@@ -156,10 +162,14 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         return 0 if stop.is_set() else EXIT_USAGE
     from telegram.error import InvalidToken
 
+    from bot.listener import ListenError
     from bot.telegram.app import run
 
     try:
         await run(settings, store, stop=stop)
+    except ListenError as error:
+        print(f"news-notifier: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except DatabaseLostError:
         return EXIT_DATABASE_LOST  # logged at CRITICAL when it was found
     except InvalidToken as error:
@@ -363,7 +373,12 @@ async def cmd_migrate_db(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     try:
         counts = await migrate_database(source, target)
-    except (MigrationError, DatabaseLockedError, DatabaseUnavailableError) as error:
+    except (
+        MigrationError,
+        DatabaseLockedError,
+        DatabaseRefusedError,
+        DatabaseUnavailableError,
+    ) as error:
         print(f"news-notifier: {error}", file=sys.stderr)
         return 1
     width = max(len(count.table) for count in counts)

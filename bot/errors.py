@@ -42,6 +42,16 @@ class DatabaseLostError(Exception):
         self.problem = problem
 
 
+class DatabaseRefusedError(Exception):
+    """The database server answered but refuses this bot: no such database or role, a wrong
+    password, no right to make its tables. Trying again changes nothing: a setting must."""
+
+    def __init__(self, location: str, problem: str) -> None:
+        super().__init__(f"database {location} refused the bot: {problem}")
+        self.location = location
+        self.problem = problem
+
+
 class DatabaseUnavailableError(Exception):
     """The database server cannot be reached now (restarting, network cut): what was being
     done is not kept, and is done again on a new connection."""

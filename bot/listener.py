@@ -2,8 +2,9 @@
 
 One aiohttp web application that the other parts register their routes on before it
 starts: WebSub callbacks (bot/feeds/websub.py) now; Telegram's webhook and /metrics later.
-It serves `/healthz` itself: 200 "ok" while the health check the runtime gives it says
-so, 503 otherwise (a load balancer or container runtime takes the instance out).
+It serves `/healthz` itself: 200 while the health check the runtime gives it says so, 503
+otherwise (a load balancer or container runtime takes the instance out), with the check's
+one-line verdict as the body.
 
 In production a reverse proxy terminates TLS and forwards the public URL
 (NEWS_NOTIFIER_WEBHOOK_URL) here unchanged (PRODUCT.md, Running it). There is no access
@@ -13,6 +14,7 @@ must not hand it to whoever reads the log.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -27,8 +29,25 @@ HEALTH_PATH = "/healthz"
 # A request still being answered when the listener stops gets this long to finish.
 SHUTDOWN_SECONDS = 5.0
 
-# Whether the bot is healthy, as the runtime decides (database answers, feeds are checked).
-HealthCheck = Callable[[], bool | Awaitable[bool]]
+# Whether the bot is healthy, and why, as the runtime decides (Runtime.health).
+Verdict = tuple[bool, str]
+HealthCheck = Callable[[], Verdict | Awaitable[Verdict]]
+# A health check that takes longer than this (a database that does not answer) is a no.
+HEALTH_TIMEOUT_SECONDS = 5.0
+
+
+class ListenError(Exception):
+    """The listener cannot bind its address (in use, not this machine's, not allowed)."""
+
+    def __init__(self, address: ListenAddress, error: OSError) -> None:
+        self.address = address
+        self.error = error
+        host = f"[{address.host}]" if ":" in address.host else address.host
+        reason = error.strerror or str(error)
+        super().__init__(
+            f"cannot listen on {host}:{address.port} ({reason}): set listener.listen "
+            "(NEWS_NOTIFIER_LISTEN) to a free host:port of this machine, or empty for no listener"
+        )
 
 
 class Listener:
@@ -55,15 +74,16 @@ class Listener:
         self.app.add_routes(list(routes))
 
     async def start(self) -> None:
+        """Bind and serve; ListenError when the address cannot be bound."""
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.address.host, self.address.port)
         try:
             await site.start()
-        except OSError:
+        except OSError as error:
             await self._runner.cleanup()
             self._runner = None
-            raise
+            raise ListenError(self.address, error) from error
         log.info("event=listener_started address=%s", self.base_url)
 
     async def stop(self) -> None:
@@ -89,18 +109,19 @@ class Listener:
 
     async def _health(self, _request: web.Request) -> web.Response:
         try:
-            ok = await self._is_healthy()
-        except Exception:
+            async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+                ok, text = await self._verdict()
+        except TimeoutError:
+            ok, text = False, f"unhealthy: no answer within {HEALTH_TIMEOUT_SECONDS:.0f} s"
+        except Exception as error:
             log.exception("event=health_check_failed")
-            ok = False
-        if ok:
-            return web.Response(text="ok")
-        return web.Response(status=503, text="unhealthy")
+            ok, text = False, f"unhealthy: {type(error).__name__}"
+        return web.Response(status=200 if ok else 503, text=text)
 
-    async def _is_healthy(self) -> bool:
+    async def _verdict(self) -> Verdict:
         if self.healthy is None:
-            return True
+            return True, "healthy"
         answer = self.healthy()
         if inspect.isawaitable(answer):
             answer = await answer
-        return bool(answer)
+        return answer

@@ -22,7 +22,9 @@ from bot.digests.scheduler import DigestScheduler
 from bot.feeds.fetch import Fetcher
 from bot.feeds.pipeline import FeedPipeline
 from bot.feeds.poller import Poller
+from bot.feeds.websub import WebSub, push_configured, push_off
 from bot.filters import KeywordIndex
+from bot.health import running_health
 from bot.routing import make_router
 from bot.store import Store
 from bot.usecases.chats import Chats
@@ -98,6 +100,24 @@ class Runtime(Ingestion):
     digests: DigestScheduler
     chats: Chats
     choices: ChatChoices  # /settings
+    websub: WebSub | None  # None without a public URL and a listener: every feed is polled
+
+    async def start_push(self) -> None:
+        """WebSub's renewal loop (it serves callbacks on the listener); without push, the
+        feeds a hub pushed before are polled at their own rate again."""
+        if self.websub is not None:
+            await self.websub.start()
+        else:
+            await push_off(self.store, self.clock.now_ms())
+
+    async def stop_push(self) -> None:
+        if self.websub is not None:
+            await self.websub.stop()
+
+    async def health(self) -> tuple[bool, str]:
+        """Healthy and why, for the listener's /healthz (bot/health.py, running_health)."""
+        max_silence = self.settings.health.max_silence_seconds
+        return await running_health(self.store, self.clock.now_ms(), max_silence)
 
     async def count_too_fast(self, dropped: int) -> None:
         """Updates dropped because their chat sent faster than it can be answered (/stats)."""
@@ -136,6 +156,9 @@ def build_runtime(
         default_link_preview=settings.telegram.link_preview,
         default_zone=settings.digest.timezone,
     )
+    websub = build_websub(settings, ingestion)
+    if websub is not None:
+        chats.on_left = websub.wake  # a paused chat may have been a feed's last
     return Runtime(
         **vars(ingestion),  # the ingestion half's parts, as built above
         poller=Poller(store, ingestion.pipeline, settings, clock),
@@ -147,4 +170,20 @@ def build_runtime(
         digests=digests,
         chats=chats,
         choices=choices,
+        websub=websub,
     )
+
+
+def build_websub(settings: Settings, ingestion: Ingestion) -> WebSub | None:
+    """WebSub push when the bot has a public URL and a listener (README, "WebSub"): hubs
+    are discovered in every fetched feed, and the hub is told when the last chat leaves.
+    Its routes go on the listener (bot/telegram/listening.py). Polling goes on at the
+    slow safety-net rate for pushed feeds (FeedPipeline, safety_net_delay)."""
+    if not push_configured(settings):
+        return None
+    websub = WebSub(
+        ingestion.store, ingestion.fetcher, ingestion.pipeline, settings, ingestion.clock
+    )
+    ingestion.pipeline.on_fetched = websub.observe
+    ingestion.subscriptions.on_left = websub.wake
+    return websub

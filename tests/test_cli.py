@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+from tests.databases import POSTGRESQL_URL
 from tests.paths import FIXTURES
 
 SEED_SUMMARY_START = "克里姆林宫周三（2月26日）表示"
@@ -84,3 +88,67 @@ def test_run_with_a_database_url_exits_2_with_one_line_and_creates_nothing(
     assert "\n" not in line and "NEWS_NOTIFIER_DATABASE" in line
     assert "a file path for SQLite" in line and "s3cret" not in line
     assert list(tmp_path.iterdir()) == []  # no folder named "mysql:"
+
+
+def test_run_refused_by_postgresql_exits_2_with_one_line(tmp_path: Path) -> None:
+    """A database name or role the server does not know will not start to exist by itself:
+    one line naming what PostgreSQL said, exit 2, no retrying and no traceback."""
+    server = urlsplit(POSTGRESQL_URL)
+    for wrong, said in (
+        ("/news_notifier_no_such_database", 'database "news_notifier_no_such_database"'),
+        ("/" + server.path.lstrip("/"), 'role "news_notifier_nobody"'),
+    ):
+        netloc = server.netloc.rsplit("@", 1)[-1]
+        if "role" in said:
+            netloc = f"news_notifier_nobody@{netloc}"
+        url = urlunsplit(server._replace(netloc=netloc, path=wrong, query=""))
+        result = cli(
+            "run",
+            env={
+                "NEWS_NOTIFIER_DATABASE": url,
+                "TELEGRAM_BOT_TOKEN": "123:abc",
+                "TELEGRAM_API_BASE_URL": "http://127.0.0.1:9/bot",
+            },
+            cwd=tmp_path,
+        )
+        assert result.returncode == 2, result.stderr
+        line = result.stderr.strip()
+        assert "\n" not in line and "refused the bot" in line and said in line, line
+
+
+def test_run_waits_for_an_unreachable_postgresql_saying_so_in_one_line_a_try(
+    tmp_path: Path,
+) -> None:
+    """A container may start before its database: each attempt is one log line, no
+    traceback, and a stop meanwhile exits 0."""
+    environ = {
+        k: v for k, v in os.environ.items() if not k.startswith(("NEWS_NOTIFIER_", "TELEGRAM_"))
+    }
+    environ.update(
+        NEWS_NOTIFIER_DATABASE="postgresql://root@127.0.0.1:9/news",  # the discard port
+        TELEGRAM_BOT_TOKEN="123:abc",
+        TELEGRAM_API_BASE_URL="http://127.0.0.1:9/bot",
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environ,
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        lines: list[str] = []
+        assert child.stdout is not None
+        while time.monotonic() < deadline and len(lines) < 2:
+            line = child.stdout.readline()
+            if "event=database_unreachable" in line:
+                lines.append(line)
+        child.send_signal(signal.SIGTERM)
+        rest, _ = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert len(lines) == 2 and "attempt=2" in lines[1], lines
+    assert child.returncode == 0
+    assert "Traceback" not in rest, rest

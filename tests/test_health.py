@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.errors import DatabaseLostError
+from bot.health import running_health
 from bot.store import FeedUpdate, Store
 from tests.paths import REPO
 
@@ -136,3 +138,60 @@ async def test_an_unreadable_folder_is_unhealthy_even_for_root(tmp_path: Path) -
     not_a_folder.write_text("a file where the folder should be")
     code, out = await healthcheck(not_a_folder / "bot.sqlite3")
     assert code == 1 and out.startswith("unhealthy:"), out
+
+
+# --- the running bot's /healthz verdict (bot/health.py, running_health) ---------------------
+
+
+async def test_the_running_bots_verdict_uses_the_same_rule_and_its_own_store(
+    store: Store,
+) -> None:
+    assert await running_health(store, now_ms(), 1800) == (
+        True,
+        "healthy: database answers; no feeds to check yet",
+    )
+    await add_feed(store, "https://a.test/feed", checked_ago_ms=40 * MINUTE_MS)
+    ok, text = await running_health(store, now_ms(), 1800)
+    assert not ok and text.startswith("unhealthy: no feed checked for 24"), text
+    assert (await running_health(store, now_ms(), 3600))[0] is True
+
+
+async def test_a_lost_or_silent_database_is_unhealthy(store: Store) -> None:
+    store.db.lost = DatabaseLostError("bot.sqlite3", "deleted")
+    try:
+        assert await running_health(store, now_ms(), 1800) == (
+            False,
+            "unhealthy: database lost (database bot.sqlite3: deleted)",
+        )
+    finally:
+        store.db.lost = None
+    await store.close()
+    ok, text = await running_health(store, now_ms(), 1800)
+    assert not ok and text.startswith("unhealthy: database does not answer ("), text
+
+
+async def checked_feed(store: Store, url: str, *, checked_ago_ms: int, due_in_ms: int) -> None:
+    await add_feed(store, url, checked_ago_ms=None)
+    feed = await store.feeds.by_url(url)
+    assert feed is not None
+    checked = now_ms() - checked_ago_ms
+    update = FeedUpdate(now_ms=checked, next_check_at=now_ms() + due_in_ms)
+    await store.feeds.record_success(feed.id, update)
+
+
+async def test_a_long_quiet_spell_with_nothing_due_is_healthy(store: Store) -> None:
+    """A feed its hub pushes is polled hourly: 50 minutes without a check, nothing due."""
+    await checked_feed(
+        store, "https://a.test/pushed", checked_ago_ms=50 * MINUTE_MS, due_in_ms=MINUTE_MS
+    )
+    ok, text = await running_health(store, now_ms(), 1800)
+    assert ok and text.startswith("healthy: 1 feeds; last check 30"), text
+
+
+async def test_a_feed_left_overdue_is_unhealthy_though_others_are_checked(store: Store) -> None:
+    await checked_feed(store, "https://a.test/fresh", checked_ago_ms=MINUTE_MS, due_in_ms=MINUTE_MS)
+    await checked_feed(
+        store, "https://a.test/stuck", checked_ago_ms=2 * MINUTE_MS, due_in_ms=-40 * MINUTE_MS
+    )
+    ok, text = await running_health(store, now_ms(), 1800)
+    assert not ok and text.startswith("unhealthy: a feed due 24"), text

@@ -216,6 +216,20 @@ class WebSubStats:
     unreadable: int = 0  # signed bodies that were not a feed
 
 
+def push_configured(settings: Settings) -> bool:
+    """Push needs a public URL for the hubs to deliver to, and a listener behind it."""
+    listener = settings.listener
+    return bool(settings.websub.enabled and listener.public_origin and listener.listen)
+
+
+async def push_off(store: Store, now_ms: int) -> None:
+    """Push is not configured: no feed waits for a hub (a bot that had a public URL before
+    polls every feed at its own rate again); subscriptions are made again once it is."""
+    freed = await store.websub.stop_all(now_ms)
+    if freed:
+        log.info("event=websub_off feeds_polled_again=%d", freed)
+
+
 class WebSub:
     """The subscription manager: subscribes, renews and unsubscribes, and serves the
     callbacks. Wiring (see README, "WebSub"):
@@ -249,9 +263,7 @@ class WebSub:
 
     @property
     def enabled(self) -> bool:
-        """Push needs a public URL for the hubs to deliver to, and a listener behind it."""
-        listener = self.settings.listener
-        return bool(self.settings.websub.enabled and self._origin and listener.listen)
+        return push_configured(self.settings)
 
     def callback_url(self, token: str) -> str:
         assert self._origin is not None
@@ -269,9 +281,7 @@ class WebSub:
         fall due. With push off, no feed is left waiting for a hub."""
         now = self.clock.now_ms()
         if not self.enabled:
-            freed = await self.store.websub.stop_all(now)
-            if freed:
-                log.info("event=websub_off feeds_polled_again=%d", freed)
+            await push_off(self.store, now)
             return
         for subscription in await self.store.websub.live():
             callback = self.callback_url(subscription.token)
@@ -316,6 +326,8 @@ class WebSub:
         if not self.enabled:
             return
         links = discover(result, document, allow_private=self.settings.fetch.allow_private_networks)
+        if links is not None and await self.store.websub.followed_by_paused_chats_only(feed.id):
+            links = None  # nobody to push to: the manager unsubscribes, if it had subscribed
         live = await self.store.websub.live_for_feed(feed.id)
         if live is not None and links == HubLinks(live.hub, live.topic):
             return

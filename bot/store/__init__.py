@@ -7,7 +7,12 @@ applied at start. The SQL sticks to what SQLite and PostgreSQL share (INSERT …
 
 from __future__ import annotations
 
-from bot.errors import DatabaseLockedError, DatabaseLostError, DatabaseUnavailableError
+from bot.errors import (
+    DatabaseLockedError,
+    DatabaseLostError,
+    DatabaseRefusedError,
+    DatabaseUnavailableError,
+)
 from bot.store.backends import open_database
 from bot.store.chats import Chat, ChatStore, Paused, Subscription
 from bot.store.db import Database
@@ -26,6 +31,7 @@ __all__ = [
     "Database",
     "DatabaseLockedError",
     "DatabaseLostError",
+    "DatabaseRefusedError",
     "DatabaseUnavailableError",
     "ExportedFeed",
     "Feed",

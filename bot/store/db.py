@@ -14,6 +14,7 @@ names).
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -34,6 +35,8 @@ POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
 # PostgreSQL: the NOTIFY channel of new outbox rows; its payload is the schema they are in
 # (a channel is per database, and schemas share one in the tests).
 OUTBOX_CHANNEL = "news_notifier_outbox"
+
+log = logging.getLogger("bot.store")
 
 
 class Connection(Protocol):
@@ -103,6 +106,36 @@ class Database(Protocol):
     async def live_instances(self) -> int:
         """How many bots run on this database now (1 on SQLite)."""
         ...
+
+
+class LossReport:
+    """A database's one report that it is lost, shared by both backends: the first problem
+    found is logged once at CRITICAL and told to `on_lost` (the run loop stops on it); every
+    later use raises a new DatabaseLostError (one error re-raised everywhere would pile up
+    tracebacks)."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self.lost: DatabaseLostError | None = None
+        self.on_lost: Callable[[DatabaseLostError], None] | None = None
+
+    def raise_if_lost(self) -> None:
+        if self.lost is not None:
+            raise DatabaseLostError(self.lost.path, self.lost.problem)
+
+    def lose(self, problem: str) -> DatabaseLostError:
+        """Mark the database lost (once: report it, tell on_lost) and return the error."""
+        if self.lost is None:
+            self.lost = DatabaseLostError(self.location, problem)
+            log.critical(
+                "event=database_lost database=%s problem=%r action=%r",
+                self.location,
+                problem,
+                "stopping: nothing more can be stored",
+            )
+            if self.on_lost:
+                self.on_lost(self.lost)
+        return self.lost
 
 
 def is_postgresql(location: str) -> bool:

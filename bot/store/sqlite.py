@@ -30,8 +30,8 @@ from typing import IO
 
 import aiosqlite
 
-from bot.errors import DatabaseLockedError, DatabaseLostError
-from bot.store.db import Dialect, Params, Row, apply_migrations
+from bot.errors import DatabaseLockedError
+from bot.store.db import Dialect, LossReport, Params, Row, apply_migrations
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class SqliteConnection:
         await self._conn.executemany(sql, rows)
 
 
-class SqliteDatabase:
+class SqliteDatabase(LossReport):
     """Open with `await SqliteDatabase.open(path)`; always `await db.close()`."""
 
     dialect: Dialect = "sqlite"
@@ -76,14 +76,11 @@ class SqliteDatabase:
         self._conn = conn
         self._wrapped = SqliteConnection(conn)
         self.path = path
-        self.location = path
+        LossReport.__init__(self, path)
         self._lock_file = lock_file
         self._lock = asyncio.Lock()
         self._closed = False
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of a writable file
-        self.lost: DatabaseLostError | None = None
-        # Called once when the database is found lost (the run loop stops on it).
-        self.on_lost: Callable[[DatabaseLostError], None] | None = None
         # One bot per file (the process lock): it is the leader, for as long as it runs.
         self.leading = False
         self.on_leadership_lost: Callable[[], None] | None = None
@@ -151,7 +148,7 @@ class SqliteDatabase:
         COMMIT or ROLLBACK is shielded so no transaction is ever left open.
         """
         async with self._lock:
-            self._raise_if_lost()
+            self.raise_if_lost()
             try:
                 await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._wrapped
@@ -177,14 +174,14 @@ class SqliteDatabase:
     async def read(self) -> AsyncIterator[SqliteConnection]:
         """Reads that must not run inside another coroutine's open transaction."""
         async with self._lock:
-            self._raise_if_lost()  # a lost file's answers describe a database nobody has
+            self.raise_if_lost()  # a lost file's answers describe a database nobody has
             yield self._wrapped
 
     # --- a database file that went away -------------------------------------------------
 
     async def lead(self) -> bool:
         """The one bot on this file leads (the process lock keeps any other out)."""
-        self._raise_if_lost()
+        self.raise_if_lost()
         self.leading = True
         return True
 
@@ -210,11 +207,11 @@ class SqliteDatabase:
 
     def check_file(self) -> None:
         """check(), for callers without an event loop at hand."""
-        self._raise_if_lost()
+        self.raise_if_lost()
         self._check_identity()
         folder = os.path.dirname(os.path.abspath(self.path))
         if self._identity is not None and not os.access(folder, os.W_OK):
-            raise self._lose(f"its folder {folder} can no longer be written")
+            raise self.lose(f"its folder {folder} can no longer be written")
 
     def _check_identity(self) -> None:
         if self._identity is None:
@@ -222,11 +219,11 @@ class SqliteDatabase:
         try:
             found = _identity(os.stat(self.path))
         except FileNotFoundError:
-            raise self._lose("the file was deleted or moved away while the bot ran") from None
+            raise self.lose("the file was deleted or moved away while the bot ran") from None
         except OSError as error:
-            raise self._lose(f"the file cannot be reached ({error.strerror})") from None
+            raise self.lose(f"the file cannot be reached ({error.strerror})") from None
         if found != self._identity:
-            raise self._lose("the file was replaced by another one while the bot ran")
+            raise self.lose("the file was replaced by another one while the bot ran")
 
     def _raise_if_storage_failed(self, error: BaseException) -> None:
         """A write refused as read-only always means the storage is gone; a disk I/O error
@@ -239,26 +236,7 @@ class SqliteDatabase:
             return
         self.check_file()
         if code == SQLITE_READONLY:
-            raise self._lose(f"it can no longer be written ({error})") from error
-
-    def _raise_if_lost(self) -> None:
-        if self.lost is not None:
-            # A new instance each time: one re-raised everywhere would pile up tracebacks.
-            raise DatabaseLostError(self.lost.path, self.lost.problem)
-
-    def _lose(self, problem: str) -> DatabaseLostError:
-        """Mark the database lost (once: report it, tell on_lost) and return the error."""
-        if self.lost is None:
-            self.lost = DatabaseLostError(self.path, problem)
-            log.critical(
-                "event=database_lost path=%s problem=%r action=%r",
-                self.path,
-                problem,
-                "stopping: nothing more can be stored",
-            )
-            if self.on_lost:
-                self.on_lost(self.lost)
-        return self.lost
+            raise self.lose(f"it can no longer be written ({error})") from error
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         async with self.read() as conn:

@@ -54,10 +54,12 @@ _COUNTERS_SINCE = "SELECT name, SUM(count) FROM counters WHERE hour >= ? GROUP B
 
 @dataclass(frozen=True, slots=True)
 class CheckActivity:
-    """The feeds the poller checks (active, with subscribers) and its latest check."""
+    """The feeds the poller checks (active, with subscribers), its latest check, and the
+    earliest time one of them is due."""
 
     feeds: int
     last_checked_ms: int | None  # None: none of them checked yet
+    first_due_ms: int | None = None  # None: no feeds
 
 
 class StatsStore:
@@ -115,7 +117,8 @@ class StatsStore:
     async def check_activity(self) -> CheckActivity:
         """For the healthcheck: how many feeds are checked, and when the last one was."""
         row = await self.db.fetchone(
-            "SELECT COUNT(*), MAX(last_checked_at) FROM feeds f WHERE status = 'active'"
+            "SELECT COUNT(*), MAX(last_checked_at), MIN(next_check_at) FROM feeds f"
+            " WHERE status = 'active'"
             " AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.feed_id = f.id)"
         )
-        return CheckActivity(row[0], row[1]) if row else CheckActivity(0, None)
+        return CheckActivity(row[0], row[1], row[2]) if row else CheckActivity(0, None)

@@ -243,16 +243,28 @@ class WebSubStore:
         )
 
     async def orphaned(self, *, created_before: int) -> list[HubSubscription]:
-        """Live subscriptions of feeds no chat follows any more (the last one left), made
-        before `created_before`: a /subscribe checks the feed before it subscribes the chat,
-        so a brand-new row may not have its chat yet."""
+        """Live subscriptions of feeds no active chat follows any more (the last one left,
+        or blocked the bot, or removed it), made before `created_before`: a /subscribe checks
+        the feed before it subscribes the chat, so a brand-new row may not have its chat
+        yet."""
         rows = await self.db.fetchall(
             f"SELECT {_COLUMNS} FROM websub_subscriptions w WHERE state IN (?, ?)"
             " AND created_at < ?"
-            " AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.feed_id = w.feed_id)",
+            " AND NOT EXISTS (SELECT 1 FROM subscriptions s JOIN chats c ON c.id = s.chat_id"
+            " WHERE s.feed_id = w.feed_id AND c.status = 'active')",
             (*LIVE, created_before),
         )
         return [_subscription(row) for row in rows]
+
+    async def followed_by_paused_chats_only(self, feed_id: int) -> bool:
+        """The feed has followers and every one is paused (it blocked or removed the bot):
+        no hub is asked to push it. A feed without followers yet is being subscribed to."""
+        row = await self.db.fetchone(
+            "SELECT COUNT(*), COUNT(CASE WHEN c.status = 'active' THEN 1 END)"
+            " FROM subscriptions s JOIN chats c ON c.id = s.chat_id WHERE s.feed_id = ?",
+            (feed_id,),
+        )
+        return bool(row and row[0] > 0 and row[1] == 0)
 
     async def lease_ended(self, now_ms: int) -> list[HubSubscription]:
         """Active subscriptions whose lease ran out (every renewal failed)."""

@@ -11,7 +11,7 @@ import gc
 import itertools
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
 
 from telegram import Bot, BotCommand
@@ -30,12 +30,14 @@ from bot.config import Settings
 from bot.delivery.pacing import PacedRateLimiter, Pacer
 from bot.delivery.transport import AiohttpRequest
 from bot.i18n import COMMANDS
+from bot.listener import Listener
 from bot.runtime import Runtime, build_runtime
 from bot.store import Store
 from bot.telegram import chat_settings, files, handlers, operators
 from bot.telegram.command import Handler
 from bot.telegram.context import CONTEXT_TYPES, BotApplication
 from bot.telegram.jobs import schedule_jobs
+from bot.telegram.listening import build_listener
 from bot.telegram.ordering import PerChatUpdateProcessor
 
 log = logging.getLogger(__name__)
@@ -215,8 +217,10 @@ async def run(
 ) -> None:
     """Run the bot until SIGINT/SIGTERM (or `stop` is set), then stop cleanly.
 
-    Order on stop: stop taking updates, stop starting feed checks, let checks and sends in
-    flight finish (bounded), record what was sent; the caller closes the database.
+    Order on stop: stop taking updates and deliveries, stop starting feed checks, let checks
+    and sends in flight finish (bounded), record what was sent; the caller closes the
+    database. A listener address that cannot be bound raises ListenError before any update
+    is taken.
     A database found lost (file deleted or replaced, storage read-only) stops it the same
     way, and then its DatabaseLostError is raised.
     """
@@ -230,15 +234,16 @@ async def run(
         return
     runtime = build_runtime(settings, store, sender_bot, pacer, clock)
     wire(app, runtime)
+    listener = build_listener(settings, runtime)
     # The runtime entered last: its keywords load once the bots are up (and the bots are
     # closed if loading fails); its fetcher and parse threads close first, after the stop.
-    async with sender_bot, app, runtime:
-        await start(app, runtime)
+    async with sender_bot, app, runtime, stopping(listener):
+        await start(app, runtime, listener)
         log.info("event=started bot=@%s", app.bot.username)
         if ready:
             ready(runtime)
         await stop.wait()
-        await stop_in_order(app, runtime)
+        await stop_in_order(app, runtime, listener)
     log.info("event=stopped")
     if store.db.lost:
         raise store.db.lost
@@ -266,13 +271,27 @@ def wire(app: BotApplication, runtime: Runtime) -> None:
     updates.count = runtime.count_too_fast
 
 
-async def start(app: BotApplication, runtime: Runtime) -> None:
-    """Everything before the first update is taken: the command menus, the application,
-    the leadership (a leader: the imports a kill cut short told, the sender, then updates),
-    then the jobs."""
+@contextlib.asynccontextmanager
+async def stopping(listener: Listener | None) -> AsyncIterator[None]:
+    """The listener stopped whatever happens (stop_in_order stops it first, in its turn)."""
+    try:
+        yield
+    finally:
+        if listener is not None:
+            await listener.stop()
+
+
+async def start(app: BotApplication, runtime: Runtime, listener: Listener | None) -> None:
+    """Everything before the first update is taken: the listener (first: an address in use
+    stops the start before anything is sent), the command menus, WebSub's renewals, the
+    application, the leadership (a leader: the imports a kill cut short told, the sender,
+    then updates), then the jobs."""
+    if listener is not None:
+        await listener.start()
     # Long-lived start-up data (keyword index, caches) out of the collector's way.
     gc.freeze()
     await register_commands(app.bot)
+    await runtime.start_push()
     await app.start()
     assert app.job_queue is not None
     leadership = runtime.leadership
@@ -303,11 +322,16 @@ async def stop_updates(app: BotApplication) -> None:
         await app.updater.stop()
 
 
-async def stop_in_order(app: BotApplication, runtime: Runtime) -> None:
-    """Stop taking updates and sending (sends in flight finish within the grace, what was
-    sent is recorded, the lead goes to a standby), stop starting feed checks and let those
-    in flight finish (within the grace), stop the application."""
+async def stop_in_order(app: BotApplication, runtime: Runtime, listener: Listener | None) -> None:
+    """Stop taking updates, stop asking hubs, stop taking deliveries (a request being
+    answered finishes: its stories reach the outbox), stop sending (sends in flight finish
+    within the grace, what was sent is recorded, the lead goes to a standby), stop starting
+    feed checks and let those in flight finish (within the grace), stop the application."""
     log.info("event=stopping")
+    await stop_updates(app)
+    await runtime.stop_push()  # no more requests to hubs (a hub's verification would fail)
+    if listener is not None:
+        await listener.stop()
     grace = runtime.settings.delivery.shutdown_grace_seconds
     await runtime.leadership.stop(grace)
     await runtime.poller.stop(grace)

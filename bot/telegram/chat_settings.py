@@ -17,7 +17,7 @@ from telegram.constants import ParseMode
 from bot.i18n import t
 from bot.telegram.command import Request, command, headed, thread_of
 from bot.telegram.context import BotContext
-from bot.telegram.handlers import edit_menu, press_allowed, unknown_button
+from bot.telegram.handlers import edit_menu, press_allowed, read_press
 from bot.usecases.choices import Choices
 
 # The daily digest times offered as buttons, in the chat's zone; others by /digest at.
@@ -97,14 +97,10 @@ def menu_buttons(language: str, chat_id: int, choices: Choices) -> InlineKeyboar
 
 async def settings_button(update: Update, context: BotContext) -> None:
     """A press on the /settings message: one choice changed, the message redrawn."""
-    query = update.callback_query
-    chat = update.effective_chat
-    if query is None:
+    press_data = await read_press(update, context, SETTINGS_DATA)
+    if press_data is None:
         return
-    match = SETTINGS_DATA.fullmatch(query.data or "")
-    if chat is None or match is None:
-        await unknown_button(update, context)
-        return
+    query, chat, match = press_data
     chat_id, change = int(match[1]), match[2]
     press = await press_allowed(update, context, chat_id)
     if press is None:

@@ -173,14 +173,10 @@ UNSUBSCRIBE_DATA = re.compile(r"unsub:(?:(-?[1-9][0-9]{0,15}):)?(cancel|[0-9]{1,
 
 
 async def unsubscribe_button(update: Update, context: BotContext) -> None:
-    query = update.callback_query
-    chat = update.effective_chat
-    if query is None:
+    press_data = await read_press(update, context, UNSUBSCRIBE_DATA)
+    if press_data is None:
         return
-    match = UNSUBSCRIBE_DATA.fullmatch(query.data or "")
-    if chat is None or match is None:
-        await unknown_button(update, context)
-        return
+    query, chat, match = press_data
     rt = context.runtime
     chat_id = int(match[1]) if match[1] else chat.id
     press = await press_allowed(update, context, chat_id)
@@ -257,6 +253,22 @@ async def edit_menu(query: CallbackQuery, text: str, **kwargs: Any) -> None:
         if "not modified" not in str(error).lower():
             raise
         log.debug("event=menu_unchanged chat=%s", query.message.chat_id if query.message else "?")
+
+
+async def read_press(
+    update: Update, context: BotContext, data: re.Pattern[str]
+) -> tuple[CallbackQuery, Chat, re.Match[str]] | None:
+    """A button press whose data `data` matches, with its chat; any other press (forged or
+    stale data, no chat) is answered as unknown and gives None."""
+    query = update.callback_query
+    if query is None:
+        return None
+    chat = update.effective_chat
+    match = data.fullmatch(query.data or "")
+    if chat is None or match is None:
+        await unknown_button(update, context)
+        return None
+    return query, chat, match
 
 
 async def unknown_button(update: Update, context: BotContext) -> None:
@@ -575,14 +587,10 @@ async def answer_page(
 async def feed_choice_button(update: Update, context: BotContext) -> None:
     """A feed picked from a page's offer: subscribed like /subscribe with its address, and
     the offer replaced by the answer. An expired offer says so, in the alert and in place."""
-    query = update.callback_query
-    chat = update.effective_chat
-    if query is None:
+    press_data = await read_press(update, context, FEED_CHOICE_DATA)
+    if press_data is None:
         return
-    match = FEED_CHOICE_DATA.fullmatch(query.data or "")
-    if chat is None or match is None:
-        await unknown_button(update, context)
-        return
+    query, chat, match = press_data
     rt = context.runtime
     try:
         picked = rt.subscriptions.choice(chat.id, match[1], int(match[2]))

@@ -26,6 +26,9 @@ class Chats:
         self.store = store
         self.clock = clock
         self.on_queued = on_queued
+        # Told when a chat was paused: the feeds it followed may have no active chat left
+        # (WebSub unsubscribes from their hubs).
+        self.on_left: Callable[[], None] | None = None
         # Chats stored by this process (and not paused since), with their language: a
         # command from one of them needs no write.
         self.known: dict[int, str] = {}
@@ -94,6 +97,8 @@ class Chats:
         # Again: a command that came in while the pause was written must not leave the
         # paused chat marked as stored.
         self.forget(chat_id)
+        if self.on_left:
+            self.on_left()
         return paused
 
     async def migrate(self, old_id: int, new_id: int) -> None:

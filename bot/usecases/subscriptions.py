@@ -95,6 +95,8 @@ class Subscriptions:
         self.pipeline = pipeline
         self.clock = clock
         self.offers = FeedOffers(clock)
+        # Told when a chat left a feed (WebSub unsubscribes from the hub after the last).
+        self.on_left: Callable[[], None] | None = None
 
     async def subscribe(
         self,
@@ -198,6 +200,8 @@ class Subscriptions:
     async def unsubscribe(self, chat_id: int, text: str) -> Subscription:
         subscription = await self.find_subscription(chat_id, text)
         await self.store.chats.unsubscribe(chat_id, subscription.id)
+        if self.on_left:
+            self.on_left()
         return subscription
 
     async def set_mode(self, chat_id: int, args: list[str]) -> tuple[Subscription, str]:

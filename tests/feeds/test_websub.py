@@ -219,7 +219,12 @@ async def test_the_listener_serves_healthz_and_registered_routes() -> None:
         return web.Response(text="hello")
 
     listener = Listener(
-        ListenAddress("127.0.0.1", 0), max_body_bytes=1024, healthy=lambda: state["healthy"]
+        ListenAddress("127.0.0.1", 0),
+        max_body_bytes=1024,
+        healthy=lambda: (
+            state["healthy"],
+            "healthy: fine" if state["healthy"] else "unhealthy: no",
+        ),
     )
     listener.add_routes([web.get("/hello", hello)])
     await listener.start()
@@ -228,10 +233,10 @@ async def test_the_listener_serves_healthz_and_registered_routes() -> None:
             listener.add_routes([web.get("/late", hello)])
         async with aiohttp.ClientSession() as session:
             async with session.get(listener.base_url + "/healthz") as response:
-                assert (response.status, await response.text()) == (200, "ok")
+                assert (response.status, await response.text()) == (200, "healthy: fine")
             state["healthy"] = False
             async with session.get(listener.base_url + "/healthz") as response:
-                assert response.status == 503
+                assert (response.status, await response.text()) == (503, "unhealthy: no")
             async with session.get(listener.base_url + "/hello") as response:
                 assert await response.text() == "hello"
             async with session.post(listener.base_url + "/hello", data=b"x" * 2048) as response:
@@ -241,7 +246,7 @@ async def test_the_listener_serves_healthz_and_registered_routes() -> None:
 
 
 async def test_an_async_health_check_that_fails_answers_503() -> None:
-    async def broken() -> bool:
+    async def broken() -> tuple[bool, str]:
         raise RuntimeError("database gone")
 
     listener = Listener(ListenAddress("127.0.0.1", 0), max_body_bytes=1024, healthy=broken)

@@ -383,3 +383,29 @@ async def test_the_running_manager_subscribes_as_soon_as_a_hub_is_found(
     finally:
         await bot.websub.stop()
     assert (await bot.feed(url)).hub_push is True
+
+
+async def test_a_feed_followed_only_by_paused_chats_is_not_pushed(
+    bot: PushBot, hub: FakeHub, feed_server: FeedServer, clock: FakeClock
+) -> None:
+    """Its only chat blocked the bot: the hub is told, and a fetch does not subscribe again
+    while the chat stays paused; once the chat is back, the next fetch does."""
+    url = await pushed_feed(bot, hub, feed_server)
+    await bot.store.chats.pause(1)
+    clock.advance(ORPHAN_GRACE_MS / 1000 + 1)
+    assert await bot.websub.run_due() == 1
+    await hub.settled()
+    assert [r.mode for r in hub.requests] == ["subscribe", "unsubscribe"]
+    assert hub.subscriptions == {}
+
+    links = [("hub", hub.url), ("self", url)]
+    for n, resumed in ((2, False), (3, True)):
+        if resumed:
+            await bot.store.chats.resume(1)
+        feed_server.publish("/f.xml", [story(n, when=NOW), story(1)], links=links)
+        clock.advance(2)
+        await bot.pipeline.check(await bot.feed(url))  # a changed body: the hub is seen
+        assert await bot.websub.run_due() == int(resumed)
+        await hub.settled()
+    assert [r.mode for r in hub.requests] == ["subscribe", "unsubscribe", "subscribe"]
+    assert (await bot.feed(url)).hub_push is True
