@@ -141,6 +141,7 @@ class Poller:
         )
         log.debug("event=poll_budget feeds=%d factor=%.4g", len(rates), budget.factor)
         return budget.factor
+
     def _queue_seconds(self, claiming: int) -> float:
         """How long the last of `claiming` more feeds may wait for its slots, at the rate
         this instance has been checking (QUEUE_SECONDS while it has no rate yet)."""
