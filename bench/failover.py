@@ -31,6 +31,7 @@ import math
 import os
 import signal
 import statistics
+import sys
 import time
 import uuid
 from collections import Counter
@@ -41,7 +42,7 @@ from tempfile import TemporaryDirectory
 
 import asyncpg
 
-from bench.common import machine
+from bench.common import Verdicts, machine
 from tests.databases import POSTGRESQL_URL
 from tests.e2e.child import Child, Children
 from tests.e2e.test_crash import CHATS, FEED, FLUSH_SECONDS, MAX_IN_FLIGHT, prepare, settings
@@ -207,7 +208,30 @@ def summary(args: argparse.Namespace, rounds: list[dict[str, float]]) -> dict[st
     }
 
 
-def main() -> None:
+# The goal (issue 14): a standby takes over within seconds of the leader's death.
+RESUMED_GOAL_SECONDS = 15.0
+
+
+def judge(result: dict[str, object]) -> int:
+    """The takeover's time and the duplicates against the in-flight rule. (A round whose
+    story did not reach every chat within 120 s stopped the bench already, exit 1.)"""
+    verdicts = Verdicts()
+    resumed_max = float(result["resumed_max_s"])  # type: ignore[arg-type]
+    verdicts.check(
+        f"goal: sending resumed within {RESUMED_GOAL_SECONDS:g} s of every kill",
+        resumed_max < RESUMED_GOAL_SECONDS,
+        f"max {resumed_max} s",
+    )
+    worst, bound = result["duplicates_per_kill_max"], result["in_flight_bound"]
+    verdicts.check(
+        "duplicates of every kill within the in-flight rule",
+        int(worst) <= int(bound),  # type: ignore[call-overload]
+        f"max {worst} (bound {bound})",
+    )
+    return verdicts.exit_code()
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--instances", type=int, default=3)
@@ -222,7 +246,8 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text)
+    return judge(result)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -160,17 +160,7 @@ def build_runtime(
     ingestion = build_ingestion(settings, store, clock)
     clock = ingestion.clock
     chats = Chats(store, clock)
-    sender = Sender(
-        store,
-        sender_bot,
-        settings.delivery,
-        clock,
-        pacer=pacer,
-        link_preview=settings.telegram.link_preview,
-        default_zone=settings.digest.timezone,
-        chats=chats,
-        metrics=ingestion.metrics,
-    )
+    sender = build_sender(ingestion, chats, sender_bot, pacer)
     ingestion.metrics.read_outbox_with(partial(outbox_backlog, store, clock))
     # Whatever queues messages wakes the sender, rather than leave them to its next look.
     chats.on_queued = sender.wake
@@ -202,6 +192,21 @@ def build_runtime(
         websub=websub,
         presence=presence,
         keyword_sync=KeywordSync(store, ingestion.keywords),
+    )
+
+
+def build_sender(ingestion: Ingestion, chats: Chats, sender_bot: Bot, pacer: Pacer) -> Sender:
+    settings = ingestion.settings
+    return Sender(
+        ingestion.store,
+        sender_bot,
+        settings.delivery,
+        ingestion.clock,
+        pacer=pacer,
+        link_preview=settings.telegram.link_preview,
+        default_zone=settings.digest.timezone,
+        chats=chats,
+        metrics=ingestion.metrics,
     )
 
 

@@ -36,12 +36,20 @@ class Instance:
     pid: int
 
 
+def new_instance() -> Instance:
+    """A new instance id for a bot starting in this process."""
+    host = socket.gethostname() or "localhost"
+    pid = os.getpid()
+    # host and pid say where it runs; the random part keeps ids unique across restarts
+    # (a pid comes back), containers (every one may be pid 1 on a host named alike) and
+    # bots started one after another in one process (tests), whose presence locks would
+    # otherwise wait for each other.
+    return Instance(f"{host}:{pid}:{secrets.token_hex(4)}", host, pid)
+
+
 @functools.cache
 def _instance_of(pid: int) -> Instance:
-    host = socket.gethostname() or "localhost"
-    # host and pid say where it runs; the random part keeps ids unique across restarts
-    # (a pid comes back) and containers (every one may be pid 1 on a host named alike).
-    return Instance(f"{host}:{pid}:{secrets.token_hex(4)}", host, pid)
+    return new_instance()
 
 
 def process_instance() -> Instance:
@@ -62,7 +70,7 @@ class InstancePresence:
     def __init__(self, store: Store, clock: Clock, instance: Instance | None = None) -> None:
         self.store = store
         self.clock = clock
-        self.instance = instance or process_instance()
+        self.instance = instance or new_instance()  # one per running bot
 
     @property
     def id(self) -> str:

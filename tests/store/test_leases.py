@@ -266,7 +266,12 @@ async def test_two_pollers_claiming_at_once_never_check_one_feed_twice(
         ]
         started = Counter[str]()
         for _cycle in range(2):
-            for _tick in range(3):  # ticks overlap the checks of the previous ones
+            # The first claims one after the other: a has room for 64 of the 120, so b must
+            # find the rest (ticking at once, a loaded machine may delay b's first claim
+            # until a has taken everything in later ticks: no share could be asserted).
+            for poller in pollers:
+                started[poller.instance_id] += await poller.tick()
+            for _tick in range(3):  # then at once: ticks overlap the checks of the others
                 counts = await asyncio.gather(*(p.tick() for p in pollers))
                 started.update({p.instance_id: n for p, n in zip(pollers, counts, strict=True)})
                 await asyncio.sleep(0.01)
