@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -66,3 +67,10 @@ def fetch_result(url: str, links: tuple[str, ...] = ()) -> FetchResult:
 def feed_document(hubs: tuple[str, ...] = (), self_url: str = "") -> FeedDocument:
     """A parsed feed with no entries that announces these WebSub links."""
     return FeedDocument("t", "", [], hubs=hubs, self_url=self_url)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a listener a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -15,18 +15,13 @@ from tests.e2e.harness import bot_settings, running_bot
 from tests.e2e.test_start_offline import QUIET, children_of
 from tests.fakes.feed_server import FeedServer
 from tests.fakes.telegram_api import FakeTelegram
+from tests.helpers import free_port
 
 
 @pytest.fixture
 async def fake():
     async with FakeTelegram() as server:
         yield server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def get(url: str) -> tuple[int, str]:

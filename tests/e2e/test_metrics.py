@@ -6,7 +6,6 @@ failed check by its reason, the instance's role, the event loop's lag."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.harness import bot_settings, running_bot
 from tests.fakes.feed_server import FeedItem, FeedServer
 from tests.fakes.telegram_api import FakeTelegram
+from tests.helpers import free_port
 
 Values = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 OUTBOX = "news_notifier_outbox_depth"
@@ -30,12 +30,6 @@ SERVER_ERROR = {"class": "server_error"}
 async def fake():
     async with FakeTelegram() as server:
         yield server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def scrape(url: str) -> Values:

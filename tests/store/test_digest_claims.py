@@ -5,10 +5,7 @@ each digest is claimed with a compare-and-set in the transaction that queues it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-
-import pytest
 
 from bot.clock import FakeClock
 from bot.config import Settings
@@ -22,20 +19,6 @@ CHATS = 150  # more than one write batch (WRITE_BATCH = 100)
 
 def ms(*args: int) -> int:
     return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)  # type: ignore[misc]
-
-
-@pytest.fixture
-async def second_store(store: Store) -> AsyncIterator[Store]:
-    """The other instance's store: on PostgreSQL a pool of its own on the same schema, as
-    another process would have; SQLite runs one instance, whose ticks may still overlap."""
-    if store.db.dialect != "postgresql":
-        yield store
-        return
-    other = await Store.open(store.db.url, exclusive=False)  # type: ignore[attr-defined]
-    try:
-        yield other
-    finally:
-        await other.close()
 
 
 async def setup(store: Store, settings: Settings, clock: FakeClock) -> None:

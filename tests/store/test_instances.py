@@ -3,8 +3,6 @@ ones found and their feed leases handed back at once; /stats lists them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from bot.clock import FakeClock
@@ -26,19 +24,6 @@ async def owner_of(store: Store, feed_id: int) -> str | None:
     row = await store.db.fetchone("SELECT lease_owner FROM feeds WHERE id = ?", (feed_id,))
     assert row is not None
     return row[0]
-
-
-@pytest.fixture
-async def second_store(store: Store) -> AsyncIterator[Store]:
-    """Another instance's store on the same database (PostgreSQL: its own pool)."""
-    if store.db.dialect != "postgresql":
-        yield store
-        return
-    other = await Store.open(store.db.url, exclusive=False)  # type: ignore[attr-defined]
-    try:
-        yield other
-    finally:
-        await other.close()
 
 
 async def test_instances_register_beat_take_a_role_and_show_in_stats(

@@ -233,17 +233,6 @@ async def test_stop_hands_back_the_leases_of_checks_it_did_not_finish(
 # --- several instances on one PostgreSQL database ----------------------------------------------
 
 
-@pytest.fixture
-async def second_store(store: Store) -> AsyncIterator[Store]:
-    """Another instance's store on the same schema (its own pool, as another process)."""
-    url = store.db.url  # type: ignore[attr-defined]
-    other = await Store.open(url, exclusive=False)
-    try:
-        yield other
-    finally:
-        await other.close()
-
-
 @pytest.mark.postgresql_only
 async def test_two_pollers_claiming_at_once_never_check_one_feed_twice(
     store: Store, second_store: Store, settings: Settings, clock: FakeClock, server: WatchedServer

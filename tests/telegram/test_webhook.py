@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 from pathlib import Path
 
 import aiohttp
@@ -25,6 +24,7 @@ from bot.telegram.webhook import (
 )
 from tests.e2e.harness import bot_settings, running_bot
 from tests.fakes.telegram_api import FakeTelegram
+from tests.helpers import free_port
 
 ORIGIN = "https://bot.example"
 PUBLIC_URL = ORIGIN + "/telegram/updates"
@@ -34,12 +34,6 @@ PUBLIC_URL = ORIGIN + "/telegram/updates"
 async def fake():
     async with FakeTelegram() as server:
         yield server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def webhook_settings(tmp_path: Path, fake: FakeTelegram) -> tuple[Settings, str]:
