@@ -192,9 +192,7 @@ async def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
     from bot.preview import preview
 
     try:
-        for alert in await preview(args.source, settings, limit=max(1, args.limit)):
-            print(alert)
-            print()
+        alerts = await preview(args.source, settings, limit=max(1, args.limit))
     except FeedError as error:
         text = failure_reply("en", error.failure, given=args.source)
         print(f"news-notifier: {html_to_plain(text)}", file=sys.stderr)
@@ -202,6 +200,12 @@ async def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
     except UserError as error:
         print(f"news-notifier: {plain(error.key, **error.values)}", file=sys.stderr)
         return 1
+    if not alerts:  # said, not silence: the file may not be the feed the user meant
+        print(f"news-notifier: {plain('preview.empty', given=args.source)}", file=sys.stderr)
+        return 1
+    for alert in alerts:
+        print(alert)
+        print()
     return 0
 
 

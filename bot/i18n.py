@@ -240,6 +240,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Which feed should this chat stop following?",
         "zh": "要取消哪个订阅？",
     },
+    "preview.empty": {
+        "en": "<code>{given}</code> holds no stories to show: an empty feed, or not a feed.",
+        "zh": "<code>{given}</code> 中没有可显示的新闻：订阅源是空的，或不是订阅源。",
+    },
     "preview.no_file": {
         "en": "There is no file <code>{given}</code>. Give a feed file that exists, or an "
         "address starting with http:// or https://.",

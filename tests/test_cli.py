@@ -152,3 +152,11 @@ def test_run_waits_for_an_unreachable_postgresql_saying_so_in_one_line_a_try(
     assert len(lines) == 2 and "attempt=2" in lines[1], lines
     assert child.returncode == 0
     assert "Traceback" not in rest, rest
+
+
+def test_preview_of_a_file_with_no_stories_says_so(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.xml"
+    empty.write_text('<rss version="2.0"><channel><title>T</title></channel></rss>')
+    result = cli("preview", str(empty))
+    assert result.returncode == 1 and result.stdout == ""
+    assert "holds no stories to show" in result.stderr and str(empty) in result.stderr
