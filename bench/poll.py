@@ -106,7 +106,7 @@ class FeedHost:
         start = datetime.fromtimestamp(self.plan.start_ms / 1000, UTC)
         for feed in range(self.plan.feeds):
             self.items.append(
-                [_item(feed, n, start - timedelta(hours=n)) for n in range(self.plan.items)]
+                [story_item(feed, n, start - timedelta(hours=n)) for n in range(self.plan.items)]
             )
             self.versions.append(0)
             self.sizes.append(0)
@@ -123,7 +123,7 @@ class FeedHost:
         for feed in feeds:
             self.versions[feed] += 1
             fresh = [
-                _item(feed, f"v{self.versions[feed]}-{n}", when - timedelta(minutes=n))
+                story_item(feed, f"v{self.versions[feed]}-{n}", when - timedelta(minutes=n))
                 for n in range(new_items)
             ]
             self.items[feed] = (fresh + self.items[feed])[: self.plan.items]
@@ -164,7 +164,7 @@ def _path(feed: int) -> str:
     return f"/feeds/{feed}.xml"
 
 
-def _item(feed: int, key: object, when: datetime) -> FeedItem:
+def story_item(feed: int, key: object, when: datetime) -> FeedItem:
     return FeedItem(
         title=f"Feed {feed}: story {key}",
         link=f"https://news{feed % 97}.test/{feed}/{key}",
@@ -183,7 +183,7 @@ async def _serve(connection: Connection, plan: HostPlan) -> None:
     try:
         connection.send(await host.start())
         while True:
-            command, *args = await asyncio.to_thread(_receive, connection)
+            command, *args = await asyncio.to_thread(receive_command, connection)
             if command == "publish":
                 host.publish(*args)
                 connection.send("ok")
@@ -200,7 +200,7 @@ async def _serve(connection: Connection, plan: HostPlan) -> None:
         await host.stop()
 
 
-def _receive(connection: Connection) -> tuple[Any, ...]:
+def receive_command(connection: Connection) -> tuple[Any, ...]:
     try:
         return connection.recv()
     except (EOFError, OSError):

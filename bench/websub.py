@@ -56,6 +56,7 @@ from typing import Any
 # Run as a script from anywhere: the project is not installed into the venv.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import Verdicts, answer_commands, machine_with_versions, start_child
+from bench.poll import receive_command, story_item
 from bot.config import Settings, load_settings
 from bot.feeds.pipeline import FeedPipeline
 from bot.runtime import Runtime
@@ -67,11 +68,6 @@ from tests.fakes.websub_hub import FakeHub
 
 ORIGIN = "https://bot.bench"
 GOAL_P50_SECONDS = 2.0  # issue 16: publish -> first alert, p50
-LEAD = (
-    "<p>The city council voted on Tuesday to extend the night bus network to the northern "
-    "districts, after a year of complaints from shift workers. The new lines start in "
-    "spring.</p><p>Opponents said the money would be better spent on the tram.</p>"
-)
 
 # --- the publisher's side, in a child process -----------------------------------------------
 
@@ -107,7 +103,10 @@ class Publisher:
         start = datetime.now(UTC)
         for feed in range(self.plan.feeds):
             self.items.append(
-                [_item(feed, n, start - timedelta(hours=n + 1)) for n in range(self.plan.items)]
+                [
+                    story_item(feed, n, start - timedelta(hours=n + 1))
+                    for n in range(self.plan.items)
+                ]
             )
             self._serve(feed)
         return [self.url(feed) for feed in range(self.plan.feeds)], self.hub.url
@@ -130,7 +129,7 @@ class Publisher:
         published_at = time.time()
         started = time.monotonic()
         self.published += 1
-        story = _item(feed, f"new-{self.published}", datetime.now(UTC))
+        story = story_item(feed, f"new-{self.published}", datetime.now(UTC))
         self.items[feed] = [story, *self.items[feed]][: self.plan.items]
         self._serve(feed)
         statuses = await self.hub.publish(self.url(feed))
@@ -148,16 +147,6 @@ class Publisher:
         return list(await asyncio.gather(*(self.publish(f) for f in range(feeds))))
 
 
-def _item(feed: int, key: object, when: datetime) -> FeedItem:
-    return FeedItem(
-        title=f"Feed {feed}: story {key}",
-        link=f"https://news{feed % 97}.test/{feed}/{key}",
-        guid=f"feed-{feed}-story-{key}",
-        pub_date=when,
-        description=LEAD,
-    )
-
-
 def publisher_process(connection: Connection, plan: Plan) -> None:
     asyncio.run(_publisher(connection, plan))
 
@@ -167,7 +156,7 @@ async def _publisher(connection: Connection, plan: Plan) -> None:
     try:
         connection.send(await publisher.start())
         while True:
-            command, *args = await asyncio.to_thread(_receive, connection)
+            command, *args = await asyncio.to_thread(receive_command, connection)
             if command == "forward":
                 publisher.hub.forward = {ORIGIN: args[0]}
                 connection.send("ok")
@@ -184,13 +173,6 @@ async def _publisher(connection: Connection, plan: Plan) -> None:
                 break
     finally:
         await publisher.stop()
-
-
-def _receive(connection: Connection) -> tuple[Any, ...]:
-    try:
-        return connection.recv()
-    except (EOFError, OSError):
-        return ("stop",)
 
 
 class PublisherProcess:
