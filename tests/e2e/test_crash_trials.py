@@ -397,12 +397,12 @@ async def database_state(database: str) -> tuple[str, Counter[str], int, list[tu
         await store.close()
 
 
-async def crashed_state(database: str) -> tuple[str, Counter[str]]:
+async def crashed_state(database: str, check: bool = True) -> tuple[str, Counter[str]]:
     """integrity_check and outbox rows by status and kind right after a kill, read-only
     (SQLite: nothing is checkpointed, so the restart finds the database as the kill left
     it)."""
     if not database.startswith("postgresql://"):
-        return await asyncio.to_thread(_crashed_sqlite, database)
+        return await asyncio.to_thread(_crashed_sqlite, database, check)
     store = await Store.open(database, exclusive=False, read_only=True)
     try:
         rows = await store.db.fetchall(
@@ -413,11 +413,23 @@ async def crashed_state(database: str) -> tuple[str, Counter[str]]:
         await store.close()
 
 
-def _crashed_sqlite(database: str) -> tuple[str, Counter[str]]:
+async def outbox_drained(database: str, within: float) -> bool:
+    """Whether the running child leaves no outbox row pending within `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        _, outbox = await crashed_state(database, check=False)
+        if not any(key.startswith("pending") for key in outbox):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(SLOW_POLL)
+
+
+def _crashed_sqlite(database: str, check: bool) -> tuple[str, Counter[str]]:
     with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
-        [(check,)] = conn.execute("PRAGMA integrity_check").fetchall()
+        [(verdict,)] = conn.execute("PRAGMA integrity_check").fetchall() if check else [("",)]
         rows = conn.execute("SELECT status, kind, COUNT(*) FROM outbox GROUP BY status, kind")
-        return check, Counter({f"{status} {kind}": n for status, kind, n in rows})
+        return verdict, Counter({f"{status} {kind}": n for status, kind, n in rows})
 
 
 # --------------------------------------------------------------------------------------------
@@ -555,6 +567,10 @@ async def run_trial(
         await trial.kill(last)
         last = await children.start(database, f"{name}-run3")
     arrived = await until(trial.everything_arrived, DELIVERY_SECONDS, SLOW_POLL)
+    # Everything may have arrived before the last kill with rows still pending (sent, the
+    # kill came before they were marked): the last child owes them again, so the stop
+    # waits until it has worked through them rather than cutting it off mid-way.
+    drained = arrived and await outbox_drained(database, DELIVERY_SECONDS)
     delivered = time.monotonic()
     # Everything may have arrived before the last kill: a child asked to stop while Python
     # is still importing cannot answer with the bot's clean stop.
@@ -573,6 +589,8 @@ async def run_trial(
     problems = []
     if not arrived:
         problems.append(f"not everything arrived within {DELIVERY_SECONDS}s of the restart")
+    elif not drained:
+        problems.append(f"outbox rows still pending {DELIVERY_SECONDS}s after all arrived")
     if code != 0:
         problems.append(f"{plan.stop_signal.name}: exit code {code}; {last.output()[-2000:]}")
     if set(alerts) != plan.owed:
