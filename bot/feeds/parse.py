@@ -1,8 +1,8 @@
 """Feed bytes → feed metadata and raw entries, with feedparser.
 
-A well-formed document is read by bot/feeds/tree_reader.py (libxml2 builds the tree and
-feedparser's own handler reads the parts the bot uses: the same result in 70% of the
-time); any other goes through feedparser.parse.
+A well-formed document is read by bot/feeds/tree_reader.py (libxml2 builds the tree, and
+the keys the bot reads are made from it as feedparser makes them: the same result in half
+the time); any other goes through feedparser.parse.
 
 feedparser's HTML sanitizer and relative-URI rewriting of content are turned off: they
 roughly double parse time, and the bot never forwards feed HTML (it extracts text and
