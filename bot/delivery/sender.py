@@ -83,7 +83,7 @@ FLUSH_EVERY = 0.05  # seconds between two writes of "sent" marks
 MAX_BACKOFF = 300.0  # seconds between two tries of one message through an outage
 STORY_CACHE = 20_000
 # Sends with no answer after which a message is taken as delivered: the first is retried
-# (Telegram may not have it) once the path is proven to work (Sender._needs_proof), a
+# (Telegram may not have it) once the path is proven to work (_PathProof), a
 # second is not (it would risk a third copy).
 UNANSWERED_LIMIT = 2
 REFILL_GAP = 0.5  # seconds between two loads of new outbox rows
@@ -193,14 +193,8 @@ class Sender:
         self._flush_task: asyncio.Task[None] | None = None
         # The last load stopped at MAX_QUEUED: more rows wait, read on every second.
         self._backlog = False
-        # Requests to Telegram (messages and probes) are numbered as they go out; a held last
-        # try may go once a request numbered after its unanswered one got an answer.
-        self._requests = 0
-        self._answered = 0  # the highest number that got an answer
-        self._run_from = 0  # the number at start(): rows loaded need an answer after it
-        self._unanswered_at: dict[int, int] = {}  # outbox id -> its unanswered request
-        self._awaiting_proof: dict[int, int] = {}  # chat id -> the request its head waits past
-        self._prover: asyncio.Task[None] | None = None
+        self._proof = _PathProof()  # which last tries of unanswered messages may go
+        self._prover: asyncio.Task[None] | None = None  # asks getMe (_prove_path)
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -213,10 +207,7 @@ class Sender:
         self._busy.clear()
         self._loaded_max_id = 0
         self._backlog = False
-        # A row left with an unanswered send waits for an answer in this run (_needs_proof).
-        self._run_from = self._requests
-        self._unanswered_at.clear()
-        self._awaiting_proof.clear()
+        self._proof.restart()
         self._stopping = False
         self._new_rows.set()
         self._loop_task = asyncio.create_task(self._run(), name="sender")
@@ -314,9 +305,7 @@ class Sender:
             if not queue:
                 del self._queues[chat_id]  # no idle queue per chat ever sent to
             now = loop.time()
-            # A reply to this chat took the slot, or (a safeguard: _schedule parks such a
-            # chat) its head is a last try still waiting for proof.
-            if self.pacer.chat_ready_at(chat_id) > now or self._needs_proof(item) is not None:
+            if self._must_wait(item, now):  # a reply took the slot, or no proof yet
                 self._queues.setdefault(chat_id, deque()).appendleft(item)
                 self._slots.release()
                 self._schedule(chat_id)
@@ -350,11 +339,11 @@ class Sender:
         if (
             chat_id in self._scheduled
             or chat_id in self._busy
-            or chat_id in self._awaiting_proof
+            or chat_id in self._proof.awaiting
             or not queue
         ):
             return
-        after = self._needs_proof(queue[0])
+        after = self._proof.needed_after(queue[0])
         if after is not None:
             if at:
                 self.pacer.hold(chat_id, at)  # its backoff still runs meanwhile
@@ -399,30 +388,18 @@ class Sender:
 
     # --- proof that the path to Telegram works ---------------------------------------
 
-    def _needs_proof(self, item: OutboxItem) -> int | None:
-        """The request that must be followed by an answered one before `item`'s last try
-        goes (its unanswered send; after a restart, anything before this run); None: it may
-        go. Proof is required, not just a backoff: dropped connections come in runs, and a
-        last try that falls in the same run is taken as delivered though Telegram never
-        read it."""
-        if not 0 < item.unanswered < UNANSWERED_LIMIT:
-            return None
-        after = self._unanswered_at.get(item.id, self._run_from)
-        return after if self._answered <= after else None
-
-    def _went_out(self) -> int:
-        """Number a request to Telegram as it goes out."""
-        self._requests += 1
-        return self._requests
+    def _must_wait(self, item: OutboxItem, now: float) -> bool:
+        """A reply to its chat took the slot, or (a safeguard: _schedule parks such a chat)
+        it is a last try still waiting for proof."""
+        return (
+            self.pacer.chat_ready_at(item.chat_id) > now
+            or self._proof.needed_after(item) is not None
+        )
 
     def _proved(self, request: int) -> None:
         """Telegram answered `request`: the last tries held for a request before it may go."""
-        if request <= self._answered:
-            return
-        self._answered = request
-        released = [chat for chat, after in self._awaiting_proof.items() if after < request]
+        released = self._proof.answer(request)
         for chat_id in released:
-            del self._awaiting_proof[chat_id]
             self._schedule(chat_id)
         if released:
             self._changed.set()
@@ -430,7 +407,7 @@ class Sender:
     def _await_proof(self, chat_id: int, item: OutboxItem, after: int) -> None:
         """Park the chat (its later messages wait behind its head, others go on) until an
         answer to a request after `after`; make sure a probe will ask if none comes."""
-        self._awaiting_proof[chat_id] = after
+        self._proof.awaiting[chat_id] = after
         log.info("event=send_awaits_proof outbox=%d chat=%d", item.id, chat_id)
         if self._prover is None or self._prover.done():
             self._prover = asyncio.create_task(self._prove_path(), name="sender-probe")
@@ -445,14 +422,14 @@ class Sender:
         loop = asyncio.get_running_loop()
         failures = 0
         not_before = 0.0
-        while self._awaiting_proof and not self._stopping:
-            held_until = min(self.pacer.chat_ready_at(chat) for chat in self._awaiting_proof)
+        while self._proof.awaiting and not self._stopping:
+            held_until = min(self.pacer.chat_ready_at(chat) for chat in self._proof.awaiting)
             due = max(not_before, held_until)
             if due > loop.time():
                 # A second at most: chats parked meanwhile may be due sooner, or proven.
                 await asyncio.sleep(min(due - loop.time(), 1.0))
                 continue
-            request = self._went_out()
+            request = self._proof.went_out()
             self.stats.probes += 1
             try:
                 await self.bot.do_api_request("getMe", api_kwargs={})
@@ -554,8 +531,8 @@ class Sender:
         if message is None:
             return
         method, parameters = self._request(item, message, plain=plain, thread=thread)
-        self._unanswered_at.pop(item.id, None)  # its proof, if it waited for one, is used
-        request = self._went_out()
+        self._proof.unanswered_at.pop(item.id, None)  # its proof, if it had to wait, is used
+        request = self._proof.went_out()
         try:
             # Not Bot.send_message: it turns each answer into a telegram.Message, which the
             # sender never reads, and that is a quarter of its CPU per message (bench/README,
@@ -676,13 +653,13 @@ class Sender:
         """The send (`request`) went out and no answer came: Telegram may have delivered it.
 
         Sending again may make a second copy, so that is done once at most, and only after
-        an answer to a later request (_needs_proof); after that the message is taken as
+        an answer to a later request (_PathProof); after that the message is taken as
         delivered (sent) rather than risk a third.
         """
         self.stats.unanswered += 1
         await self._count("unanswered")
         if item.unanswered + 1 < UNANSWERED_LIMIT:
-            self._unanswered_at[item.id] = request
+            self._proof.unanswered_at[item.id] = request
             await self._transient(item, error, unanswered=True)
             return
         await self._assume_delivered(item, item.unanswered + 1, str(error))
@@ -810,6 +787,49 @@ class Sender:
             await self.store.outbox.bump_counter(name, self.clock.now_ms())
         except Exception:
             log.exception("event=counter_failed name=%s", name)
+
+
+class _PathProof:
+    """Whether the last try of an unanswered message may go: requests to Telegram (messages
+    and probes) are numbered as they go out, and that try waits until a request numbered
+    after its unanswered one got an answer, proof that the path works again. Backoff alone
+    is not enough: dropped connections come in runs, and a last try that falls in the same
+    run is taken as delivered though Telegram never read it (bench/README, Two hours)."""
+
+    def __init__(self) -> None:
+        self.requests = 0  # numbered so far
+        self.answered = 0  # the highest number that got an answer
+        self.run_from = 0  # the number at the sender's start (restart)
+        self.unanswered_at: dict[int, int] = {}  # outbox id -> its unanswered request
+        self.awaiting: dict[int, int] = {}  # chat id -> the request its held head waits past
+
+    def restart(self) -> None:
+        """The sender starts (again) and reads the outbox afresh: a row left with one
+        unanswered send, by this run or an earlier one, needs an answer from now on."""
+        self.run_from = self.requests
+        self.unanswered_at.clear()
+        self.awaiting.clear()
+
+    def went_out(self) -> int:
+        self.requests += 1
+        return self.requests
+
+    def needed_after(self, item: OutboxItem) -> int | None:
+        """The request an answered one must follow before `item` goes; None: it may go."""
+        if not 0 < item.unanswered < UNANSWERED_LIMIT:
+            return None
+        after = self.unanswered_at.get(item.id, self.run_from)
+        return after if self.answered <= after else None
+
+    def answer(self, request: int) -> list[int]:
+        """Telegram answered `request`: the held chats whose head may go now."""
+        if request <= self.answered:
+            return []
+        self.answered = request
+        released = [chat for chat, after in self.awaiting.items() if after < request]
+        for chat_id in released:
+            del self.awaiting[chat_id]
+        return released
 
 
 @dataclass(frozen=True, slots=True)
