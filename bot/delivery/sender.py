@@ -19,6 +19,11 @@ at most one extra copy of a message, and none while it answers within
 `answer_timeout_seconds`. The count lives on the outbox row, so a restart keeps it, and a
 stop that cuts a wait for an answer short counts as a send with no answer.
 
+That last try is held until Telegram has answered a request that went out after the
+message's unanswered one (proof that the path works again): otherwise a retry sent into the
+same run of dropped connections was taken as delivered though Telegram never read it (the
+two-hour soak, bench/README). Other chats' sends bring that proof; a quiet bot asks getMe.
+
 An alert whose story has a picture goes as a photo (sendPhoto by URL, the alert as its
 caption) when its chat has pictures on. Telegram fetches the picture itself; when it
 refuses it (cannot fetch it, wrong type, too large, bad dimensions), the row is marked
@@ -41,7 +46,14 @@ from datetime import timedelta
 
 from telegram import Bot, LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 from telegram.warnings import PTBUserWarning
 
 from bot.clock import Clock
@@ -56,10 +68,10 @@ from bot.usecases.chats import Chats
 
 log = logging.getLogger(__name__)
 
-# PTB asks callers to prefer Bot.send_message (send_photo) over do_api_request("sendMessage"
-# or "sendPhoto"); the sender means it (see _attempt).
+# PTB asks callers to prefer Bot.send_message (send_photo, get_me) over
+# do_api_request("sendMessage", "sendPhoto" or "getMe"); the sender means it (see _attempt).
 warnings.filterwarnings(
-    "ignore", message=r"Please use 'Bot\.send(Message|Photo)'", category=PTBUserWarning
+    "ignore", message=r"Please use 'Bot\.(send(Message|Photo)|getMe)'", category=PTBUserWarning
 )
 
 REFILL_BATCH = 5000
@@ -71,7 +83,8 @@ FLUSH_EVERY = 0.05  # seconds between two writes of "sent" marks
 MAX_BACKOFF = 300.0  # seconds between two tries of one message through an outage
 STORY_CACHE = 20_000
 # Sends with no answer after which a message is taken as delivered: the first is retried
-# (Telegram may not have it), a second is not (it would risk a third copy).
+# (Telegram may not have it) once the path is proven to work (_PathProof), a
+# second is not (it would risk a third copy).
 UNANSWERED_LIMIT = 2
 REFILL_GAP = 0.5  # seconds between two loads of new outbox rows
 
@@ -127,6 +140,7 @@ class SenderStats:
     migrated: int = 0
     unanswered: int = 0  # sends that went out with no answer (Telegram may have them)
     assumed_delivered: int = 0  # messages given up after UNANSWERED_LIMIT such sends
+    probes: int = 0  # getMe sent to prove the path for a held last try (Sender._prove_path)
     errors: dict[str, int] = field(default_factory=dict)
 
 
@@ -179,6 +193,8 @@ class Sender:
         self._flush_task: asyncio.Task[None] | None = None
         # The last load stopped at MAX_QUEUED: more rows wait, read on every second.
         self._backlog = False
+        self._proof = _PathProof()  # which last tries of unanswered messages may go
+        self._prover: asyncio.Task[None] | None = None  # asks getMe (_prove_path)
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -191,6 +207,7 @@ class Sender:
         self._busy.clear()
         self._loaded_max_id = 0
         self._backlog = False
+        self._proof.restart()
         self._stopping = False
         self._new_rows.set()
         self._loop_task = asyncio.create_task(self._run(), name="sender")
@@ -215,6 +232,10 @@ class Sender:
         self._changed.set()
         if self._loop_task:
             await asyncio.gather(self._loop_task, return_exceptions=True)
+        if self._prover:  # held rows stay pending with their count, for the next start
+            self._prover.cancel()
+            await asyncio.gather(self._prover, return_exceptions=True)
+            self._prover = None
         if self._tasks:
             timeout = self.settings.shutdown_grace_seconds if grace is None else grace
             _done, pending = await asyncio.wait(list(self._tasks), timeout=timeout)
@@ -284,7 +305,7 @@ class Sender:
             if not queue:
                 del self._queues[chat_id]  # no idle queue per chat ever sent to
             now = loop.time()
-            if self.pacer.chat_ready_at(chat_id) > now:  # a reply to this chat took the slot
+            if self._must_wait(item, now):  # a reply took the slot, or no proof yet
                 self._queues.setdefault(chat_id, deque()).appendleft(item)
                 self._slots.release()
                 self._schedule(chat_id)
@@ -314,7 +335,19 @@ class Sender:
                 waiter.cancel()
 
     def _schedule(self, chat_id: int, at: float | None = None) -> None:
-        if chat_id in self._scheduled or chat_id in self._busy or not self._queues.get(chat_id):
+        queue = self._queues.get(chat_id)
+        if (
+            chat_id in self._scheduled
+            or chat_id in self._busy
+            or chat_id in self._proof.awaiting
+            or not queue
+        ):
+            return
+        after = self._proof.needed_after(queue[0])
+        if after is not None:
+            if at:
+                self.pacer.hold(chat_id, at)  # its backoff still runs meanwhile
+            self._await_proof(chat_id, queue[0], after)
             return
         ready = max(at or 0.0, self.pacer.chat_ready_at(chat_id))
         self._seq += 1
@@ -353,6 +386,67 @@ class Sender:
                 return
             self._backlog = room <= 0
 
+    # --- proof that the path to Telegram works ---------------------------------------
+
+    def _must_wait(self, item: OutboxItem, now: float) -> bool:
+        """A reply to its chat took the slot, or (a safeguard: _schedule parks such a chat)
+        it is a last try still waiting for proof."""
+        return (
+            self.pacer.chat_ready_at(item.chat_id) > now
+            or self._proof.needed_after(item) is not None
+        )
+
+    def _proved(self, request: int) -> None:
+        """Telegram answered `request`: the last tries held for a request before it may go."""
+        released = self._proof.answer(request)
+        for chat_id in released:
+            self._schedule(chat_id)
+        if released:
+            self._changed.set()
+
+    def _await_proof(self, chat_id: int, item: OutboxItem, after: int) -> None:
+        """Park the chat (its later messages wait behind its head, others go on) until an
+        answer to a request after `after`; make sure a probe will ask if none comes."""
+        self._proof.awaiting[chat_id] = after
+        log.info("event=send_awaits_proof outbox=%d chat=%d", item.id, chat_id)
+        if self._prover is None or self._prover.done():
+            self._prover = asyncio.create_task(self._prove_path(), name="sender-probe")
+
+    async def _prove_path(self) -> None:
+        """Ask Telegram getMe (not a message: it costs no copy and no message budget) when
+        held last tries still lack their proof after their backoff, as in a quiet bot with
+        one message where no other send brings it. One probe at a time serves every held
+        message. A probe with no answer is asked again after a growing backoff, so a slow or
+        unreachable Telegram only delays the last tries; a stop cancels it and leaves them
+        pending."""
+        loop = asyncio.get_running_loop()
+        failures = 0
+        not_before = 0.0
+        while self._proof.awaiting and not self._stopping:
+            held_until = min(self.pacer.chat_ready_at(chat) for chat in self._proof.awaiting)
+            due = max(not_before, held_until)
+            if due > loop.time():
+                # A second at most: chats parked meanwhile may be due sooner, or proven.
+                await asyncio.sleep(min(due - loop.time(), 1.0))
+                continue
+            request = self._proof.went_out()
+            self.stats.probes += 1
+            try:
+                await self.bot.do_api_request("getMe", api_kwargs={})
+            except Exception as error:
+                if not (isinstance(error, TelegramError) and _is_answer(error)):
+                    failures += 1
+                    wait = self._backoff(failures)
+                    not_before = loop.time() + wait
+                    log.warning(
+                        "event=path_probe_failed error=%s retry_in=%.1fs",
+                        type(error).__name__,
+                        wait,
+                    )
+                    continue
+            self._proved(request)  # an error answer proves the path as well as a success
+            failures, not_before = 0, 0.0
+
     # --- one message ----------------------------------------------------------------
 
     async def _deliver(self, item: OutboxItem) -> None:
@@ -361,7 +455,7 @@ class Sender:
             await self._attempt(item)
         except Exception:  # a bug here must not kill the sender; the row stays pending
             log.exception("event=deliver_crashed outbox=%d chat=%d", item.id, chat_id)
-            self._requeue(item, self._backoff(item))
+            self._requeue(item, self._backoff(item.attempts))
         finally:
             self._busy.discard(chat_id)
             self._slots.release()
@@ -437,6 +531,8 @@ class Sender:
         if message is None:
             return
         method, parameters = self._request(item, message, plain=plain, thread=thread)
+        self._proof.unanswered_at.pop(item.id, None)  # its proof, if it had to wait, is used
+        request = self._proof.went_out()
         try:
             # Not Bot.send_message: it turns each answer into a telegram.Message, which the
             # sender never reads, and that is a quarter of its CPU per message (bench/README,
@@ -447,9 +543,12 @@ class Sender:
             await self._cut_short(item)
             raise
         except TelegramError as error:
+            if _is_answer(error):
+                self._proved(request)
             self.metrics.send_failed(error)
-            await self._failed(item, message, error, plain=plain, thread=thread)
+            await self._failed(item, message, error, request, plain=plain, thread=thread)
         else:
+            self._proved(request)
             self.stats.sent += 1
             self.stats.photos += bool(message.photo)
             self.metrics.messages_sent.labels(item.kind).inc()
@@ -460,11 +559,12 @@ class Sender:
         item: OutboxItem,
         message: _Message,
         error: TelegramError,
+        request: int,
         *,
         plain: bool,
         thread: bool,
     ) -> None:
-        """What a failed send means for its message: wait, move, pause, fall back, retry."""
+        """What failed `request` means for its message: wait, move, pause, fall back, retry."""
         if isinstance(error, RetryAfter):
             wait = _seconds(error.retry_after)
             self.stats.flood_waits += 1
@@ -481,7 +581,7 @@ class Sender:
             else:
                 await self._bad_request(item, error, plain=plain, thread=thread)
         elif isinstance(error, OutcomeUnknown):
-            await self._unanswered(item, error)
+            await self._unanswered(item, error, request)
         else:  # not sent (NotSent), 5xx answers, others
             await self._transient(item, error)
 
@@ -549,15 +649,17 @@ class Sender:
         self._queues.setdefault(new_chat_id, deque()).extendleft(reversed(moved))
         self._schedule(new_chat_id)
 
-    async def _unanswered(self, item: OutboxItem, error: OutcomeUnknown) -> None:
-        """The send went out and no answer came: Telegram may have delivered it.
+    async def _unanswered(self, item: OutboxItem, error: OutcomeUnknown, request: int) -> None:
+        """The send (`request`) went out and no answer came: Telegram may have delivered it.
 
-        Sending again may make a second copy, so that is done once at most; after that the
-        message is taken as delivered (sent) rather than risk a third.
+        Sending again may make a second copy, so that is done once at most, and only after
+        an answer to a later request (_PathProof); after that the message is taken as
+        delivered (sent) rather than risk a third.
         """
         self.stats.unanswered += 1
         await self._count("unanswered")
         if item.unanswered + 1 < UNANSWERED_LIMIT:
+            self._proof.unanswered_at[item.id] = request
             await self._transient(item, error, unanswered=True)
             return
         await self._assume_delivered(item, item.unanswered + 1, str(error))
@@ -614,7 +716,7 @@ class Sender:
             )
             await self.store.outbox.give_up(item.id, status="failed", error=str(error))
             return
-        delay = self._backoff(item)
+        delay = self._backoff(item.attempts)
         self.stats.retries += 1
         log.warning(
             "event=send_retry outbox=%d chat=%d error=%s retry_in=%.1fs",
@@ -634,9 +736,9 @@ class Sender:
         )
         self._requeue(retried, delay, count_attempt=False)
 
-    def _backoff(self, item: OutboxItem) -> float:
+    def _backoff(self, attempts: int) -> float:
         """Exponential, with full jitter so a recovering API is not hit by every chat at once."""
-        ceiling = min(MAX_BACKOFF, 1.0 * 2 ** min(item.attempts, 16))
+        ceiling = min(MAX_BACKOFF, 1.0 * 2 ** min(attempts, 16))
         return self.rng.uniform(ceiling / 2, ceiling)
 
     def _requeue(self, item: OutboxItem, delay: float, *, count_attempt: bool = True) -> None:
@@ -687,12 +789,62 @@ class Sender:
             log.exception("event=counter_failed name=%s", name)
 
 
+class _PathProof:
+    """Whether the last try of an unanswered message may go: requests to Telegram (messages
+    and probes) are numbered as they go out, and that try waits until a request numbered
+    after its unanswered one got an answer, proof that the path works again. Backoff alone
+    is not enough: dropped connections come in runs, and a last try that falls in the same
+    run is taken as delivered though Telegram never read it (bench/README, Two hours)."""
+
+    def __init__(self) -> None:
+        self.requests = 0  # numbered so far
+        self.answered = 0  # the highest number that got an answer
+        self.run_from = 0  # the number at the sender's start (restart)
+        self.unanswered_at: dict[int, int] = {}  # outbox id -> its unanswered request
+        self.awaiting: dict[int, int] = {}  # chat id -> the request its held head waits past
+
+    def restart(self) -> None:
+        """The sender starts (again) and reads the outbox afresh: a row left with one
+        unanswered send, by this run or an earlier one, needs an answer from now on."""
+        self.run_from = self.requests
+        self.unanswered_at.clear()
+        self.awaiting.clear()
+
+    def went_out(self) -> int:
+        self.requests += 1
+        return self.requests
+
+    def needed_after(self, item: OutboxItem) -> int | None:
+        """The request an answered one must follow before `item` goes; None: it may go."""
+        if not 0 < item.unanswered < UNANSWERED_LIMIT:
+            return None
+        after = self.unanswered_at.get(item.id, self.run_from)
+        return after if self.answered <= after else None
+
+    def answer(self, request: int) -> list[int]:
+        """Telegram answered `request`: the held chats whose head may go now."""
+        if request <= self.answered:
+            return []
+        self.answered = request
+        released = [chat for chat, after in self.awaiting.items() if after < request]
+        for chat_id in released:
+            del self.awaiting[chat_id]
+        return released
+
+
 @dataclass(frozen=True, slots=True)
 class _Message:
     """One message to send: HTML text, and the picture it is the caption of ("": none)."""
 
     text: str
     photo: str = ""
+
+
+def _is_answer(error: TelegramError) -> bool:
+    """Whether the Bot API itself answered (an API error: 400, 403, 429...). A NetworkError
+    is no answer, or a transport failure, or a 5xx from Telegram's front whose Bot API
+    behind did not answer: none shows that a request would get through."""
+    return not isinstance(error, NetworkError)
 
 
 def _photo_refused(error: BadRequest) -> bool:

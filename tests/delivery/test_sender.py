@@ -177,21 +177,29 @@ def _settings() -> Settings:
 
 
 class ScriptedTelegram:
-    """Telegram that fails each call as scripted, then succeeds. Like the real one, it carries
-    out every message that reached it: all but those failed with NotSent are delivered."""
+    """Telegram that fails each call as scripted (None: answered), then answers every call.
+    Like the real one, it carries out every message that reached it: all but those failed
+    with NotSent, and with `read=False` those failed with OutcomeUnknown too (the connection
+    closed before Telegram read them, as the fake's drop_next)."""
 
-    def __init__(self, failures: Iterable[Exception] = ()) -> None:
+    def __init__(self, failures: Iterable[Exception | None] = (), *, read: bool = True) -> None:
         self.failures = deque(failures)
+        self.read = read
         self.calls = 0
         self.delivered = 0
         self.methods: list[str] = []
+        self.texts: list[str] = []  # the texts Telegram carried out, in order
 
     async def do_api_request(self, endpoint: str, api_kwargs: dict[str, Any]) -> None:
         self.calls += 1
         self.methods.append(endpoint)
         failure = self.failures.popleft() if self.failures else None
-        if not isinstance(failure, NotSent):
+        unread = isinstance(failure, NotSent) or (
+            not self.read and isinstance(failure, OutcomeUnknown)
+        )
+        if endpoint != "getMe" and not unread:
             self.delivered += 1
+            self.texts.append(str(api_kwargs.get("text", "")))
         if failure is not None:
             raise failure
 
@@ -226,15 +234,18 @@ async def test_a_send_with_no_answer_is_tried_once_more_then_taken_as_delivered(
     store: Store, settings: Settings
 ) -> None:
     await one_message(store)
-    bot = ScriptedTelegram(OutcomeUnknownTimedOut() for _ in range(5))
+    # Slow for messages: the getMe that proves the path is answered, the sends are not.
+    bot = ScriptedTelegram([OutcomeUnknownTimedOut(), None, OutcomeUnknownTimedOut()])
 
     sender = await sent_once(store, bot, settings)
 
     # Telegram got it twice (two copies at most), never a third time.
-    assert bot.calls == bot.delivered == 2
+    assert bot.methods == ["sendMessage", "getMe", "sendMessage"]
+    assert bot.delivered == 2
     assert await outbox_row(store) == ("sent", 2)
     stats = sender.stats
     assert (stats.unanswered, stats.assumed_delivered, stats.retries) == (2, 1, 1)
+    assert stats.probes == 1
     assert stats.sent == 0 and stats.errors == {}
     counters = await store.outbox.counters(START_MS)
     assert counters == {"unanswered": 2, "assumed_delivered": 1}
@@ -244,13 +255,15 @@ async def test_a_send_that_never_reached_telegram_is_retried_without_spending_th
     store: Store, settings: Settings
 ) -> None:
     await one_message(store)
-    failures = [OutcomeUnknown("aiohttp.ServerDisconnectedError"), NotSent("refused")]
-    failures += [NotSentTimedOut("connect"), NotSent("refused")]
+    failures: list[Exception | None] = [OutcomeUnknown("aiohttp.ServerDisconnectedError")]
+    failures += [None, NotSent("refused"), NotSentTimedOut("connect"), NotSent("refused")]
     bot = ScriptedTelegram(failures)
 
     sender = await sent_once(store, bot, settings)
 
-    assert bot.calls == 5  # refusals cost nothing: the one unanswered send stays the only one
+    # Refusals cost nothing: the one unanswered send stays the only one, and the answered
+    # getMe after it still holds for the tries that followed.
+    assert bot.methods == ["sendMessage", "getMe"] + ["sendMessage"] * 4
     assert bot.delivered == 2  # the unanswered send and the last one
     assert await outbox_row(store) == ("sent", 1)
     stats = sender.stats
@@ -277,11 +290,11 @@ async def test_a_photo_with_no_answer_is_tried_once_more_then_taken_as_delivered
         " VALUES (1, 'alert', 7, ?, ?)",
         (START_MS, START_MS),
     )
-    bot = ScriptedTelegram(OutcomeUnknownTimedOut() for _ in range(5))
+    bot = ScriptedTelegram([OutcomeUnknownTimedOut(), None, OutcomeUnknownTimedOut()])
 
     sender = await sent_once(store, bot, settings)
 
-    assert bot.methods == ["sendPhoto", "sendPhoto"]
+    assert bot.methods == ["sendPhoto", "getMe", "sendPhoto"]
     assert await outbox_row(store) == ("sent", 2)
     assert (sender.stats.assumed_delivered, sender.stats.photo_fallbacks) == (1, 0)
 
@@ -310,34 +323,94 @@ async def test_a_restart_remembers_a_send_that_got_no_answer(
     assert await outbox_row(store) == ("pending", 1)
 
     clock.advance(7200)  # the retry is due
-    again = ScriptedTelegram(OutcomeUnknownTimedOut() for _ in range(5))
+    # The new start has no answer yet from after that send: a getMe brings one, then the
+    # last try goes (and gets no answer either).
+    again = ScriptedTelegram([None, OutcomeUnknownTimedOut()])
     restarted = Sender(store, again, unpaced(settings), clock)  # type: ignore[arg-type]
     await restarted.start()
     restarted.wake()
     assert await restarted.drain(10)
     await restarted.stop()
 
-    assert again.calls == 1  # the second unanswered send, not a third copy
+    assert again.methods == ["getMe", "sendMessage"]  # one more send, not a third copy
     assert await outbox_row(store) == ("sent", 2)
     assert restarted.stats.assumed_delivered == 1
 
 
-class SilentTelegram:
-    """Telegram that takes each message and never answers (it is that slow)."""
+async def test_the_last_try_waits_for_an_answer_to_a_later_request(
+    store: Store, settings: Settings
+) -> None:
+    """The two-hour soak's finding (bench/README): four requests in a row died before
+    Telegram read them, and a retry that fell among them was taken as delivered though
+    Telegram never had it. The last try now waits for an answer to a request that went out
+    after the unanswered one: no other message is due here (the chat's second one waits
+    behind the first), so the sender asks getMe until one is answered."""
+    await store.chats.upsert(1, kind="private", title="", language="en", now_ms=START_MS)
+    for text in ("first", "second"):
+        await store.outbox.enqueue_text(1, None, kind="notice", texts=[text], now_ms=START_MS)
+    bot = ScriptedTelegram((OutcomeUnknown("dropped unread") for _ in range(4)), read=False)
 
-    def __init__(self) -> None:
-        self.calls = 0
-        self.called = asyncio.Event()
+    sender = await sent_once(store, bot, settings)
+
+    assert bot.methods == ["sendMessage"] + ["getMe"] * 4 + ["sendMessage"] * 2
+    assert bot.texts == ["first", "second"]  # each delivered once, in order
+    rows = await store.db.fetchall("SELECT status, unanswered FROM outbox ORDER BY id")
+    assert [tuple(row) for row in rows] == [("sent", 1), ("sent", 0)]
+    stats = sender.stats
+    assert (stats.sent, stats.unanswered, stats.assumed_delivered, stats.probes) == (2, 1, 0, 4)
+
+
+async def test_an_answer_to_another_chats_message_proves_the_path(
+    store: Store, settings: Settings
+) -> None:
+    """A message sent after the unanswered one, to another chat, was answered: the last try
+    goes without a probe, and the held chat never held up the other one."""
+    for chat_id in (1, 2):
+        await store.chats.upsert(chat_id, kind="private", title="", language="en", now_ms=0)
+        for n in (1, 2):
+            await store.outbox.enqueue_text(
+                chat_id, None, kind="notice", texts=[f"{chat_id}.{n}"], now_ms=START_MS
+            )
+    bot = ScriptedTelegram([OutcomeUnknown("dropped unread")], read=False)
+    sender = Sender(store, bot, unpaced(settings), FakeClock(START_MS))  # type: ignore[arg-type]
+    sender._backoff = lambda attempts: 0.3  # type: ignore[method-assign]
+    await sender.start()
+    sender.wake()
+    assert await sender.drain(10)
+    await sender.stop()
+
+    assert "getMe" not in bot.methods and sender.stats.probes == 0
+    assert sorted(bot.texts) == ["1.1", "1.2", "2.1", "2.2"]  # each once
+    for chat_id in (1, 2):  # each chat's in order
+        assert [t for t in bot.texts if t.startswith(f"{chat_id}.")] == [
+            f"{chat_id}.1",
+            f"{chat_id}.2",
+        ]
+    assert sender.stats.assumed_delivered == 0
+
+
+class SilentTelegram:
+    """Telegram that takes each message and never answers (it is that slow); getMe it
+    answers at once, unless `answers_nothing`."""
+
+    def __init__(self, *, answers_nothing: bool = False) -> None:
+        self.answers_nothing = answers_nothing
+        self.calls = 0  # messages sent
+        self.called = asyncio.Event()  # a message was sent, or a getMe went unanswered
 
     async def do_api_request(self, endpoint: str, api_kwargs: dict[str, Any]) -> None:
-        self.calls += 1
+        if endpoint == "getMe" and not self.answers_nothing:
+            return
+        self.calls += endpoint != "getMe"
         self.called.set()
         await asyncio.sleep(3600)
 
 
-async def run_until_stopped(store: Store, settings: Settings) -> int:
-    """Start a sender, stop it once it sent (or had nothing to send); its call count."""
-    telegram = SilentTelegram()
+async def run_until_stopped(
+    store: Store, settings: Settings, *, answers_nothing: bool = False
+) -> int:
+    """Start a sender, stop it once it sent (or had nothing to send); its sends."""
+    telegram = SilentTelegram(answers_nothing=answers_nothing)
     sender = Sender(store, telegram, unpaced(settings), FakeClock(START_MS))  # type: ignore[arg-type]
     await sender.start()
     sender.wake()
@@ -358,3 +431,16 @@ async def test_stops_while_telegram_is_slow_cost_at_most_one_extra_copy(
 
     assert calls == [1, 1, 0]  # the third start takes it as delivered
     assert await outbox_row(store) == ("sent", 2)
+
+
+async def test_a_message_held_while_telegram_answers_nothing_stays_pending_through_stops(
+    store: Store, settings: Settings
+) -> None:
+    """With no answer to anything after its unanswered send, the last try never goes: a
+    stop leaves the row pending with its count, and the next start holds it the same way."""
+    await one_message(store)
+
+    calls = [await run_until_stopped(store, settings, answers_nothing=True) for _ in range(3)]
+
+    assert calls == [1, 0, 0]
+    assert await outbox_row(store) == ("pending", 1)

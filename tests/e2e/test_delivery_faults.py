@@ -423,6 +423,36 @@ async def test_dropped_connections_are_retried(
         assert await statuses(bot) == {"sent": len(chat_ids)}
 
 
+async def test_a_retry_among_dropped_connections_waits_for_an_answer(
+    tmp_path: Path, fake: FakeTelegram, feed_server: FeedServer
+) -> None:
+    """The two-hour soak's finding (bench/README): the next four requests die before the
+    fake reads them. The three alerts' first sends take three drops; a retry that took the
+    fourth was a second send with no answer, and its message was taken as delivered though
+    it never was. Now the retries wait for an answer to a later request: no other message is
+    due, so the sender asks getMe (the first takes the last drop, the next is answered)."""
+    chat_ids = (6101, 6102, 6103)
+    settings = bot_settings(tmp_path, fake)
+    await prepare(settings, feed_server.url(FEED), private_chats(fake, *chat_ids))
+    feed_server.publish(FEED, [], title="Faults")  # nothing new yet
+
+    async with running_bot(settings, fake) as bot:
+        probes_at_start = len(fake.requests_for("getMe"))
+        fake.drop_next(4, methods=["sendMessage", "getMe"])
+        publish(feed_server, 1)  # found by the next poll, a second from now
+        for chat_id in chat_ids:
+            await fake.wait_for_messages(chat_id, 1, timeout=20)
+        await settle(bot)
+
+        copies = {chat_id: len(fake.messages(chat_id)) for chat_id in chat_ids}
+        assert copies == dict.fromkeys(chat_ids, 1)
+        probes = fake.requests_for("getMe")[probes_at_start:]
+        assert [r.status for r in probes] == [0, 200]  # dropped, then answered
+        stats = bot.runtime.sender.stats
+        assert (stats.unanswered, stats.assumed_delivered, stats.probes) == (3, 0, 2)
+        assert await statuses(bot) == {"sent": len(chat_ids)}
+
+
 def answer_within(settings: Settings, seconds: float) -> Settings:
     """The sender waits `seconds` for Telegram's answer to a message."""
     delivery = dataclasses.replace(settings.delivery, answer_timeout_seconds=seconds)
