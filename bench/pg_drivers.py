@@ -63,6 +63,7 @@ import dataclasses
 import functools
 import gc
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -81,12 +82,12 @@ from typing import Any, Protocol
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Verdicts
-from bot.models import Entry
+from bot.feeds import record
+from bot.models import Delivery, Entry
 from bot.store import Store
 from bot.store.db import migrations, statements
-from bot.store.feeds import FeedCheck
+from bot.store.feeds import FeedUpdate
 from bot.store.sqlite import SqliteDatabase as Database
-from bot.store.stories import Delivery
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -282,26 +283,6 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
 
-class SqliteConnection:
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
-        cursor = await self._conn.execute(sql, params)
-        return list(await cursor.fetchall())
-
-    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
-        cursor = await self._conn.execute(sql, params)
-        return await cursor.fetchone()
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cursor = await self._conn.execute(sql, params)
-        return cursor.rowcount
-
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self._conn.executemany(sql, rows)
-
-
 class SqliteBackend:
     """The bot's own Database (WAL, synchronous NORMAL, one lock) behind the surface."""
 
@@ -311,15 +292,12 @@ class SqliteBackend:
         self.db = db
         self.name = name
 
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
-        async with self.db.transaction() as conn:
-            yield SqliteConnection(conn)
+    # The bot's own connections (bot/store/sqlite.py) are already this surface.
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Connection]:
+        return self.db.transaction()
 
-    @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[Connection]:
-        async with self.db.read() as conn:
-            yield SqliteConnection(conn)
+    def connection(self) -> contextlib.AbstractAsyncContextManager[Connection]:
+        return self.db.read()
 
     async def copy(
         self, conn: Connection, table: str, columns: Sequence[str], rows: list[tuple]
@@ -863,7 +841,7 @@ def document() -> Document:
     return Document(entries, summaries)
 
 
-FEED_CHECK = FeedCheck(
+FEED_CHECK = FeedUpdate(
     now_ms=NOW,
     next_check_at=NOW + 15 * 60_000,
     hint_seconds=None,
@@ -1151,18 +1129,18 @@ def digest_row_ids(sizes: Sizes) -> list[int]:
 
 
 async def store_record_check(store: Store, doc: Document) -> CheckResult:
-    outcome = await store.stories.record_check(
-        HOT_FEED,
-        doc.entries,
-        doc.summaries,
-        FEED_CHECK,
-        archive_window_ms=DAY_MS,
-        duplicate_window_ms=DUPLICATE_WINDOW_MS,
-        router=lambda story, recipients: [
-            Delivery(r.chat_id, r.thread_id, None) for r in recipients
-        ],
-    )
-    return CheckResult(outcome.inserted, outcome.fresh, outcome.queued, outcome.duplicates_skipped)
+    async with store.stories.check_unit(HOT_FEED) as unit:
+        report = await record.record_check(
+            unit,
+            doc.entries,
+            doc.summaries,
+            FEED_CHECK,
+            record.DedupeRules(archive_window_ms=DAY_MS, duplicate_window_ms=DUPLICATE_WINDOW_MS),
+            router=lambda story, recipients: [
+                Delivery(r.chat_id, r.thread_id, None) for r in recipients
+            ],
+        )
+    return CheckResult(report.inserted, report.fresh, report.queued, report.duplicates_skipped)
 
 
 async def store_refill(store: Store) -> Refill:
@@ -1989,7 +1967,9 @@ def write_json(path: str, report: dict[str, Any]) -> None:
 def machine() -> str:
     from bench.common import machine_with_versions
 
-    packages = [p for p in ("aiosqlite", "asyncpg", "psycopg", "psycopg-binary", "psycopg-pool")]
+    # psycopg is a candidate the project does not install: named when it is there.
+    candidates = ("aiosqlite", "asyncpg", "psycopg", "psycopg-binary", "psycopg-pool")
+    packages = [p for p in candidates if importlib.util.find_spec(p.split("-")[0]) is not None]
     return machine_with_versions(*packages) + f", {platform.platform()}"
 
 
