@@ -47,6 +47,7 @@ from bot.feeds.feedparser_names import CONTAINERS, TEXTS, feedparser_name, matte
 from bot.feeds.plain_reader import NotPlain, read_plain
 
 _XML_NAMESPACE = "http://www.w3.org/XML/1998/namespace"
+_BASED = etree.XPath("//*[@*[translate(local-name(), 'BASE', 'base') = 'base']]")
 PARSER_OPTIONS = {
     "resolve_entities": False,
     "no_network": True,
@@ -88,7 +89,7 @@ def read_feed(body: bytes, headers: dict[str, str]) -> FeedParserDict | None:
         handler.resolve_relative_uris = False
         handler.sanitize_html = False
         try:
-            _Walk(handler).element(root, whole=False, parent_namespaces={})
+            _Walk(handler, root).element(root, whole=False, parent_namespaces={})
         except _Undecidable:
             return None
         result["feed"], result["entries"] = handler.feeddata, handler.entries
@@ -100,8 +101,12 @@ def read_feed(body: bytes, headers: dict[str, str]) -> FeedParserDict | None:
 class _Walk:
     """The tree into the handler, as expat's SAX events would have come."""
 
-    def __init__(self, handler: Any) -> None:
+    def __init__(self, handler: Any, root: Any) -> None:
         self.handler = handler
+        # Elements that carry an xml:base or hold one: feedparser does not restore the base
+        # after an element whose parent had none, so such a base reaches later siblings and
+        # the element must be walked, not left out.
+        self.based = {above for el in _BASED(root) for above in (el, *el.iterancestors())}
 
     def element(self, el: Any, *, whole: bool, parent_namespaces: dict[Any, str]) -> None:
         handler = self.handler
@@ -144,6 +149,8 @@ class _Walk:
             return False
         if name is None and matters(el):
             return True  # a namespace feedparser does not know: let its handler judge
+        if el in self.based:
+            return False
         if len(el) and any(matters(below) for below in el.iterdescendants()):
             return False
         return None
