@@ -89,6 +89,7 @@ _VERSIONS_BY_NAMESPACE = (
 )
 _RSS_VERSIONS = {"0.91": "rss091u", "0.92": "rss092", "0.93": "rss093", "0.94": "rss094"}
 _DECLARATIONS = etree.XPath("//namespace::*[. = $uri]")
+_BINDINGS = etree.XPath("//namespace::*[name() = $p]")
 _HAS_BASE = etree.XPath("boolean(//@*[translate(local-name(), 'BASE', 'base') = 'base'])")
 
 
@@ -128,12 +129,15 @@ class _Document:
         if name is not None:
             return name
         # feedparser names an element of a namespace it does not know with the first
-        # prefix the document declared for it: decidable when every declaration of it
-        # uses one prefix.
+        # prefix the document declared for it that is still bound to it: decidable when
+        # every declaration of it uses one prefix and that prefix names nothing else.
         uri, _, local = tag[1:].partition("}")
         if uri not in self.prefixes:
             found = {prefix for prefix, _uri in _DECLARATIONS(self.root, uri=uri) if prefix}
-            self.prefixes[uri] = sorted(found)
+            rebound = any(
+                bound != uri for prefix in found for _p, bound in _BINDINGS(self.root, p=prefix)
+            )
+            self.prefixes[uri] = [] if rebound else sorted(found)
         prefixes = self.prefixes[uri]
         if len(prefixes) != 1:
             raise NotPlain(f"cannot name {tag}")
