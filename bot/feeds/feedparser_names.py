@@ -20,7 +20,6 @@ from feedparser.api import StrictFeedParser
 CONTAINERS = frozenset(
     (
         "rss", "channel", "feed", "item", "entry", "rdf_rdf",
-        "image", "textinput",  # they change where a <link> or <title> goes
         "media_group", "media_content",  # media:content holds media:title and thumbnails
     )
 )  # fmt: skip
@@ -37,6 +36,10 @@ TEXTS = frozenset(
         "enclosure", "media_thumbnail",
         "cc_license", "creativecommons_license",  # filed as links with rel="license"
         "source",  # an entry's <source> resets title_depth; its children go to the source
+        # They change where a <link> or <title> goes, until an element they do not expect
+        # (any unprefixed one but title, link, description, url, width, height; name for a
+        # text input) sends the rest back to the feed: walked whole.
+        "image", "textinput",
         "ttl",
         # Keys the bot reads, were an element named so (feedparser files an element it has
         # no handler for under its own name).

@@ -82,6 +82,8 @@ _FEED_LEAVES = frozenset((*_DATE_KEYS, "subtitle", "tagline", "media_content", "
 # Containers whose children feedparser files inside them (the channel's image and text
 # input): only the parser's title depth changes for what follows.
 _BOXES = frozenset(("image", "textinput"))
+_IN_IMAGE = frozenset(("title", "link", "description", "url", "href", "width", "height"))
+_IN_TEXT_INPUT = frozenset(("title", "link", "description", "name"))
 _VERSIONS_BY_NAMESPACE = (
     ("http://my.netscape.com/rdf/simple/0.9/", "rss090"),
     ("http://purl.org/rss/1.0/", "rss10"),
@@ -195,7 +197,7 @@ def _feed_part(
     elif name in ("cc_license", "creativecommons_license"):
         _licence(feed, el, name)
     elif name in _BOXES:
-        _box(document, el, depth)
+        _box(document, el, name, depth)
     elif name in _FEED_SUMMARIES:
         text = _finish(_leaf_text(el))
         if "summary" in feed and not document.has_content:
@@ -393,15 +395,22 @@ def _licence(context: FeedParserDict, el: Any, name: str) -> None:
     context.setdefault("links", []).append(link)
 
 
-def _box(document: _Document, el: Any, depth: int) -> None:
-    """An image or text input: its title (filed inside it) is a title all the same, so the
-    parser's title depth moves to it."""
+def _box(document: _Document, el: Any, name: str, depth: int) -> None:
+    """An image or a text input: what it holds is filed inside it, and its title moves the
+    parser's title depth to it. Only when it holds what feedparser expects there: any other
+    unprefixed element ends feedparser's "in an image" and sends the rest to the feed."""
+    expected = _IN_IMAGE if name == "image" else _IN_TEXT_INPUT
     document.title_depth = -1
     for child in el:
-        if document.name(child) in _TITLES and _finish(_text(child, "text/plain")):
+        tag = child.tag
+        uri, _, local = (
+            tag[1:].partition("}") if isinstance(tag, str) and tag[0] == "{" else ("", "", tag)
+        )
+        unprefixed = isinstance(tag, str) and (not uri or feedparser_name(tag) == local.lower())
+        if not unprefixed or len(child) or local.lower() not in expected:
+            raise NotPlain(f"{tag} inside an {name}")
+        if local.lower() == "title" and _finish(_text(child, "text/plain")):
             document.title_depth = depth + 1
-        elif matters(child) and document.name(child) not in ("link", "description", *_TITLES):
-            raise NotPlain("an image holding what the bot reads")
 
 
 def _inert(document: _Document, el: Any, name: str) -> None:

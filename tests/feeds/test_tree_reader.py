@@ -209,6 +209,12 @@ MADE_UP = {
         "<entry><title>Nineteen</title><category term='x' xml:base='https://c.example/d/'/>"
         "<link href='nineteen.html'/><id>urn:19</id></entry>"
     ),
+    "an image holding what feedparser does not expect there": rss(
+        "<item><title>T</title></item>"
+    ).replace(
+        b"</image>",
+        b"<copyright>c</copyright><link>https://elsewhere.example/</link><title>I</title></image>",
+    ),
     "xml:base that feedparser does not restore": atom(
         "<entry><title>Fourteen</title><content type='html' xml:base='https://a.example/x/'>"
         "C</content><link href='fourteen.html'/><id>fourteen</id></entry>"
