@@ -315,7 +315,11 @@ MUTATION_NAMES = (
     "title", "link", "guid", "description", "pubDate", "summary", "id", "updated", "source",
     "enclosure", "category", "image", f"{{{MEDIA}}}title", f"{{{MEDIA}}}thumbnail",
     f"{{{MEDIA}}}content", f"{{{MEDIA}}}description", "{http://purl.org/dc/elements/1.1/}date",
-    "{http://purl.org/rss/1.0/modules/content/}encoded",
+    "{http://purl.org/rss/1.0/modules/content/}encoded", "textInput", "author", "name", "url",
+    "ttl", "copyright", "lastBuildDate", "width", "content", "body", "abstract",
+    f"{{{ATOM}}}link", f"{{{MEDIA}}}group", "{http://web.resource.org/cc/}license",
+    "{http://purl.org/dc/terms/}created", "{http://purl.org/dc/elements/1.1/}description",
+    "{http://purl.org/dc/elements/1.1/}title", "{http://www.itunes.com/dtds/podcast-1.0.dtd}summary",
 )  # fmt: skip
 MUTATION_TEXTS = (
     "",
@@ -327,14 +331,16 @@ MUTATION_TEXTS = (
 )
 
 
-def mutated(root: Any, rng: random.Random) -> Any:
-    """The tree with one to four changes: a child copied, removed or moved, a new element
-    (a name the bot reads, a text, maybe a type, url, href or isPermaLink), an xml:base, an
-    emptied text, one the bot reads put inside one it does not, a foreign attribute."""
+def mutated(root: Any, rng: random.Random, changes: int = 4, in_items: float = 0.8) -> Any:
+    """The tree with one to `changes` changes, each in an item or entry with the probability
+    `in_items`, else anywhere: a child copied, removed or moved, a new element (a name the
+    bot reads, a text, maybe a type, url, href or isPermaLink), an xml:base, an emptied text,
+    one the bot reads put inside one it does not, a foreign attribute. (bench/reading_fuzz.py
+    runs it at length.)"""
     elements = [el for el in root.iter() if isinstance(el.tag, str)]
     items = [el for el in elements if etree.QName(el).localname in ("item", "entry")] or elements
-    for _ in range(rng.randint(1, 4)):
-        target = rng.choice(items if rng.random() < 0.8 else elements)
+    for _ in range(rng.randint(1, changes)):
+        target = rng.choice(items if rng.random() < in_items else elements)
         change = rng.randrange(7)
         if change == 0 and len(target):
             target.insert(rng.randrange(len(target) + 1), copy.deepcopy(rng.choice(list(target))))
