@@ -42,6 +42,7 @@ import contextlib
 import json
 import random
 import re
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -862,6 +863,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--png", type=Path, default=DEFAULT_PNG)
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the figures as JSON")
     parser.add_argument(
+        "--keep-logs", type=Path, metavar="DIR", help="copy the bot's logs into DIR at the end"
+    )
+    parser.add_argument(
         "--tracemalloc",
         action="store_true",
         help="run the bot under tracemalloc and print what grew (slower; not for the figures)",
@@ -883,11 +887,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as folder:
         soak = Soak(args, Path(folder))
         result = asyncio.run(soak.run())
+        if args.keep_logs:  # the bot's own logs, to follow one message through them
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            for log in Path(folder).glob("*.log"):
+                shutil.copy(log, args.keep_logs / log.name)
     report(result)
-    plot(result, args.png)
-    print(f"memory plot: {args.png}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=str))
+    try:
+        plot(result, args.png)
+        print(f"memory plot: {args.png}")
+    except ModuleNotFoundError as missing:  # matplotlib is the plot's alone, not installed
+        print(f"memory plot: not drawn ({missing.name} is not installed)")
     return judge(result).exit_code()
 
 
