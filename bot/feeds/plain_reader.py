@@ -90,8 +90,6 @@ _VERSIONS_BY_NAMESPACE = (
     ("http://www.w3.org/2005/atom", "atom10"),
 )
 _RSS_VERSIONS = {"0.91": "rss091u", "0.92": "rss092", "0.93": "rss093", "0.94": "rss094"}
-_DECLARATIONS = etree.XPath("//namespace::*[. = $uri]")
-_BINDINGS = etree.XPath("//namespace::*[name() = $p]")
 _HAS_BASE = etree.XPath("boolean(//@*[translate(local-name(), 'BASE', 'base') = 'base'])")
 
 
@@ -115,7 +113,8 @@ class _Document:
     # from deeper down (a media:title) gives way to one nearer the entry.
     title_stored_at: dict[int, int] = field(default_factory=dict)
     summary_stored_at: dict[int, int] = field(default_factory=dict)  # the same for summaries
-    prefixes: dict[str, list[str]] = field(default_factory=dict)  # unknown uri → prefixes
+    # Every prefix the document declares anywhere, and the namespaces it is bound to.
+    declarations: dict[str, set[str]] | None = None
 
     def base(self, el: Any) -> str:
         return "" if self.bases is None else self.bases[el]
@@ -134,14 +133,10 @@ class _Document:
         # prefix the document declared for it that is still bound to it: decidable when
         # every declaration of it uses one prefix and that prefix names nothing else.
         uri, _, local = tag[1:].partition("}")
-        if uri not in self.prefixes:
-            found = {prefix for prefix, _uri in _DECLARATIONS(self.root, uri=uri) if prefix}
-            rebound = any(
-                bound != uri for prefix in found for _p, bound in _BINDINGS(self.root, p=prefix)
-            )
-            self.prefixes[uri] = [] if rebound else sorted(found)
-        prefixes = self.prefixes[uri]
-        if len(prefixes) != 1:
+        if self.declarations is None:
+            self.declarations = _declarations(self.root)
+        prefixes = [p for p, bound in self.declarations.items() if uri in bound]
+        if len(prefixes) != 1 or len(self.declarations[prefixes[0]]) != 1:
             raise NotPlain(f"cannot name {tag}")
         return f"{prefixes[0].lower()}_{local.lower()}"
 
@@ -520,6 +515,16 @@ def _check_prefixes(document: _Document) -> None:
             and name != f"{prefix.lower()}_x"
         ):
             raise NotPlain(f"prefix {prefix} declared for {uri}")
+
+
+def _declarations(root: Any) -> dict[str, set[str]]:
+    """Each prefix declared in the document (the default namespace's not: feedparser never
+    names an element by it) and the namespaces it is bound to, wherever."""
+    declared: dict[str, set[str]] = {}
+    for _event, (prefix, uri) in etree.iterwalk(root, events=("start-ns",)):
+        if prefix:
+            declared.setdefault(prefix, set()).add(uri)
+    return declared
 
 
 def _bases(root: Any) -> dict[Any, str]:
