@@ -70,18 +70,38 @@ def _name(tag: str) -> str | None:
     if tag[0] != "{":
         return tag.lower()
     uri, _, local = tag[1:].partition("}")
-    lowered = uri.lower()
-    if "backend.userland.com/rss" in lowered:
-        lowered = "http://backend.userland.com/rss"
-    prefix = _MATCH.get(lowered)
+    prefix = known_prefix(uri)
     if prefix is None:
         return None
     return f"{prefix.lower()}_{local.lower()}" if prefix else local.lower()
 
 
-def canonical_prefix(uri: str) -> str:
-    """feedparser's prefix for a namespace ("" for one it does not know, and for Atom's)."""
+XML_NAMESPACE = "http://www.w3.org/XML/1998/namespace"
+
+
+def known_prefix(uri: str) -> str | None:
+    """feedparser's prefix for a namespace it knows ("" for Atom's and RSS's), None for one
+    it does not know."""
+    lowered = uri.lower()
+    if "backend.userland.com/rss" in lowered:  # feedparser takes any of those for RSS
+        lowered = "http://backend.userland.com/rss"
+    return _MATCH.get(lowered)
+
+
+def attribute_prefix(uri: str) -> str:
+    """The prefix feedparser names an attribute of namespace `uri` with ("" for one it does
+    not know, and for Atom's): the plain lookup, without the one for RSS's old namespaces
+    that element names get."""
     return _MATCH.get(uri.lower(), "")
+
+
+def written_prefix(namespaces: dict[Any, str], uri: str) -> str | None:
+    """The prefix an attribute of namespace `uri` was written with (expat's qname), from
+    the element's in-scope `namespaces`; None when two prefixes name it (which was it?)."""
+    if uri == XML_NAMESPACE:
+        return "xml"
+    prefixes = [prefix for prefix, declared in namespaces.items() if declared == uri and prefix]
+    return prefixes[0] if len(prefixes) == 1 else None
 
 
 def known_prefixes() -> frozenset[str]:

@@ -28,22 +28,25 @@ from typing import Any
 
 from feedparser.datetimes import _parse_date
 from feedparser.html import _cp1252
+from feedparser.mixin import _FeedParserMixin
 from feedparser.urls import _urljoin, make_safe_absolute_uri
 from feedparser.util import FeedParserDict
 from lxml import etree
 
 from bot.feeds.feedparser_names import (
     RELEVANT,
-    canonical_prefix,
+    XML_NAMESPACE,
+    attribute_prefix,
     feedparser_name,
+    known_prefix,
     known_prefixes,
     matters,
+    written_prefix,
 )
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
-_XML = "http://www.w3.org/XML/1998/namespace"
-_XML_BASE = f"{{{_XML}}}base"
+_XML_BASE = f"{{{XML_NAMESPACE}}}base"
 _HTML_TYPES = frozenset(("text/html", "application/xhtml+xml"))
 _TEXT_TYPES = frozenset(("text/plain", "text/html"))
 _ENTITY_LIKE = re.compile("&([A-Za-z0-9_]+);")
@@ -115,6 +118,7 @@ class _Document:
     summary_stored_at: dict[int, int] = field(default_factory=dict)  # the same for summaries
     # Every prefix the document declares anywhere, and the namespaces it is bound to.
     declarations: dict[str, set[str]] | None = None
+    unknown_names: dict[str, str | None] = field(default_factory=dict)  # tag → its name
 
     def base(self, el: Any) -> str:
         return "" if self.bases is None else self.bases[el]
@@ -132,12 +136,20 @@ class _Document:
         # feedparser names an element of a namespace it does not know with the first
         # prefix the document declared for it that is still bound to it: decidable when
         # every declaration of it uses one prefix and that prefix names nothing else.
+        if tag not in self.unknown_names:
+            self.unknown_names[tag] = self._unknown_name(tag)
+        unknown = self.unknown_names[tag]
+        if unknown is None:
+            raise NotPlain(f"cannot name {tag}")
+        return unknown
+
+    def _unknown_name(self, tag: str) -> str | None:
         uri, _, local = tag[1:].partition("}")
         if self.declarations is None:
             self.declarations = _declarations(self.root)
         prefixes = [p for p, bound in self.declarations.items() if uri in bound]
         if len(prefixes) != 1 or len(self.declarations[prefixes[0]]) != 1:
-            raise NotPlain(f"cannot name {tag}")
+            return None
         return f"{prefixes[0].lower()}_{local.lower()}"
 
 
@@ -239,7 +251,7 @@ def _entry(document: _Document, item: Any, depth: int) -> FeedParserDict:
             entry[f"{key}_parsed"] = _parse_date(entry[key])
         elif name == "enclosure":
             _leaf_text(child)
-            attributes = _enforce_href(_attributes(child))
+            attributes = _FeedParserMixin._enforce_href(_attributes(child))
             attributes["rel"] = "enclosure"
             entry.setdefault("links", []).append(FeedParserDict(attributes))
         elif name in _MEDIA:
@@ -310,12 +322,12 @@ def _link(document: _Document, context: FeedParserDict, el: Any, *, in_entry: bo
     attributes = _attributes(el)
     self_link = attributes.setdefault("rel", "alternate") == "self"
     attributes.setdefault("type", "application/atom+xml" if self_link else "text/html")
-    attributes = _enforce_href(attributes)
+    attributes = _FeedParserMixin._enforce_href(attributes)
     if "href" in attributes:
         attributes["href"] = document.resolve(el, attributes["href"])
     context.setdefault("links", []).append(FeedParserDict(attributes))
     if "href" in attributes:
-        kind = _content_type(attributes.get("type") or "")
+        kind = _FeedParserMixin.map_content_type(attributes.get("type") or "")
         if attributes.get("rel") == "alternate" and kind in _HTML_TYPES:
             context["link"] = attributes["href"]
         return
@@ -398,11 +410,11 @@ def _box(document: _Document, el: Any, name: str, depth: int) -> None:
     document.title_depth = -1
     for child in el:
         tag = child.tag
-        uri, _, local = (
-            tag[1:].partition("}") if isinstance(tag, str) and tag[0] == "{" else ("", "", tag)
-        )
-        unprefixed = isinstance(tag, str) and (not uri or feedparser_name(tag) == local.lower())
-        if not unprefixed or len(child) or local.lower() not in expected:
+        if not isinstance(tag, str) or len(child):
+            raise NotPlain(f"{tag} inside an {name}")
+        uri, _, local = tag[1:].partition("}") if tag[0] == "{" else ("", "", tag)
+        unprefixed = not uri or known_prefix(uri) == ""
+        if not unprefixed or local.lower() not in expected:
             raise NotPlain(f"{tag} inside an {name}")
         if local.lower() == "title" and _finish(_text(child, "text/plain")):
             document.title_depth = depth + 1
@@ -423,7 +435,7 @@ def _text(el: Any, default_type: str) -> str:
 
 
 def _text_type(attributes: dict[str, str], default_type: str) -> str:
-    kind = _content_type(attributes.get("type", default_type))
+    kind = _FeedParserMixin.map_content_type(attributes.get("type", default_type))
     if kind not in _TEXT_TYPES or attributes.get("mode") == "base64":
         raise NotPlain(f"content of type {kind}")
     return kind
@@ -462,39 +474,17 @@ def _attributes(el: Any) -> dict[str, str]:
             plain[key.lower()] = value
             continue
         uri, _, local = key[1:].partition("}")
-        canonical = canonical_prefix(uri)
+        canonical = attribute_prefix(uri)
         plain[(f"{canonical}:{local}" if canonical else local).lower()] = value
-        written[f"{_written_prefix(el, uri)}:{local}".lower()] = value
+        prefix = written_prefix(el.nsmap, uri)
+        if prefix is None:
+            raise NotPlain(f"which prefix was written for {uri}")
+        written[f"{prefix}:{local}".lower()] = value
     attributes = plain | written
     for name in ("rel", "type"):
         if name in attributes:
             attributes[name] = attributes[name].lower()
     return attributes
-
-
-def _written_prefix(el: Any, uri: str) -> str:
-    if uri == _XML:
-        return "xml"
-    prefixes = [prefix for prefix, declared in el.nsmap.items() if declared == uri and prefix]
-    if len(prefixes) != 1:
-        raise NotPlain(f"which prefix was written for {uri}")
-    return prefixes[0]
-
-
-def _enforce_href(attributes: dict[str, str]) -> dict[str, str]:
-    href = attributes.get("url", attributes.get("uri", attributes.get("href")))
-    if href:
-        attributes.pop("url", None)
-        attributes.pop("uri", None)
-        attributes["href"] = href
-    return attributes
-
-
-def _content_type(kind: str) -> str:
-    kind = kind.lower()
-    return {"text": "text/plain", "plain": "text/plain", "html": "text/html"}.get(
-        kind, "application/xhtml+xml" if kind == "xhtml" else kind
-    )
 
 
 def _check_channel(channel: Any) -> None:
@@ -507,13 +497,9 @@ def _check_prefixes(document: _Document) -> None:
     would make feedparser rename elements."""
     canonical = known_prefixes()
     for prefix, uri in document.root.nsmap.items():
-        name = feedparser_name(f"{{{uri}}}x")
-        if (
-            name is not None
-            and prefix
-            and prefix.lower() in canonical
-            and name != f"{prefix.lower()}_x"
-        ):
+        known = known_prefix(uri)
+        renamed = known is not None and known.lower() != (prefix or "").lower()
+        if prefix and prefix.lower() in canonical and renamed:
             raise NotPlain(f"prefix {prefix} declared for {uri}")
 
 

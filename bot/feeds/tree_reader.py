@@ -43,10 +43,15 @@ from feedparser.sanitizer import replace_doctype
 from feedparser.util import FeedParserDict
 from lxml import etree
 
-from bot.feeds.feedparser_names import CONTAINERS, TEXTS, feedparser_name, matters
+from bot.feeds.feedparser_names import (
+    CONTAINERS,
+    TEXTS,
+    feedparser_name,
+    matters,
+    written_prefix,
+)
 from bot.feeds.plain_reader import NotPlain, read_plain
 
-_XML_NAMESPACE = "http://www.w3.org/XML/1998/namespace"
 _BASED = etree.XPath("//*[@*[translate(local-name(), 'BASE', 'base') = 'base']]")
 PARSER_OPTIONS = {
     "resolve_entities": False,
@@ -181,17 +186,10 @@ class _Walk:
             else:
                 uri, _, local = key[1:].partition("}")
                 pair = (uri, local)
-                qname = f"{_prefix(uri, namespaces)}:{local}"
+                prefix = written_prefix(namespaces, uri)
+                if prefix is None:
+                    raise _Undecidable(uri)
+                qname = f"{prefix}:{local}"
             values[pair] = value
             qnames[pair] = qname
         return AttributesNSImpl(values, qnames)
-
-
-def _prefix(uri: str, namespaces: dict[Any, str]) -> str:
-    """The prefix an attribute of namespace `uri` was written with (expat's qname)."""
-    if uri == _XML_NAMESPACE:
-        return "xml"
-    prefixes = [prefix for prefix, declared in namespaces.items() if declared == uri and prefix]
-    if len(prefixes) != 1:
-        raise _Undecidable(uri)  # two prefixes for one namespace: which one was written?
-    return prefixes[0]

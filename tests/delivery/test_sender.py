@@ -213,10 +213,12 @@ async def one_message(store: Store) -> None:
     await store.outbox.enqueue_text(1, None, kind="notice", texts=["hi"], now_ms=START_MS)
 
 
-async def sent_once(store: Store, bot: ScriptedTelegram, settings: Settings) -> Sender:
-    """Run a sender over the outbox until it is empty; retries come at once."""
+async def sent_once(
+    store: Store, bot: ScriptedTelegram, settings: Settings, backoff: float = 0.01
+) -> Sender:
+    """Run a sender over the outbox until it is empty; retries come after `backoff`."""
     sender = Sender(store, bot, unpaced(settings), FakeClock(START_MS))  # type: ignore[arg-type]
-    sender._backoff = lambda item: 0.01  # type: ignore[method-assign]
+    sender._backoff = lambda attempts: backoff  # type: ignore[method-assign]
     await sender.start()
     sender.wake()
     assert await sender.drain(10)
@@ -372,12 +374,7 @@ async def test_an_answer_to_another_chats_message_proves_the_path(
                 chat_id, None, kind="notice", texts=[f"{chat_id}.{n}"], now_ms=START_MS
             )
     bot = ScriptedTelegram([OutcomeUnknown("dropped unread")], read=False)
-    sender = Sender(store, bot, unpaced(settings), FakeClock(START_MS))  # type: ignore[arg-type]
-    sender._backoff = lambda attempts: 0.3  # type: ignore[method-assign]
-    await sender.start()
-    sender.wake()
-    assert await sender.drain(10)
-    await sender.stop()
+    sender = await sent_once(store, bot, settings, backoff=0.3)
 
     assert "getMe" not in bot.methods and sender.stats.probes == 0
     assert sorted(bot.texts) == ["1.1", "1.2", "2.1", "2.2"]  # each once
